@@ -1,0 +1,229 @@
+//! `Packages` index files, rendered from store entries alone.
+//!
+//! Rendering is by hand rather than through a deb822 library because the output
+//! must be canonical (field order, sorting) and sanitised: a value from upstream
+//! or config with a newline or a blank line in it must never open a new field or
+//! a new stanza. Every continuation line is indented and a blank one becomes
+//! ` .`, as deb822 requires. Tests parse the result back with `deb822-lossless`.
+
+use crate::model::PackageEntry;
+use crate::version;
+use std::fmt::Write as _;
+
+/// Fields the store owns; a control paragraph's own copies are never trusted.
+const COMPUTED: &[&str] = &["Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"];
+
+/// A deb822 field name: printable US-ASCII without colon or space, not starting
+/// with `#` or `-` (deb822(5)).
+pub fn valid_field_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(['#', '-'])
+        && name.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b':')
+}
+
+/// Render `value` as the text after `Name:` — first line as is, every further
+/// line indented by one space, blank lines written ` .`; carriage returns and
+/// other control characters become spaces.
+pub fn write_value(out: &mut String, value: &str) {
+    let clean: String = value
+        .chars()
+        .map(|c| if c != '\n' && (c.is_control()) { ' ' } else { c })
+        .collect();
+    let mut lines = clean.split('\n');
+    let first = lines.next().unwrap_or("").trim();
+    if !first.is_empty() {
+        out.push(' ');
+        out.push_str(first);
+    }
+    for line in lines {
+        out.push('\n');
+        let body = line.trim_end();
+        if body.trim().is_empty() {
+            out.push_str(" .");
+        } else if body.starts_with([' ', '\t']) {
+            out.push_str(body);
+        } else {
+            out.push(' ');
+            out.push_str(body);
+        }
+    }
+}
+
+fn push_field(out: &mut String, name: &str, value: &str) {
+    if !valid_field_name(name) {
+        return;
+    }
+    out.push_str(name);
+    out.push(':');
+    write_value(out, value);
+    out.push('\n');
+}
+
+/// One stanza: the .deb's control fields in their order (Package first), then
+/// descriptive fields from config that the .deb lacks, then the pool location and
+/// digests the store computed.
+pub fn render_stanza(entry: &PackageEntry) -> String {
+    let mut out = String::with_capacity(512);
+    push_field(&mut out, "Package", &entry.package_name);
+    let has = |name: &str| entry.control.get(name).is_some();
+    for (name, value) in &entry.control.fields {
+        let n = name.as_str();
+        if n.eq_ignore_ascii_case("Package") || COMPUTED.iter().any(|c| c.eq_ignore_ascii_case(n)) {
+            continue;
+        }
+        push_field(&mut out, name, value);
+    }
+    let cfg = &entry.config;
+    let depends = (!cfg.depends.is_empty()).then(|| cfg.depends.join(", "));
+    for (name, value) in [
+        ("Maintainer", &cfg.maintainer),
+        ("Section", &cfg.section),
+        ("Priority", &cfg.priority),
+        ("Homepage", &cfg.homepage),
+        ("Depends", &depends),
+        ("Description", &cfg.description),
+    ] {
+        if let Some(v) = value
+            && !has(name)
+        {
+            push_field(&mut out, name, v);
+        }
+    }
+    let c = &entry.checksums;
+    push_field(&mut out, "Filename", &entry.filename);
+    let _ = writeln!(out, "Size: {}", c.size);
+    push_field(&mut out, "MD5sum", &c.md5);
+    push_field(&mut out, "SHA1", &c.sha1);
+    push_field(&mut out, "SHA256", &c.sha256);
+    out
+}
+
+/// Sort by name, then Debian version, then architecture.
+pub fn sort_entries(entries: &mut [&PackageEntry]) {
+    entries.sort_by(|a, b| {
+        a.package_name
+            .cmp(&b.package_name)
+            .then_with(|| version::compare(&a.version, &b.version))
+            .then_with(|| a.architecture.cmp(&b.architecture))
+    });
+}
+
+/// The `Packages` file for one architecture: its own packages and the
+/// `Architecture: all` ones, stanzas separated by one blank line.
+pub fn render_packages(entries: &[PackageEntry], architecture: &str) -> String {
+    let mut selected: Vec<&PackageEntry> =
+        entries.iter().filter(|e| e.architecture == architecture || e.architecture == "all").collect();
+    sort_entries(&mut selected);
+    let mut out = String::with_capacity(selected.len() * 700);
+    for (i, e) in selected.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&render_stanza(e));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::entry;
+    use deb822_lossless::Deb822;
+    use proptest::prelude::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn stanza_keeps_control_and_adds_digests() {
+        let mut e = entry("kiro", "0.7.45", "amd64", b"deb");
+        e.control.fields.push(("Depends".into(), "libc6 (>= 2.28), libgtk-3-0".into()));
+        e.control.fields.push(("Description".into(), "Kiro IDE\n An agentic IDE.\n .\n More.".into()));
+        e.config.description = Some("from config".into());
+        e.config.section = Some("devel".into());
+        let s = render_stanza(&e);
+        assert!(s.starts_with("Package: kiro\nVersion: 0.7.45\nArchitecture: amd64\n"), "{s}");
+        assert!(s.contains("Depends: libc6 (>= 2.28), libgtk-3-0\n"));
+        assert!(s.contains("Description: Kiro IDE\n An agentic IDE.\n .\n More.\n"));
+        assert!(!s.contains("from config"));
+        assert!(s.contains("Section: devel\n"));
+        assert!(s.contains(&format!("SHA256: {}\n", e.checksums.sha256)));
+    }
+
+    #[test]
+    fn injected_fields_and_stanzas_are_defused() {
+        let mut e = entry("kiro", "1.0", "amd64", b"x");
+        e.config.maintainer = Some("Evil\nPackage: evil\n\nPackage: evil2\nVersion: 9".into());
+        e.control.fields.push(("Bad Name".into(), "dropped".into()));
+        e.control.fields.push(("Filename".into(), "pool/evil.deb".into()));
+        let text = render_packages(&[e.clone()], "amd64");
+        let parsed = Deb822::from_str(&text).unwrap();
+        let paras: Vec<_> = parsed.paragraphs().collect();
+        assert_eq!(paras.len(), 1, "{text}");
+        assert_eq!(paras[0].get("Package").as_deref(), Some("kiro"));
+        assert_eq!(paras[0].get("Filename").as_deref(), Some(e.filename.as_str()));
+        assert!(!text.contains("Bad Name"));
+    }
+
+    #[test]
+    fn sorted_by_name_then_debian_version_with_all_in_each() {
+        let entries = vec![
+            entry("kiro", "0.10.1", "amd64", b"a"),
+            entry("kiro", "0.9.9", "amd64", b"b"),
+            entry("kiro-repo", "1.0", "all", b"c"),
+            entry("kiro", "1.0", "arm64", b"d"),
+        ];
+        let amd: Vec<_> = render_packages(&entries, "amd64")
+            .lines()
+            .filter_map(|l| l.strip_prefix("Version: ").map(str::to_owned))
+            .collect();
+        assert_eq!(amd, ["0.9.9", "0.10.1", "1.0"]);
+        assert_eq!(render_packages(&entries, "arm64").matches("Package:").count(), 2);
+    }
+
+    fn arb_value() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("[ -~\n\r\t]{0,40}").unwrap()
+    }
+
+    proptest! {
+        /// Whatever the store holds, Packages parses back to exactly its entries.
+        #[test]
+        fn renders_what_a_deb822_parser_reads_back(
+            items in proptest::collection::vec(
+                ("[a-z0-9][a-z0-9+.-]{1,8}", "[0-9]{1,3}(\\.[0-9]{1,3}){0,2}(~[a-z]{1,3})?", arb_value(), arb_value(),
+                 proptest::collection::vec(("[A-Z][A-Za-z-]{0,10}", arb_value()), 0..4)),
+                0..12)
+        ) {
+            let mut entries = Vec::new();
+            for (i, (name, ver, maint, desc, extra)) in items.into_iter().enumerate() {
+                let mut e = entry(&name, &ver, "amd64", format!("{i}").as_bytes());
+                e.package_id = format!("{}#{i}", e.package_id);
+                e.config.maintainer = Some(maint);
+                e.config.description = Some(desc);
+                for (k, v) in extra {
+                    if e.control.get(&k).is_none() { e.control.fields.push((k, v)); }
+                }
+                entries.push(e);
+            }
+            let text = render_packages(&entries, "amd64");
+            let parsed = Deb822::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e:?}\n{text}")))?;
+            let paras: Vec<_> = parsed.paragraphs().collect();
+            prop_assert_eq!(paras.len(), entries.len(), "{}", text);
+            let mut refs: Vec<&PackageEntry> = entries.iter().collect();
+            sort_entries(&mut refs);
+            for (p, e) in paras.iter().zip(refs) {
+                prop_assert_eq!(p.get("Package"), Some(e.package_name.clone()));
+                prop_assert_eq!(p.get("Version"), Some(e.version.clone()));
+                prop_assert_eq!(p.get("Filename"), Some(e.filename.clone()));
+                prop_assert_eq!(p.get("SHA256"), Some(e.checksums.sha256.clone()));
+                prop_assert_eq!(p.get("Size"), Some(e.checksums.size.to_string()));
+                // Every field the entry has is there, and nothing else.
+                let mut names: Vec<String> = p.keys().collect();
+                names.sort();
+                let mut want: Vec<String> = render_stanza(e).lines()
+                    .filter(|l| !l.starts_with([' ', '\t']))
+                    .map(|l| l.split(':').next().unwrap().to_owned()).collect();
+                want.sort();
+                prop_assert_eq!(names, want);
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Object storage: where pool files, index files and private state live.
+//!
+//! [`ObjectStore`] is the seam between the pipeline and S3; [`DirStore`] is the
+//! local implementation over a directory. Keys are `/`-separated relative paths
+//! (`pool/main/k/kiro/kiro_0.7.45_amd64.deb`). Writes are atomic (temporary file
+//! then rename), and [`WriteMode::WriteOnce`] keys (pool, by-hash) can be written
+//! again only with identical bytes.
+
+use async_trait::async_trait;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Replace whatever is there (InRelease, index.html).
+    Overwrite,
+    /// Content-addressed or immutable: a second write must carry the same bytes.
+    WriteOnce,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("{key}: already exists with different content (sha256 {existing}, refusing to overwrite with {new})")]
+    Conflict { key: String, existing: String, new: String },
+    #[error("{key}: not found")]
+    NotFound { key: String },
+    #[error("{key}: invalid object key")]
+    BadKey { key: String },
+    #[error("{key}: {message}")]
+    Io { key: String, message: String },
+}
+
+impl BlobError {
+    pub fn io(key: &str, e: impl std::fmt::Display) -> BlobError {
+        BlobError::Io { key: key.to_owned(), message: e.to_string() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Store `data` at `key`.
+    async fn put_bytes(&self, key: &str, data: Vec<u8>, mode: WriteMode) -> Result<(), BlobError>;
+    /// Store the file at `path` (whose SHA256 the caller computed) at `key`. The
+    /// file is consumed: it may be moved rather than copied.
+    async fn put_file(&self, key: &str, path: &Path, sha256: &str, mode: WriteMode) -> Result<(), BlobError>;
+    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError>;
+    /// Copy the object into a local file (streaming; objects can be gigabytes).
+    async fn get_to_file(&self, key: &str, path: &Path) -> Result<(), BlobError>;
+    /// Copy within the store (server-side on S3).
+    async fn copy(&self, from: &str, to: &str, mode: WriteMode) -> Result<(), BlobError>;
+    async fn exists(&self, key: &str) -> Result<bool, BlobError>;
+    /// Every object whose key starts with `prefix`, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BlobError>;
+    async fn delete(&self, key: &str) -> Result<(), BlobError>;
+}
+
+/// Keys must be plain relative paths: no `..`, no empty or `.` component, no
+/// leading `/`, no backslash. Checked here once for every backend.
+pub fn check_key(key: &str) -> Result<(), BlobError> {
+    let ok = !key.is_empty()
+        && !key.contains('\\')
+        && key.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    if ok { Ok(()) } else { Err(BlobError::BadKey { key: key.to_owned() }) }
+}
+
+/// An [`ObjectStore`] over a local directory.
+#[derive(Debug, Clone)]
+pub struct DirStore {
+    root: PathBuf,
+}
+
+impl DirStore {
+    pub fn new(root: impl Into<PathBuf>) -> std::io::Result<DirStore> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        Ok(DirStore { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, BlobError> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    /// Move the temporary file into place. Write-once keys never replace an
+    /// existing file: identical content is accepted, anything else is a conflict.
+    fn commit(&self, key: &str, tmp: tempfile::TempPath, sha256: &str, mode: WriteMode) -> Result<(), BlobError> {
+        let dest = self.path(key)?;
+        match mode {
+            WriteMode::Overwrite => tmp.persist(&dest).map_err(|e| BlobError::io(key, e.error)),
+            WriteMode::WriteOnce => match tmp.persist_noclobber(&dest) {
+                Ok(()) => Ok(()),
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let existing = crate::digest::Checksums::of_file(&dest).map_err(|e| BlobError::io(key, e))?.sha256;
+                    if existing.eq_ignore_ascii_case(sha256) {
+                        Ok(())
+                    } else {
+                        Err(BlobError::Conflict { key: key.to_owned(), existing, new: sha256.to_owned() })
+                    }
+                }
+                Err(e) => Err(BlobError::io(key, e.error)),
+            },
+        }
+    }
+
+    /// A temporary file in the destination's directory, so that the final rename
+    /// stays on one filesystem and is atomic.
+    fn temp_for(&self, key: &str) -> Result<tempfile::NamedTempFile, BlobError> {
+        let dest = self.path(key)?;
+        let dir = dest.parent().expect("keys have a parent under root");
+        std::fs::create_dir_all(dir).map_err(|e| BlobError::io(key, e))?;
+        tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|e| BlobError::io(key, e))
+    }
+
+    fn put_bytes_sync(&self, key: &str, data: &[u8], mode: WriteMode) -> Result<(), BlobError> {
+        use std::io::Write;
+        let mut tmp = self.temp_for(key)?;
+        tmp.write_all(data).and_then(|_| tmp.as_file().sync_all()).map_err(|e| BlobError::io(key, e))?;
+        self.commit(key, tmp.into_temp_path(), &crate::digest::sha256_hex(data), mode)
+    }
+
+    fn put_file_sync(&self, key: &str, path: &Path, sha256: &str, mode: WriteMode) -> Result<(), BlobError> {
+        let tmp = self.temp_for(key)?;
+        let tmp_path = tmp.into_temp_path();
+        // A rename when the file is on the same filesystem, a copy otherwise.
+        if std::fs::rename(path, &tmp_path).is_err() {
+            std::fs::copy(path, &tmp_path).map_err(|e| BlobError::io(key, e))?;
+        }
+        self.commit(key, tmp_path, sha256, mode)
+    }
+}
+
+fn not_found_or_io(key: &str, e: std::io::Error) -> BlobError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        BlobError::NotFound { key: key.to_owned() }
+    } else {
+        BlobError::io(key, e)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for DirStore {
+    async fn put_bytes(&self, key: &str, data: Vec<u8>, mode: WriteMode) -> Result<(), BlobError> {
+        self.put_bytes_sync(key, &data, mode)
+    }
+
+    async fn put_file(&self, key: &str, path: &Path, sha256: &str, mode: WriteMode) -> Result<(), BlobError> {
+        self.put_file_sync(key, path, sha256, mode)
+    }
+
+    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+        std::fs::read(self.path(key)?).map_err(|e| not_found_or_io(key, e))
+    }
+
+    async fn get_to_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {
+        std::fs::copy(self.path(key)?, path).map(drop).map_err(|e| not_found_or_io(key, e))
+    }
+
+    async fn copy(&self, from: &str, to: &str, mode: WriteMode) -> Result<(), BlobError> {
+        let src = self.path(from)?;
+        let tmp = self.temp_for(to)?.into_temp_path();
+        std::fs::copy(&src, &tmp).map_err(|e| not_found_or_io(from, e))?;
+        let sha = crate::digest::Checksums::of_file(&tmp).map_err(|e| BlobError::io(to, e))?.sha256;
+        self.commit(to, tmp, &sha, mode)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, BlobError> {
+        Ok(self.path(key)?.is_file())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BlobError> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(BlobError::io(prefix, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| BlobError::io(prefix, e))?;
+                let path = entry.path();
+                let rel = path.strip_prefix(&self.root).expect("under root").to_string_lossy().replace('\\', "/");
+                if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                    continue;
+                }
+                let meta = entry.metadata().map_err(|e| BlobError::io(&rel, e))?;
+                if meta.is_dir() {
+                    // Descend only where the prefix can still match.
+                    if rel.starts_with(prefix) || prefix.starts_with(&format!("{rel}/")) {
+                        stack.push(path);
+                    }
+                } else if rel.starts_with(prefix) {
+                    out.push(ObjectInfo { key: rel, size: meta.len() });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        match std::fs::remove_file(self.path(key)?) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BlobError::io(key, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn write_once_accepts_same_bytes_and_refuses_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DirStore::new(dir.path()).unwrap();
+        s.put_bytes("pool/a/x.deb", b"one".to_vec(), WriteMode::WriteOnce).await.unwrap();
+        s.put_bytes("pool/a/x.deb", b"one".to_vec(), WriteMode::WriteOnce).await.unwrap();
+        let e = s.put_bytes("pool/a/x.deb", b"two".to_vec(), WriteMode::WriteOnce).await.unwrap_err();
+        assert!(matches!(e, BlobError::Conflict { .. }), "{e}");
+        assert_eq!(s.get_bytes("pool/a/x.deb").await.unwrap(), b"one");
+        s.put_bytes("index.html", b"a".to_vec(), WriteMode::Overwrite).await.unwrap();
+        s.put_bytes("index.html", b"b".to_vec(), WriteMode::Overwrite).await.unwrap();
+        assert_eq!(s.get_bytes("index.html").await.unwrap(), b"b");
+    }
+
+    #[tokio::test]
+    async fn keys_cannot_escape_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DirStore::new(dir.path()).unwrap();
+        for bad in ["../x", "/etc/passwd", "a//b", "a/./b", "", "a\\b"] {
+            assert!(matches!(s.put_bytes(bad, vec![], WriteMode::Overwrite).await, Err(BlobError::BadKey { .. })), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn list_copy_and_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DirStore::new(dir.path()).unwrap();
+        s.put_bytes("staging/b.deb", b"b".to_vec(), WriteMode::Overwrite).await.unwrap();
+        s.put_bytes("staging/a.deb", b"a".to_vec(), WriteMode::Overwrite).await.unwrap();
+        s.put_bytes("stagingx/c", b"c".to_vec(), WriteMode::Overwrite).await.unwrap();
+        let keys: Vec<_> = s.list("staging/").await.unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(keys, ["staging/a.deb", "staging/b.deb"]);
+        s.copy("staging/a.deb", "copy.deb", WriteMode::Overwrite).await.unwrap();
+        assert_eq!(s.get_bytes("copy.deb").await.unwrap(), b"a");
+        assert!(matches!(s.get_bytes("nope").await, Err(BlobError::NotFound { .. })));
+        assert!(matches!(s.copy("nope", "x", WriteMode::Overwrite).await, Err(BlobError::NotFound { .. })));
+    }
+}

@@ -1,0 +1,382 @@
+//! Configuration: `config/repository.yaml` and `config/packages/*.yaml`.
+//!
+//! Loading validates everything up front and fails with a message that names the
+//! file and the field: an unknown or missing field, a bad URL, a bad package name.
+//! Nothing downstream re-checks what is validated here.
+
+use crate::fetch::check_url_allowed;
+use crate::model::{ConfigFields, SourceType};
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration error, always naming the file and, where known, the field.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{}: field `{field}`: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+fn err(file: &Path, field: Option<&str>, message: impl Into<String>) -> ConfigError {
+    ConfigError { file: file.to_owned(), field: field.map(str::to_owned), message: message.into() }
+}
+
+/// `config/repository.yaml`: how the published repository describes itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    pub origin: String,
+    pub label: String,
+    pub suite: String,
+    pub codename: String,
+    pub description: String,
+    pub components: Vec<String>,
+    /// Space-separated or list; `all` packages are listed under each of these.
+    pub architectures: Vec<String>,
+    /// Where clients reach the repository root (index.html, kiro-repo's source list).
+    pub base_url: String,
+    /// How long a Release stays valid: `7d`, `36h`, `90m`, `45s`.
+    pub valid_for: String,
+    /// File name of the binary public keyring at the repository root.
+    pub keyring_name: String,
+    /// Name of the file under /etc/apt/sources.list.d/ that clients use.
+    pub source_list_name: String,
+    /// Package whose newest version is also published at the root as `<name>.deb`.
+    #[serde(default)]
+    pub convenience_copy: Option<String>,
+    pub signing: SigningConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// User id of a generated key.
+    pub user_id: String,
+    /// Armored secret key file (relative to the config directory). When absent the
+    /// CLI generates one in its state directory on first run.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// `config/packages/<name>.yaml`: one package and where it comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageConfig {
+    pub name: String,
+    pub description: String,
+    pub maintainer: String,
+    pub homepage: String,
+    pub section: String,
+    pub priority: String,
+    /// Debian architectures, space separated (`amd64 arm64`, `all`).
+    pub architecture: String,
+    #[serde(default)]
+    pub depends: Vec<String>,
+    pub source: SourceConfig,
+}
+
+/// The `source` block: its `type` selects the source plugin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    ExternalDownload {
+        /// The vendor's JSON metadata endpoint.
+        metadata_url: String,
+    },
+    StagingUpload {},
+    GithubRelease {
+        /// A GitHub-releases-shaped JSON list (`tag_name`, `assets[]`).
+        releases_url: String,
+        #[serde(default)]
+        include_prereleases: bool,
+    },
+}
+
+impl SourceConfig {
+    pub fn source_type(&self) -> SourceType {
+        match self {
+            SourceConfig::ExternalDownload { .. } => SourceType::ExternalDownload,
+            SourceConfig::StagingUpload {} => SourceType::StagingUpload,
+            SourceConfig::GithubRelease { .. } => SourceType::GithubRelease,
+        }
+    }
+}
+
+impl PackageConfig {
+    pub fn architectures(&self) -> impl Iterator<Item = &str> {
+        self.architecture.split_whitespace()
+    }
+
+    pub fn fields(&self) -> ConfigFields {
+        ConfigFields {
+            description: Some(self.description.clone()),
+            maintainer: Some(self.maintainer.clone()),
+            homepage: Some(self.homepage.clone()),
+            section: Some(self.section.clone()),
+            priority: Some(self.priority.clone()),
+            depends: self.depends.clone(),
+        }
+    }
+}
+
+/// The whole configuration directory.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub repository: RepositoryConfig,
+    pub packages: Vec<PackageConfig>,
+}
+
+impl Config {
+    /// Load and validate `dir/repository.yaml` and every `dir/packages/*.yaml`.
+    pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+        let repo_file = dir.join("repository.yaml");
+        let repository: RepositoryConfig = read_yaml(&repo_file)?;
+        validate_repository(&repository, &repo_file)?;
+
+        let pkg_dir = dir.join("packages");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&pkg_dir)
+            .map_err(|e| err(&pkg_dir, None, format!("cannot read package directory: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect();
+        files.sort();
+        let mut packages: Vec<PackageConfig> = Vec::new();
+        for file in files {
+            let pkg: PackageConfig = read_yaml(&file)?;
+            validate_package(&pkg, &file)?;
+            if packages.iter().any(|p| p.name == pkg.name) {
+                return Err(err(&file, Some("name"), format!("package {:?} is configured twice", pkg.name)));
+            }
+            packages.push(pkg);
+        }
+        if let Some(copy) = &repository.convenience_copy
+            && !packages.iter().any(|p| &p.name == copy)
+        {
+            return Err(err(&repo_file, Some("convenience_copy"), format!("no package named {copy:?} is configured")));
+        }
+        Ok(Config { dir: dir.to_owned(), repository, packages })
+    }
+
+    pub fn package(&self, name: &str) -> Option<&PackageConfig> {
+        self.packages.iter().find(|p| p.name == name)
+    }
+}
+
+fn read_yaml<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| err(file, None, format!("cannot read: {e}")))?;
+    serde_norway::from_str(&text).map_err(|e| {
+        // serde names the field ("unknown field `x`", "missing field `y`") and the
+        // position; the file name is ours to add.
+        err(file, None, e.to_string())
+    })
+}
+
+/// Debian policy §5.6.1: lower case letters, digits, `+ - .`, at least two
+/// characters, starting with an alphanumeric. `..` is refused as well because the
+/// name becomes a path component of the pool.
+pub fn check_package_name(name: &str) -> Result<(), String> {
+    let ok = name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+        && !name.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid Debian package name (lower case letters, digits, '+', '-', '.'; \
+             at least two characters; starting with a letter or digit; no '..')"
+        ))
+    }
+}
+
+/// Architecture, suite, component and similar path-forming words.
+fn check_word(value: &str) -> bool {
+    !value.is_empty()
+        && value != "."
+        && !value.contains("..")
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+}
+
+/// A value that lands in a single-line deb822 field: no line breaks at all.
+fn check_single_line(file: &Path, field: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        return Err(err(file, Some(field), "must not be empty"));
+    }
+    if value.contains(['\n', '\r']) {
+        return Err(err(file, Some(field), "must be a single line"));
+    }
+    Ok(())
+}
+
+fn validate_repository(r: &RepositoryConfig, file: &Path) -> Result<(), ConfigError> {
+    for (field, value) in [("origin", &r.origin), ("label", &r.label), ("description", &r.description)] {
+        check_single_line(file, field, value)?;
+    }
+    for (field, value) in [("suite", &r.suite), ("codename", &r.codename)] {
+        if !check_word(value) {
+            return Err(err(file, Some(field), format!("{value:?} is not a valid suite name")));
+        }
+    }
+    for (field, list) in [("components", &r.components), ("architectures", &r.architectures)] {
+        if list.is_empty() {
+            return Err(err(file, Some(field), "must list at least one entry"));
+        }
+        if let Some(bad) = list.iter().find(|v| !check_word(v)) {
+            return Err(err(file, Some(field), format!("{bad:?} is not a valid name")));
+        }
+    }
+    if r.architectures.iter().any(|a| a == "all") {
+        return Err(err(file, Some("architectures"), "list real architectures; `all` packages are listed under each"));
+    }
+    let url = url::Url::parse(&r.base_url).map_err(|e| err(file, Some("base_url"), format!("{:?}: {e}", r.base_url)))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(err(file, Some("base_url"), format!("{:?}: must be http(s)", r.base_url)));
+    }
+    parse_duration(&r.valid_for).map_err(|e| err(file, Some("valid_for"), e))?;
+    if !check_word(&r.keyring_name) || !r.keyring_name.ends_with(".gpg") {
+        return Err(err(file, Some("keyring_name"), format!("{:?}: must be a plain file name ending in .gpg", r.keyring_name)));
+    }
+    if !check_word(&r.source_list_name) || !r.source_list_name.ends_with(".list") {
+        return Err(err(file, Some("source_list_name"), format!("{:?}: must be a plain file name ending in .list", r.source_list_name)));
+    }
+    check_single_line(file, "signing.user_id", &r.signing.user_id)?;
+    Ok(())
+}
+
+fn validate_package(p: &PackageConfig, file: &Path) -> Result<(), ConfigError> {
+    check_package_name(&p.name).map_err(|e| err(file, Some("name"), e))?;
+    if p.description.trim().is_empty() {
+        return Err(err(file, Some("description"), "must not be empty"));
+    }
+    for (field, value) in [
+        ("maintainer", &p.maintainer),
+        ("homepage", &p.homepage),
+        ("section", &p.section),
+        ("priority", &p.priority),
+        ("architecture", &p.architecture),
+    ] {
+        check_single_line(file, field, value)?;
+    }
+    if let Some(bad) = p.architectures().find(|a| !check_word(a)) {
+        return Err(err(file, Some("architecture"), format!("{bad:?} is not a valid architecture")));
+    }
+    if let Some(bad) = p.depends.iter().find(|d| d.contains(['\n', '\r', ',']) || d.trim().is_empty()) {
+        return Err(err(file, Some("depends"), format!("{bad:?}: one relation per list entry, single line")));
+    }
+    match &p.source {
+        SourceConfig::ExternalDownload { metadata_url } => {
+            check_url_allowed(metadata_url).map_err(|e| err(file, Some("source.metadata_url"), e.to_string()))?;
+        }
+        SourceConfig::GithubRelease { releases_url, .. } => {
+            check_url_allowed(releases_url).map_err(|e| err(file, Some("source.releases_url"), e.to_string()))?;
+        }
+        SourceConfig::StagingUpload {} => {}
+    }
+    Ok(())
+}
+
+/// Parse `7d`, `36h`, `90m`, `45s`. Hand-written: four suffixes do not warrant a
+/// dependency.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{text:?}: expected a number followed by d, h, m or s"))?;
+    let secs = match unit {
+        "d" => n * 86_400,
+        "h" => n * 3_600,
+        "m" => n * 60,
+        "s" => n,
+        _ => return Err(format!("{text:?}: unit must be d, h, m or s")),
+    };
+    if secs == 0 {
+        return Err(format!("{text:?}: must be longer than zero"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+impl RepositoryConfig {
+    pub fn validity(&self) -> Duration {
+        parse_duration(&self.valid_for).expect("validated at load")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    const REPO: &str = "origin: Kiro\nlabel: Kiro\nsuite: stable\ncodename: stable\ndescription: Kiro\n\
+components: [main]\narchitectures: [amd64, arm64]\nbase_url: https://apt.example.com\nvalid_for: 7d\n\
+keyring_name: kiro-archive-keyring.gpg\nsource_list_name: kiro.list\nsigning:\n  user_id: Kiro <apt@example.com>\n";
+
+    const PKG: &str = "name: kiro\ndescription: Kiro IDE\nmaintainer: Kiro <k@example.com>\nhomepage: https://kiro.dev\n\
+section: devel\npriority: optional\narchitecture: amd64\nsource:\n  type: external_download\n  metadata_url: https://example.com/m.json\n";
+
+    fn load_with(pkg: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "repository.yaml", REPO);
+        write(dir.path(), "packages/kiro.yaml", pkg);
+        Config::load(dir.path())
+    }
+
+    #[test]
+    fn loads_valid_config() {
+        let c = load_with(PKG).unwrap();
+        assert_eq!(c.packages[0].name, "kiro");
+        assert_eq!(c.repository.validity(), Duration::from_secs(7 * 86400));
+    }
+
+    #[test]
+    fn missing_field_names_file_and_field() {
+        let e = load_with(&PKG.replace("maintainer: Kiro <k@example.com>\n", "")).unwrap_err().to_string();
+        assert!(e.contains("kiro.yaml") && e.contains("missing field `maintainer`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_is_refused() {
+        let e = load_with(&format!("{PKG}colour: blue\n")).unwrap_err().to_string();
+        assert!(e.contains("kiro.yaml") && e.contains("unknown field `colour`"), "{e}");
+        let e = load_with(&PKG.replace("type: external_download", "type: external_download\n  mirror: x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `mirror`"), "{e}");
+    }
+
+    #[test]
+    fn bad_names_and_urls() {
+        for bad in ["ki/ro", "..", "a..b", "Kiro", "k"] {
+            let e = load_with(&PKG.replace("name: kiro", &format!("name: \"{bad}\""))).unwrap_err().to_string();
+            assert!(e.contains("field `name`"), "{bad}: {e}");
+        }
+        let e = load_with(&PKG.replace("https://example.com/m.json", "http://example.com/m.json")).unwrap_err().to_string();
+        assert!(e.contains("source.metadata_url") && e.contains("https"), "{e}");
+        let e = load_with(&PKG.replace("https://example.com/m.json", "not a url")).unwrap_err().to_string();
+        assert!(e.contains("source.metadata_url"), "{e}");
+        assert!(load_with(&PKG.replace("https://example.com/m.json", "http://127.0.0.1:9/m.json")).is_ok());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("36h").unwrap(), Duration::from_secs(36 * 3600));
+        assert!(parse_duration("7 weeks").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! One-pass digests: size, MD5, SHA1 and SHA256 of a byte stream.
+//!
+//! APT's Packages and Release files list all three hashes; computing them in the
+//! same pass that writes the bytes means a multi-gigabyte artifact is read once.
+
+use md5::Md5;
+use serde::{Deserialize, Serialize};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use std::io::{self, Read, Write};
+
+/// Size and the three hashes that APT indexes carry, hex encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksums {
+    pub size: u64,
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+}
+
+/// Incremental hasher for [`Checksums`].
+#[derive(Default, Clone)]
+pub struct Hasher {
+    size: u64,
+    md5: Md5,
+    sha1: Sha1,
+    sha256: Sha256,
+}
+
+impl Hasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        self.size += data.len() as u64;
+        self.md5.update(data);
+        self.sha1.update(data);
+        self.sha256.update(data);
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn finish(self) -> Checksums {
+        Checksums {
+            size: self.size,
+            md5: hex::encode(self.md5.finalize()),
+            sha1: hex::encode(self.sha1.finalize()),
+            sha256: hex::encode(self.sha256.finalize()),
+        }
+    }
+}
+
+impl Checksums {
+    pub fn of(data: &[u8]) -> Checksums {
+        let mut h = Hasher::new();
+        h.update(data);
+        h.finish()
+    }
+
+    /// Digest everything `reader` yields, in 256 KiB reads.
+    pub fn of_reader(mut reader: impl Read) -> io::Result<Checksums> {
+        let mut h = Hasher::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                return Ok(h.finish());
+            }
+            h.update(&buf[..n]);
+        }
+    }
+
+    pub fn of_file(path: &std::path::Path) -> io::Result<Checksums> {
+        Self::of_reader(std::fs::File::open(path)?)
+    }
+}
+
+/// SHA256 alone, hex encoded (by-hash names, content comparison).
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// A writer that digests everything passing through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Hasher,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter { inner, hasher: Hasher::new() }
+    }
+    pub fn finish(self) -> (W, Checksums) {
+        (self.inner, self.hasher.finish())
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_digests_of_abc() {
+        let c = Checksums::of(b"abc");
+        assert_eq!(c.size, 3);
+        assert_eq!(c.md5, "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(c.sha1, "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(c.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn chunked_equals_whole() {
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7) as u8).collect();
+        let mut h = Hasher::new();
+        for chunk in data.chunks(4093) {
+            h.update(chunk);
+        }
+        assert_eq!(h.finish(), Checksums::of(&data));
+    }
+}

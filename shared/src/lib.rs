@@ -1,0 +1,31 @@
+//! pkgrelay core: everything the `pkgrelay` CLI and the five Lambda functions share.
+//!
+//! The crate is organised by what things are, not by where they run:
+//! - [`model`]: the records that flow between steps and into the store;
+//! - [`config`]: `config/repository.yaml` and `config/packages/*.yaml`, validated;
+//! - [`sources`]: where candidates come from (Kiro metadata, staging uploads, GitHub releases);
+//! - [`fetch`]: streaming HTTP downloads with retries and one-pass digests;
+//! - [`deb`]: reading and building Debian binary packages;
+//! - [`apt`]: rendering the APT index (Packages, Release, index.html);
+//! - [`sign`]: OpenPGP signing of Release files;
+//! - [`store`]: the package store (`PackageStore`), SQLite locally;
+//! - [`blob`]: object storage (`ObjectStore`), a directory locally;
+//! - [`steps`]: the five pipeline steps as plain async functions;
+//! - [`pipeline`]: the in-process runner that chains the steps like the state machine does.
+//!
+//! Nothing here imports an AWS SDK: AWS backends implement the traits in their own crate.
+
+pub mod apt;
+pub mod blob;
+pub mod config;
+pub mod deb;
+pub mod digest;
+pub mod fetch;
+pub mod model;
+pub mod pipeline;
+pub mod repository;
+pub mod sign;
+pub mod sources;
+pub mod steps;
+pub mod store;
+pub mod version;

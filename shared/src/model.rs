@@ -1,0 +1,184 @@
+//! The records that flow between the pipeline steps and into the store.
+//!
+//! Everything here is plain serde data: it is what Step Functions carries between
+//! Lambda functions (kept small: keys and ids, never file contents) and what the
+//! CLI passes between the same step functions in-process.
+
+use crate::deb::ControlParagraph;
+use crate::digest::Checksums;
+use serde::{Deserialize, Serialize};
+
+/// How a package reaches the repository (the `type` of a package's `source` block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceType {
+    /// A vendor metadata endpoint that announces releases (Kiro).
+    ExternalDownload,
+    /// A `.deb` dropped into the private `staging/` prefix (kiro-repo).
+    StagingUpload,
+    /// Release assets in a GitHub-releases-shaped JSON list (kiro-cli).
+    GithubRelease,
+}
+
+/// `name#version#architecture`: the store's partition key.
+pub fn package_id(name: &str, version: &str, architecture: &str) -> String {
+    format!("{name}#{version}#{architecture}")
+}
+
+/// A file published unmodified beside a package (Kiro's certificate and signature).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Companion {
+    /// What it is: `certificate` or `signature`.
+    pub kind: String,
+    /// Where upstream serves it.
+    pub url: String,
+    /// File-name suffix in the pool: `pem`, `sig`.
+    pub suffix: String,
+}
+
+/// What a source announces; check-sources emits these, download-package takes one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Configured package name (`config/packages/<name>.yaml`).
+    pub package: String,
+    /// Version as upstream announces it; the .deb must agree.
+    pub version: String,
+    /// Debian architecture, when the source knows it before download.
+    pub architecture: String,
+    pub source_type: SourceType,
+    /// Where the artifact is: an https URL, or a `staging/` key of the private store.
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub companions: Vec<Companion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pub_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+impl Candidate {
+    pub fn package_id(&self) -> String {
+        package_id(&self.package, &self.version, &self.architecture)
+    }
+}
+
+/// A companion file as stored: its pool key and digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCompanion {
+    pub kind: String,
+    pub key: String,
+    pub url: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Descriptive fields from the package's configuration; the .deb's own control
+/// paragraph wins where both have a field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintainer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub homepage: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends: Vec<String>,
+}
+
+/// One package version in the store: everything an index needs without opening
+/// the artifact again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageEntry {
+    pub package_id: String,
+    pub package_name: String,
+    pub version: String,
+    pub architecture: String,
+    /// The control paragraph exactly as read from the .deb.
+    pub control: ControlParagraph,
+    #[serde(default)]
+    pub config: ConfigFields,
+    /// Pool key, relative to the repository root (APT's `Filename`).
+    pub filename: String,
+    #[serde(flatten)]
+    pub checksums: Checksums,
+    pub source_type: SourceType,
+    pub source_url: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub companions: Vec<StoredCompanion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pub_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// RFC 3339 UTC time the entry was recorded.
+    pub processed_timestamp: String,
+}
+
+/// Per-suite bookkeeping: the generation counter and what is published.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuiteState {
+    pub suite: String,
+    /// Highest generation number handed out by build-index.
+    pub generation: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<Publication>,
+}
+
+/// What the last successful publish put live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publication {
+    pub generation: u64,
+    /// RFC 3339: the Release's Date.
+    pub date: String,
+    /// RFC 3339: the Release's Valid-Until.
+    pub valid_until: String,
+    pub manifest_key: String,
+}
+
+impl Publication {
+    /// True once less than half of the Release's validity is left: the index must
+    /// be re-signed even if nothing is new, or apt will refuse the repository.
+    pub fn refresh_due(&self, now: time::OffsetDateTime) -> bool {
+        use time::format_description::well_known::Rfc3339;
+        let (Ok(date), Ok(until)) = (
+            time::OffsetDateTime::parse(&self.date, &Rfc3339),
+            time::OffsetDateTime::parse(&self.valid_until, &Rfc3339),
+        ) else {
+            return true;
+        };
+        now >= date + (until - date) / 2
+    }
+}
+
+/// Current UTC time as RFC 3339 (seconds precision).
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    use time::format_description::well_known::Rfc3339;
+    t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn refresh_is_due_past_half_validity() {
+        let p = Publication {
+            generation: 1,
+            date: "2026-01-01T00:00:00Z".into(),
+            valid_until: "2026-01-08T00:00:00Z".into(),
+            manifest_key: String::new(),
+        };
+        assert!(!p.refresh_due(datetime!(2026-01-04 11:00 UTC)));
+        assert!(p.refresh_due(datetime!(2026-01-04 12:00 UTC)));
+        assert!(p.refresh_due(datetime!(2026-02-01 00:00 UTC)));
+    }
+}

@@ -1,0 +1,88 @@
+//! What a repository format hands the pipeline: bytes to store and a publish
+//! plan. The steps know nothing of APT; the APT format (and later a Homebrew
+//! or media format) implements [`RepositoryFormat`].
+
+use crate::deb::ControlParagraph;
+use crate::model::{Candidate, PackageEntry};
+use std::path::Path;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Where a published object's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectRef {
+    /// An object already in the public store (a by-hash file, a pool file).
+    Public(String),
+    /// A per-generation file kept private until publish; the name is relative to
+    /// the generation's prefix while rendering and a full private key in a manifest.
+    Staged(String),
+}
+
+/// One object that publish writes, in plan order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanEntry {
+    /// Public key to write.
+    pub key: String,
+    pub from: ObjectRef,
+    /// A missing source is a warning, not a failure (the convenience copy).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+impl PlanEntry {
+    pub fn public(key: &str, from: &str) -> PlanEntry {
+        PlanEntry { key: key.to_owned(), from: ObjectRef::Public(from.to_owned()), optional: false }
+    }
+    pub fn staged(key: &str, name: &str) -> PlanEntry {
+        PlanEntry { key: key.to_owned(), from: ObjectRef::Staged(name.to_owned()), optional: false }
+    }
+}
+
+/// A rendered generation of the repository index.
+#[derive(Debug, Default)]
+pub struct RenderedIndex {
+    /// Content-addressed public objects, write-once (APT's by-hash files).
+    pub immutable: Vec<(String, Vec<u8>)>,
+    /// Per-generation files (signed Release files, index.html, keyring), by name.
+    pub staged: Vec<(String, Vec<u8>)>,
+    /// Publish order.
+    pub plan: Vec<PlanEntry>,
+    /// RFC 3339 date of the index and end of its validity.
+    pub date: String,
+    pub valid_until: String,
+    pub packages: usize,
+}
+
+/// What a format reads from a downloaded artifact: its identity, its own
+/// metadata paragraph, and the key it is published under.
+#[derive(Debug, Clone)]
+pub struct ArtifactDescription {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub control: ControlParagraph,
+    pub key: String,
+}
+
+/// A kind of repository (APT today).
+pub trait RepositoryFormat: Send + Sync {
+    /// Read the artifact at `path` (downloaded for `candidate`), check that it is
+    /// what the candidate announced, and name its public key. Errors here mean
+    /// the artifact is bad, not that the system is.
+    fn describe_artifact(&self, candidate: &Candidate, path: &Path) -> anyhow::Result<ArtifactDescription>;
+    /// Render a generation of the index from every store entry.
+    fn render(&self, entries: &[PackageEntry], now: OffsetDateTime) -> anyhow::Result<RenderedIndex>;
+}
+
+/// What build-index leaves for publish: the generation and its plan, with staged
+/// names resolved to private keys. Stored as JSON in the private store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub suite: String,
+    pub generation: u64,
+    pub date: String,
+    pub valid_until: String,
+    pub packages: usize,
+    pub plan: Vec<PlanEntry>,
+}

@@ -1,0 +1,137 @@
+//! The five pipeline steps, each a plain async function `input -> Result<output>`
+//! with serde types on both sides: the Lambda functions call them with AWS
+//! backends in the [`Context`], the CLI with SQLite and a directory.
+//!
+//! | step | in | out |
+//! |---|---|---|
+//! | [`check_sources`] | trigger, force_rebuild | candidates |
+//! | [`download_package`] | one candidate | staged artifact |
+//! | [`record_metadata`] | staged artifact | package id |
+//! | [`build_index`] | — | generation + manifest key |
+//! | [`publish`] | generation + manifest key | url, summary |
+
+mod build_index;
+mod check_sources;
+mod download_package;
+mod publish;
+mod record_metadata;
+
+pub use build_index::{BuildIndexInput, BuildIndexOutput, build_index};
+pub use check_sources::{CheckSourcesInput, CheckSourcesOutput, SourceFailure, check_sources};
+pub use download_package::{StagedArtifact, download_package};
+pub use publish::{PublishInput, PublishOutput, PublishStatus, publish};
+pub use record_metadata::{RecordOutcome, RecordOutput, record_metadata};
+
+use crate::blob::{BlobError, ObjectStore};
+use crate::config::Config;
+use crate::fetch::{DownloadProgress, FetchError, Fetcher};
+use crate::repository::RepositoryFormat;
+use crate::store::{PackageStore, StoreError};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Receives per-download progress (a terminal progress bar in the CLI).
+pub trait Observer: Send + Sync {
+    fn download(&self, _label: &str) -> Box<dyn DownloadProgress> {
+        Box::new(())
+    }
+}
+
+/// An observer that reports nothing (Lambda, tests).
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// Everything a step may use. Built once per process (per Lambda cold start).
+pub struct Context {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn PackageStore>,
+    /// The published repository (bucket / `public/`).
+    pub public: Arc<dyn ObjectStore>,
+    /// Private objects: `staging/` uploads and per-generation files.
+    pub private: Arc<dyn ObjectStore>,
+    pub fetcher: Fetcher,
+    pub format: Arc<dyn RepositoryFormat>,
+    /// Scratch space for downloads (the Lambda's /tmp, the CLI's state directory).
+    pub work_dir: PathBuf,
+    pub observer: Arc<dyn Observer>,
+}
+
+impl Context {
+    pub fn suite(&self) -> &str {
+        &self.config.repository.suite
+    }
+}
+
+/// A step's failure, classified so that Step Functions `Retry`/`Catch` can match
+/// on [`StepError::error_type`].
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// Worth retrying: network trouble, throttling, 5xx.
+    #[error("{0:#}")]
+    Transient(anyhow::Error),
+    /// The input is bad (not a .deb, hash mismatch, 404): retrying cannot help.
+    #[error("{0:#}")]
+    InvalidPackage(anyhow::Error),
+    /// Same id, other bytes: refused, the first one kept.
+    #[error("{0:#}")]
+    Conflict(anyhow::Error),
+    /// Configuration or programming error, storage failure.
+    #[error("{0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl StepError {
+    /// The `errorType` a Lambda returns and `ErrorEquals` matches.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            StepError::Transient(_) => "TransientError",
+            StepError::InvalidPackage(_) => "InvalidPackage",
+            StepError::Conflict(_) => "PackageConflict",
+            StepError::Internal(_) => "InternalError",
+        }
+    }
+
+    /// Add context to the message, keeping the classification.
+    pub fn context(self, what: impl std::fmt::Display) -> StepError {
+        let wrap = |e: anyhow::Error| e.context(what.to_string());
+        match self {
+            StepError::Transient(e) => StepError::Transient(wrap(e)),
+            StepError::InvalidPackage(e) => StepError::InvalidPackage(wrap(e)),
+            StepError::Conflict(e) => StepError::Conflict(wrap(e)),
+            StepError::Internal(e) => StepError::Internal(wrap(e)),
+        }
+    }
+}
+
+impl From<FetchError> for StepError {
+    fn from(e: FetchError) -> Self {
+        if e.is_transient() { StepError::Transient(e.into()) } else { StepError::InvalidPackage(e.into()) }
+    }
+}
+
+impl From<BlobError> for StepError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::Conflict { .. } => StepError::Conflict(e.into()),
+            _ => StepError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        StepError::Internal(e.into())
+    }
+}
+
+impl From<std::io::Error> for StepError {
+    fn from(e: std::io::Error) -> Self {
+        StepError::Internal(e.into())
+    }
+}
+
+pub type StepResult<T> = Result<T, StepError>;
+
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}

@@ -1,0 +1,285 @@
+//! The package store: the single source of truth for what the repository holds.
+//!
+//! [`PackageStore`] is what the steps use; DynamoDB implements it on AWS and
+//! [`SqliteStore`] on one machine. Writes are conditional: a new package id is
+//! inserted, the same id with the same SHA256 is a no-op, the same id with other
+//! bytes is a conflict that changes nothing. A small per-suite record holds the
+//! generation counter and the published generation.
+
+use crate::model::{PackageEntry, Publication, SuiteState};
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+use std::path::Path;
+use std::sync::Mutex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Backend(String),
+    #[error("store: record {id} is unreadable: {message}")]
+    Corrupt { id: String, message: String },
+}
+
+/// Outcome of a conditional insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted,
+    /// Same id, same SHA256: nothing to do.
+    AlreadyPresent,
+    /// Same id, other bytes: refused, the stored entry is kept.
+    Conflict { existing_sha256: String },
+}
+
+/// Outcome of recording a publication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishRecord {
+    Recorded,
+    /// A newer (or the same) generation is already published.
+    Superseded { published: u64 },
+}
+
+#[async_trait]
+pub trait PackageStore: Send + Sync {
+    async fn get(&self, package_id: &str) -> Result<Option<PackageEntry>, StoreError>;
+    async fn insert(&self, entry: &PackageEntry) -> Result<InsertOutcome, StoreError>;
+    /// Every entry, in no particular order.
+    async fn all(&self) -> Result<Vec<PackageEntry>, StoreError>;
+    /// Every version of one package (the `package-name-index`).
+    async fn versions_of(&self, package_name: &str) -> Result<Vec<PackageEntry>, StoreError>;
+    async fn suite(&self, suite: &str) -> Result<SuiteState, StoreError>;
+    /// Atomically increment and return the suite's generation counter.
+    async fn allocate_generation(&self, suite: &str) -> Result<u64, StoreError>;
+    /// Record `publication` as live unless a generation at least as new already is.
+    async fn record_published(&self, suite: &str, publication: &Publication) -> Result<PublishRecord, StoreError>;
+}
+
+/// [`PackageStore`] in one SQLite file (the embedded default, `.pkgrelay/state.db`).
+///
+/// SQLite calls are synchronous and short; the CLI runs them inline under a mutex
+/// rather than on a blocking pool.
+pub struct SqliteStore {
+    conn: Mutex<rusqlite::Connection>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS packages (
+    package_id   TEXT PRIMARY KEY,
+    package_name TEXT NOT NULL,
+    version      TEXT NOT NULL,
+    architecture TEXT NOT NULL,
+    sha256       TEXT NOT NULL,
+    record       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS package_name_index ON packages (package_name, version);
+CREATE TABLE IF NOT EXISTS suites (
+    suite       TEXT PRIMARY KEY,
+    generation  INTEGER NOT NULL DEFAULT 0,
+    publication TEXT
+);
+";
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
+        }
+        let conn = rusqlite::Connection::open(path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(SqliteStore { conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(backend)
+    }
+
+    fn decode(id: &str, json: &str) -> Result<PackageEntry, StoreError> {
+        serde_json::from_str(json).map_err(|e| StoreError::Corrupt { id: id.to_owned(), message: e.to_string() })
+    }
+
+    fn query_entries(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<PackageEntry>, StoreError> {
+        let rows: Vec<(String, String)> = self.with(|c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })?;
+        rows.iter().map(|(id, json)| Self::decode(id, json)).collect()
+    }
+}
+
+#[async_trait]
+impl PackageStore for SqliteStore {
+    async fn get(&self, package_id: &str) -> Result<Option<PackageEntry>, StoreError> {
+        let json: Option<String> = self.with(|c| {
+            c.query_row("SELECT record FROM packages WHERE package_id = ?1", [package_id], |r| r.get(0)).optional()
+        })?;
+        json.map(|j| Self::decode(package_id, &j)).transpose()
+    }
+
+    async fn insert(&self, entry: &PackageEntry) -> Result<InsertOutcome, StoreError> {
+        let json = serde_json::to_string(entry).map_err(backend)?;
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let existing: Option<String> = tx
+                .query_row("SELECT sha256 FROM packages WHERE package_id = ?1", [&entry.package_id], |r| r.get(0))
+                .optional()?;
+            let outcome = match existing {
+                Some(sha) if sha == entry.checksums.sha256 => InsertOutcome::AlreadyPresent,
+                Some(sha) => InsertOutcome::Conflict { existing_sha256: sha },
+                None => {
+                    tx.execute(
+                        "INSERT INTO packages (package_id, package_name, version, architecture, sha256, record)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            entry.package_id,
+                            entry.package_name,
+                            entry.version,
+                            entry.architecture,
+                            entry.checksums.sha256,
+                            json
+                        ],
+                    )?;
+                    InsertOutcome::Inserted
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+    }
+
+    async fn all(&self) -> Result<Vec<PackageEntry>, StoreError> {
+        self.query_entries("SELECT package_id, record FROM packages", [])
+    }
+
+    async fn versions_of(&self, package_name: &str) -> Result<Vec<PackageEntry>, StoreError> {
+        self.query_entries("SELECT package_id, record FROM packages WHERE package_name = ?1", [package_name])
+    }
+
+    async fn suite(&self, suite: &str) -> Result<SuiteState, StoreError> {
+        let row: Option<(i64, Option<String>)> = self.with(|c| {
+            c.query_row("SELECT generation, publication FROM suites WHERE suite = ?1", [suite], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+        })?;
+        let Some((generation, publication)) = row else {
+            return Ok(SuiteState { suite: suite.to_owned(), ..Default::default() });
+        };
+        let published = publication
+            .map(|p| serde_json::from_str(&p))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt { id: format!("suite {suite}"), message: e.to_string() })?;
+        Ok(SuiteState { suite: suite.to_owned(), generation: generation as u64, published })
+    }
+
+    async fn allocate_generation(&self, suite: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.with(|c| {
+            c.query_row(
+                "INSERT INTO suites (suite, generation) VALUES (?1, 1)
+                 ON CONFLICT (suite) DO UPDATE SET generation = generation + 1
+                 RETURNING generation",
+                [suite],
+                |r| r.get(0),
+            )
+        })?;
+        Ok(n as u64)
+    }
+
+    async fn record_published(&self, suite: &str, publication: &Publication) -> Result<PublishRecord, StoreError> {
+        let json = serde_json::to_string(publication).map_err(backend)?;
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let current: Option<String> = tx
+                .query_row("SELECT publication FROM suites WHERE suite = ?1", [suite], |r| r.get(0))
+                .optional()?
+                .flatten();
+            let published = current
+                .and_then(|p| serde_json::from_str::<Publication>(&p).ok())
+                .map(|p| p.generation)
+                .unwrap_or(0);
+            if published >= publication.generation {
+                return Ok(PublishRecord::Superseded { published });
+            }
+            tx.execute(
+                "INSERT INTO suites (suite, generation, publication) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (suite) DO UPDATE SET publication = excluded.publication",
+                params![suite, publication.generation as i64, json],
+            )?;
+            tx.commit()?;
+            Ok(PublishRecord::Recorded)
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::deb::ControlParagraph;
+    use crate::digest::Checksums;
+    use crate::model::{ConfigFields, SourceType, package_id};
+
+    pub fn entry(name: &str, version: &str, arch: &str, bytes: &[u8]) -> PackageEntry {
+        PackageEntry {
+            package_id: package_id(name, version, arch),
+            package_name: name.into(),
+            version: version.into(),
+            architecture: arch.into(),
+            control: ControlParagraph {
+                fields: vec![
+                    ("Package".into(), name.into()),
+                    ("Version".into(), version.into()),
+                    ("Architecture".into(), arch.into()),
+                ],
+            },
+            config: ConfigFields::default(),
+            filename: format!("pool/main/{}/{name}/{name}_{version}_{arch}.deb", &name[..1]),
+            checksums: Checksums::of(bytes),
+            source_type: SourceType::ExternalDownload,
+            source_url: format!("https://example.com/{name}_{version}.deb"),
+            companions: vec![],
+            pub_date: None,
+            notes: None,
+            processed_timestamp: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn conditional_insert() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+        let a = entry("kiro", "0.7.45", "amd64", b"one");
+        assert_eq!(s.insert(&a).await.unwrap(), InsertOutcome::Inserted);
+        assert_eq!(s.insert(&a).await.unwrap(), InsertOutcome::AlreadyPresent);
+        let b = entry("kiro", "0.7.45", "amd64", b"two");
+        assert!(matches!(s.insert(&b).await.unwrap(), InsertOutcome::Conflict { .. }));
+        assert_eq!(s.get(&a.package_id).await.unwrap().unwrap(), a);
+        s.insert(&entry("kiro", "0.9.9", "amd64", b"x")).await.unwrap();
+        s.insert(&entry("kiro-cli", "1.0", "arm64", b"y")).await.unwrap();
+        assert_eq!(s.versions_of("kiro").await.unwrap().len(), 2);
+        assert_eq!(s.all().await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn generations_and_publication() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+        assert_eq!(s.allocate_generation("stable").await.unwrap(), 1);
+        assert_eq!(s.allocate_generation("stable").await.unwrap(), 2);
+        let p = |generation| Publication {
+            generation,
+            date: "2026-01-01T00:00:00Z".into(),
+            valid_until: "2026-01-08T00:00:00Z".into(),
+            manifest_key: format!("generations/{generation}/manifest.json"),
+        };
+        assert_eq!(s.record_published("stable", &p(2)).await.unwrap(), PublishRecord::Recorded);
+        assert_eq!(s.record_published("stable", &p(1)).await.unwrap(), PublishRecord::Superseded { published: 2 });
+        let st = s.suite("stable").await.unwrap();
+        assert_eq!((st.generation, st.published.unwrap().generation), (2, 2));
+    }
+}

@@ -1,0 +1,106 @@
+//! Debian version ordering.
+//!
+//! Versions always compare by Debian rules (epoch, upstream, revision, `~` sorting
+//! before everything), never as strings: `0.10.1` is newer than `0.9.9`. The rules
+//! come from the `debversion` crate; this module only names the operations the
+//! rest of the crate needs and gives parse errors a useful message.
+
+use std::cmp::Ordering;
+
+pub use debversion::Version;
+
+/// Parse a Debian version, naming the offending text on failure.
+pub fn parse(text: &str) -> anyhow::Result<Version> {
+    text.parse::<Version>()
+        .map_err(|e| anyhow::anyhow!("invalid Debian version {text:?}: {e}"))
+}
+
+/// Compare two version strings by Debian rules. Unparseable versions sort before
+/// parseable ones and among themselves as strings, so a sort never panics.
+pub fn compare(a: &str, b: &str) -> Ordering {
+    match (a.parse::<Version>(), b.parse::<Version>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        (Err(_), Ok(_)) => Ordering::Less,
+        (Ok(_), Err(_)) => Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
+/// The version as it appears in a pool file name: without its epoch, as the
+/// Debian archive names files (`1:2.0-1` -> `2.0-1`).
+pub fn without_epoch(version: &str) -> &str {
+    match version.split_once(':') {
+        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => rest,
+        _ => version,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pairs whose order dpkg defines (checked with `dpkg --compare-versions`).
+    const ORDERED: &[(&str, &str)] = &[
+        ("1.0~rc1", "1.0"),
+        ("1.0~~", "1.0~"),
+        ("1.0~", "1.0"),
+        ("1.0", "1.0+b1"),
+        ("1.0", "1.0-1"),
+        ("1.0-1", "1.0-2"),
+        ("1.0-2", "1.0-10"),
+        ("0.9.9", "0.10.1"),
+        ("0.7.45", "0.7.100"),
+        ("2.0", "1:1.0"),
+        ("1:1.0", "2:0.1"),
+        ("1.0a", "1.0b"),
+        ("1.0", "1.0a"),
+        ("1.0.0", "1.0.1"),
+        ("1.2.3-0ubuntu1", "1.2.3-1"),
+        ("9", "10"),
+        ("1.0-1~bpo1", "1.0-1"),
+        ("1.0+dfsg", "1.0+dfsg1"),
+        ("1.0.", "1.0.a"),
+    ];
+
+    #[test]
+    fn debian_order_of_tricky_pairs() {
+        for (lo, hi) in ORDERED {
+            assert_eq!(compare(lo, hi), Ordering::Less, "{lo} < {hi}");
+            assert_eq!(compare(hi, lo), Ordering::Greater, "{hi} > {lo}");
+        }
+    }
+
+    #[test]
+    fn equal_versions() {
+        assert_eq!(compare("1.0", "1.0"), Ordering::Equal);
+        assert_eq!(compare("0:1.0", "1.0"), Ordering::Equal);
+        assert_eq!(compare("1.00", "1.0"), Ordering::Equal);
+    }
+
+    #[test]
+    fn epochs_leave_file_names() {
+        assert_eq!(without_epoch("1:2.0-1"), "2.0-1");
+        assert_eq!(without_epoch("2.0-1"), "2.0-1");
+    }
+
+    #[test]
+    fn bad_versions_are_named() {
+        let err = parse("1.0 beta").unwrap_err().to_string();
+        assert!(err.contains("1.0 beta"), "{err}");
+    }
+
+    proptest::proptest! {
+        /// Sorting with `compare` is a total order consistent with the table's tricky
+        /// characters: shuffled input always sorts to the same sequence.
+        #[test]
+        fn sort_is_deterministic(mut v in proptest::collection::vec("[0-9]{1,2}(\\.[0-9a-z~+]{1,3}){0,3}(-[0-9]{1,2})?", 1..20)) {
+            let mut a = v.clone();
+            a.sort_by(|x, y| compare(x, y));
+            v.reverse();
+            v.sort_by(|x, y| compare(x, y));
+            for (x, y) in a.iter().zip(v.iter()) {
+                proptest::prop_assert_eq!(compare(x, y), Ordering::Equal);
+            }
+        }
+    }
+}
