@@ -1,1 +1,113 @@
-fn main(){}
+//! `pkgrelay`: mirror upstream releases into a signed APT repository.
+//!
+//! The CLI runs the same five steps as the AWS Lambda functions, in-process, on
+//! embedded defaults (SQLite in `./.pkgrelay`, the repository in `./public`),
+//! and can serve and verify the result. Each subcommand lives in its own module.
+
+mod keys;
+mod progress;
+mod serve;
+mod sync;
+mod verify;
+
+use clap::{Args, Parser, Subcommand};
+use pkgrelay_core::config::Config;
+use pkgrelay_core::local::LocalPaths;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "pkgrelay", version, about = "Mirror upstream releases into signed package repositories")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where configuration, state and the published repository live.
+#[derive(Args, Clone)]
+struct Dirs {
+    /// Configuration directory (repository.yaml, packages/*.yaml).
+    #[arg(long, default_value = "config")]
+    config: PathBuf,
+    /// State directory (SQLite store, signing key, staging/).
+    #[arg(long, default_value = ".pkgrelay")]
+    state: PathBuf,
+    /// Published repository directory.
+    #[arg(long, default_value = "public")]
+    out: PathBuf,
+}
+
+impl Dirs {
+    fn paths(&self) -> LocalPaths {
+        LocalPaths { config: self.config.clone(), state: self.state.clone(), out: self.out.clone() }
+    }
+    fn load(&self) -> anyhow::Result<Config> {
+        Ok(Config::load(&self.config)?)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ask every source for new releases, download and record them, publish the repository.
+    Sync {
+        #[command(flatten)]
+        dirs: Dirs,
+        /// Ask no source: rebuild and re-sign the index from the store alone.
+        #[arg(long)]
+        force_rebuild: bool,
+        /// Exit non-zero when any source or package failed (default: report and exit 0
+        /// as long as the published repository is consistent).
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Serve the published repository over HTTP on a loopback address.
+    Serve {
+        #[arg(long, default_value = "public")]
+        out: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+    },
+    /// Check the published repository: signatures, every index file, every pool file.
+    Verify {
+        #[command(flatten)]
+        dirs: Dirs,
+    },
+    /// The archive signing key.
+    Key {
+        #[command(subcommand)]
+        action: keys::KeyAction,
+        #[command(flatten)]
+        dirs: Dirs,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PKGRELAY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .compact()
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Sync { dirs, force_rebuild, strict } => sync::run(&dirs, force_rebuild, strict).await,
+        Command::Serve { out, bind } => serve::run(&out, bind).await,
+        Command::Verify { dirs } => verify::run(&dirs).await,
+        Command::Key { action, dirs } => keys::run(action, &dirs),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -21,6 +21,7 @@ pub mod config;
 pub mod deb;
 pub mod digest;
 pub mod fetch;
+pub mod local;
 pub mod model;
 pub mod pipeline;
 pub mod repository;

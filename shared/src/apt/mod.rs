@@ -7,6 +7,7 @@
 pub mod html;
 pub mod packages;
 pub mod release;
+pub mod verify;
 
 use crate::config::{RepositoryConfig, check_package_name};
 use crate::digest::Checksums;

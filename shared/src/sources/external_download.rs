@@ -5,6 +5,8 @@
 //! `{"currentRelease": "0.7.45", "releases": [{"version": "0.7.45", "updateTo": {"url": …, "pub_date": …, "notes": …}}, …]}`.
 //! The older flat one is a single release:
 //! `{"version", "pub_date", "url", "certificate", "signature", "notes"}`.
+//! Either may carry a `sha256` (or `sha256hash`) of the .deb, which the download
+//! must then match.
 
 use super::{METADATA_LIMIT, Source, SourceContext, resolve};
 use crate::config::PackageConfig;
@@ -35,6 +37,7 @@ struct Release {
     signature: Option<String>,
     pub_date: Option<String>,
     notes: Option<String>,
+    sha256: Option<String>,
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {
@@ -58,6 +61,11 @@ impl Release {
             self.signature = Some(url);
         }
     }
+}
+
+/// An optional SHA256 of the .deb, under the names vendors use for it.
+fn sha256_of(v: &Value) -> Option<String> {
+    text(v, "sha256").or_else(|| text(v, "sha256hash")).map(|h| h.to_ascii_lowercase())
 }
 
 /// Parse either metadata shape into candidates for `package`'s architecture.
@@ -85,6 +93,7 @@ pub fn parse_kiro_metadata(body: &[u8], metadata_url: &str, package: &PackageCon
             if url_path(&url).ends_with(".deb") {
                 release.pub_date = text(update, "pub_date").or(release.pub_date.take());
                 release.notes = text(update, "notes").or(release.notes.take());
+                release.sha256 = sha256_of(update);
             }
             release.add_url(url);
         }
@@ -92,7 +101,13 @@ pub fn parse_kiro_metadata(body: &[u8], metadata_url: &str, package: &PackageCon
     } else if doc.get("version").is_some() || doc.get("url").is_some() {
         let version =
             text(&doc, "version").ok_or_else(|| anyhow!("metadata at {metadata_url}: flat form without `version`"))?;
-        let mut r = Release { version, pub_date: text(&doc, "pub_date"), notes: text(&doc, "notes"), ..Default::default() };
+        let mut r = Release {
+            version,
+            pub_date: text(&doc, "pub_date"),
+            notes: text(&doc, "notes"),
+            sha256: sha256_of(&doc),
+            ..Default::default()
+        };
         if let Some(url) = text(&doc, "url") {
             r.add_url(url);
         }
@@ -127,7 +142,7 @@ pub fn parse_kiro_metadata(body: &[u8], metadata_url: &str, package: &PackageCon
             source_type: SourceType::ExternalDownload,
             url: deb,
             expected_size: None,
-            expected_sha256: None,
+            expected_sha256: r.sha256,
             companions,
             pub_date: r.pub_date,
             notes: r.notes,

@@ -50,8 +50,13 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
         return Ok(out);
     }
     let sctx = SourceContext { fetcher: &ctx.fetcher, private: ctx.private.as_ref(), work_dir: &ctx.work_dir };
-    for package in &ctx.config.packages {
-        let found = match sources::for_package(package).candidates(package, &sctx).await {
+    // Sources are independent: ask them all at once.
+    let answers = futures_util::future::join_all(
+        ctx.config.packages.iter().map(|p| async { (p, sources::for_package(p).candidates(p, &sctx).await) }),
+    )
+    .await;
+    for (package, answer) in answers {
+        let found = match answer {
             Ok(found) => found,
             Err(e) => {
                 tracing::warn!(package = %package.name, "source failed: {e:#}");

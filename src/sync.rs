@@ -1,0 +1,52 @@
+//! `pkgrelay sync`: the whole pipeline, in-process.
+
+use crate::Dirs;
+use pkgrelay_core::local;
+use pkgrelay_core::pipeline;
+use pkgrelay_core::steps::CheckSourcesInput;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub async fn run(dirs: &Dirs, force_rebuild: bool, strict: bool) -> anyhow::Result<ExitCode> {
+    let config = dirs.load()?;
+    let paths = dirs.paths();
+    let (key, generated) = local::load_or_generate_key(&config, &paths)?;
+    if generated {
+        tracing::info!(
+            fingerprint = %key.fingerprint(),
+            "generated a new archive signing key in {} (keep it: clients trust this key)",
+            paths.key_file().display()
+        );
+    }
+    let observer = Arc::new(crate::progress::Bars::new());
+    let ctx = local::context(config, &paths, key, observer)?;
+    let trigger = if force_rebuild { "manual" } else { "cli" };
+    let summary = pipeline::run(&ctx, CheckSourcesInput { force_rebuild, trigger: Some(trigger.into()) }).await?;
+
+    println!("new: {}", summary.new.len());
+    for id in &summary.new {
+        println!("  {id}");
+    }
+    println!("skipped (already processed): {}", summary.already_processed);
+    println!("failed: {}", summary.failed.len());
+    for f in &summary.failed {
+        println!("  {} [{}]: {}", f.what, f.error_type, f.message);
+    }
+    match &summary.published {
+        Some(p) => {
+            println!(
+                "published generation {} ({} packages, valid until {}) to {} for {}",
+                p.generation,
+                p.packages,
+                p.valid_until,
+                dirs.out.display(),
+                p.url
+            );
+            for w in &p.warnings {
+                println!("  warning: {w}");
+            }
+        }
+        None => println!("repository unchanged (nothing new, index still fresh)"),
+    }
+    Ok(if strict && !summary.failed.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
