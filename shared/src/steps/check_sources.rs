@@ -52,7 +52,10 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
     let sctx = SourceContext { fetcher: &ctx.fetcher, private: ctx.private.as_ref(), work_dir: &ctx.work_dir };
     // Sources are independent: ask them all at once.
     let answers = futures_util::future::join_all(
-        ctx.config.packages.iter().map(|p| async { (p, sources::for_package(p).candidates(p, &sctx).await) }),
+        ctx.config.packages.iter().map(|p| {
+            let sctx = &sctx;
+            async move { (p, sources::for_package(p).candidates(p, sctx).await) }
+        }),
     )
     .await;
     for (package, answer) in answers {
