@@ -1,0 +1,347 @@
+//! Test fixtures shared by the end-to-end tests: an upstream HTTP server on
+//! 127.0.0.1 that can misbehave on purpose, `.deb` files built for the test,
+//! a private configuration directory, the `pkgrelay` binary, and a real apt
+//! client with its own configuration and state (never the host's).
+
+#![allow(dead_code)]
+
+use pkgrelay_core::deb::{ControlParagraph, DebBuilder};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// How the fixture answers one path.
+#[derive(Clone)]
+pub enum Reply {
+    Body(Vec<u8>),
+    Status(u16),
+    /// Announce the whole length, send only the first half, close.
+    CutShort(Vec<u8>),
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 (one connection at a time per thread,
+/// `Connection: close`), with replies the test changes at will.
+pub struct Upstream {
+    pub base: String,
+    routes: Arc<Mutex<HashMap<String, Reply>>>,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    addr: std::net::SocketAddr,
+}
+
+impl Upstream {
+    pub fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
+        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r, h, s) = (routes.clone(), hits.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (r, h) = (r.clone(), h.clone());
+                std::thread::spawn(move || serve_one(conn, &r, &h));
+            }
+        });
+        Upstream { base: format!("http://{addr}"), routes, hits, stop, addr }
+    }
+
+    pub fn set(&self, path: &str, reply: Reply) {
+        self.routes.lock().unwrap().insert(path.to_owned(), reply);
+    }
+
+    pub fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stop answering: later connections are refused.
+    pub fn stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn serve_one(conn: TcpStream, routes: &Mutex<HashMap<String, Reply>>, hits: &Mutex<HashMap<String, usize>>) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+    }
+    *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let reply = routes.lock().unwrap().get(&path).cloned().unwrap_or(Reply::Status(404));
+    let mut out = conn;
+    let _ = match reply {
+        Reply::Body(b) => {
+            let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len());
+            out.write_all(&b)
+        }
+        Reply::Status(code) => write!(
+            out,
+            "HTTP/1.1 {code} Oops\r\nContent-Length: 5\r\nRetry-After: 0\r\nConnection: close\r\n\r\noops!"
+        ),
+        Reply::CutShort(b) => {
+            let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len());
+            out.write_all(&b[..b.len() / 2])
+        }
+    };
+    let _ = out.flush();
+    let _ = out.shutdown(std::net::Shutdown::Both);
+}
+
+/// A small but real binary package.
+pub fn deb(name: &str, version: &str, arch: &str, depends: Option<&str>) -> Vec<u8> {
+    let mut fields = vec![
+        ("Package".to_owned(), name.to_owned()),
+        ("Version".to_owned(), version.to_owned()),
+        ("Architecture".to_owned(), arch.to_owned()),
+        ("Maintainer".to_owned(), "Fixture <fixture@example.com>".to_owned()),
+    ];
+    if let Some(d) = depends {
+        fields.push(("Depends".to_owned(), d.to_owned()));
+    }
+    fields.push(("Recommends".to_owned(), "kiro-repo".to_owned()));
+    fields.push(("Description".to_owned(), format!("{name} fixture\n Built by the test suite.\n .\n Version {version}.")));
+    let mut b = DebBuilder::new(ControlParagraph { fields });
+    b.file(&format!("/usr/share/doc/{name}/VERSION"), 0o644, format!("{version}\n"));
+    b.build().unwrap()
+}
+
+pub fn sha256(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Kiro-shaped metadata (current nested form) for one release.
+pub fn kiro_metadata(up: &Upstream, version: &str, deb_path: &str) -> Vec<u8> {
+    serde_json::json!({
+        "currentRelease": version,
+        "releases": [
+            {"version": version, "updateTo": {"version": version, "pub_date": "2025-11-20T10:00:00Z",
+                "notes": format!("Kiro {version}"), "url": up.url(deb_path)}},
+            {"version": version, "updateTo": {"url": up.url(&format!("/signed/{version}/certificate.pem"))}},
+            {"version": version, "updateTo": {"url": up.url(&format!("/signed/{version}/signature.bin"))}},
+        ]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Serve a Kiro release at the usual paths and point the metadata at it.
+pub fn publish_kiro(up: &Upstream, version: &str) -> Vec<u8> {
+    let bytes = deb("kiro", version, "amd64", Some("libc6 (>= 2.28)"));
+    let deb_path = format!("/signed/{version}/deb/kiro-ide-{version}-stable-linux-x64.deb");
+    up.set(&deb_path, Reply::Body(bytes.clone()));
+    up.set(&format!("/signed/{version}/certificate.pem"), Reply::Body(format!("CERT {version}\n").into_bytes()));
+    up.set(&format!("/signed/{version}/signature.bin"), Reply::Body(format!("SIG {version}").into_bytes()));
+    up.set("/stable/metadata.json", Reply::Body(kiro_metadata(up, version, &deb_path)));
+    bytes
+}
+
+/// A workspace: config, state and output directories for one test.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    /// The repository's own `config/`, with sources pointed at `up`.
+    pub fn new(up: &Upstream) -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config");
+        std::fs::create_dir_all(cfg.join("packages")).unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        std::fs::copy(root.join("repository.yaml"), cfg.join("repository.yaml")).unwrap();
+        for name in ["kiro", "kiro-repo", "kiro-cli"] {
+            let text = std::fs::read_to_string(root.join(format!("packages/{name}.yaml"))).unwrap();
+            let text = text
+                .replace(
+                    "https://prod.download.desktop.kiro.dev/stable/metadata-linux-x64-deb-stable.json",
+                    &up.url("/stable/metadata.json"),
+                )
+                .replace("https://api.github.com/repos/kirodotdev/kiro-cli/releases", &up.url("/cli/releases"));
+            std::fs::write(cfg.join(format!("packages/{name}.yaml")), text).unwrap();
+        }
+        up.set("/cli/releases", Reply::Body(b"[]".to_vec()));
+        Workspace { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn pkgrelay(&self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_pkgrelay"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("PKGRELAY_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ pkgrelay {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// `pkgrelay sync`, asserting it exits 0; returns its stdout.
+    pub fn sync(&self, extra: &[&str]) -> String {
+        let mut args = vec!["sync"];
+        args.extend_from_slice(extra);
+        let out = self.pkgrelay(&args);
+        assert!(out.status.success(), "sync failed");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn verify(&self) -> Output {
+        self.pkgrelay(&["verify"])
+    }
+
+    /// Every file of the published repository, by relative path.
+    pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let root = self.path("public");
+        let mut stack = vec![root.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.insert(p.strip_prefix(&root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    /// Start `pkgrelay serve` on a free loopback port; killed on drop.
+    pub fn serve(&self) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pkgrelay"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .current_dir(self.dir.path())
+            .env("PKGRELAY_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect("serve prints its URL").to_owned();
+        Served { child, url }
+    }
+}
+
+pub struct Served {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real apt client with private configuration, state, cache and dpkg status.
+pub struct Apt {
+    pub root: tempfile::TempDir,
+}
+
+impl Apt {
+    /// `source_line` is a whole `deb [signed-by=…] URL suite component` line.
+    pub fn new(source_line: &str) -> Apt {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for d in [
+            "etc/apt/apt.conf.d",
+            "etc/apt/preferences.d",
+            "etc/apt/sources.list.d",
+            "etc/apt/trusted.gpg.d",
+            "state/lists/partial",
+            "cache/archives/partial",
+            "log",
+            "download",
+        ] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::fs::write(r.join("etc/apt/sources.list"), format!("{source_line}\n")).unwrap();
+        // An installed libc6, so that packages depending on it resolve.
+        std::fs::write(
+            r.join("status"),
+            "Package: libc6\nStatus: install ok installed\nPriority: optional\nSection: libs\nInstalled-Size: 1\n\
+Maintainer: Fixture <fixture@example.com>\nArchitecture: amd64\nMulti-Arch: same\nVersion: 2.36-9\nDescription: fixture\n",
+        )
+        .unwrap();
+        let p = r.display();
+        std::fs::write(
+            r.join("apt.conf"),
+            format!(
+                "Dir::Etc \"{p}/etc/apt\";\nDir::Etc::Parts \"{p}/etc/apt/apt.conf.d\";\n\
+Dir::Etc::SourceList \"{p}/etc/apt/sources.list\";\nDir::Etc::SourceParts \"{p}/etc/apt/sources.list.d\";\n\
+Dir::Etc::Trusted \"{p}/etc/apt/trusted.gpg\";\nDir::Etc::TrustedParts \"{p}/etc/apt/trusted.gpg.d\";\n\
+Dir::Etc::Preferences \"{p}/etc/apt/preferences\";\nDir::Etc::PreferencesParts \"{p}/etc/apt/preferences.d\";\n\
+Dir::State \"{p}/state\";\nDir::State::status \"{p}/status\";\nDir::Cache \"{p}/cache\";\nDir::Log \"{p}/log\";\n\
+APT::Architecture \"amd64\";\nAPT::Architectures {{ \"amd64\"; }};\nAcquire::Languages \"none\";\n\
+Debug::NoLocking \"true\";\nAPT::Sandbox::User \"root\";\nAcquire::Retries \"0\";\n"
+            ),
+        )
+        .unwrap();
+        Apt { root }
+    }
+
+    pub fn run(&self, tool: &str, args: &[&str]) -> (bool, String) {
+        let out = Command::new(tool)
+            .args(args)
+            .env("APT_CONFIG", self.root.path().join("apt.conf"))
+            .env("LC_ALL", "C")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .current_dir(self.root.path().join("download"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        eprintln!("$ {tool} {}\n{text}", args.join(" "));
+        (out.status.success(), text)
+    }
+
+    pub fn download_dir(&self) -> PathBuf {
+        self.root.path().join("download")
+    }
+}
+
+/// Read a file completely (helper for readability in tests).
+pub fn slurp(path: &Path) -> Vec<u8> {
+    let mut v = Vec::new();
+    std::fs::File::open(path).unwrap().read_to_end(&mut v).unwrap();
+    v
+}
