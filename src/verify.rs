@@ -6,10 +6,10 @@ use pkgrelay_core::blob::DirStore;
 use std::process::ExitCode;
 
 pub async fn run(dirs: &Dirs) -> anyhow::Result<ExitCode> {
-    let config = dirs.load()?;
+    let repository = pkgrelay_core::config::Config::load_repository(&dirs.config)?;
     let store = DirStore::new(&dirs.out)?;
     let scratch = tempfile::tempdir()?;
-    let report = verify::verify(&store, &config.repository, scratch.path()).await;
+    let report = verify::verify(&store, &repository, scratch.path()).await;
     for p in &report.problems {
         println!("problem: {p}");
     }

@@ -139,11 +139,19 @@ pub struct Config {
 }
 
 impl Config {
-    /// Load and validate `dir/repository.yaml` and every `dir/packages/*.yaml`.
-    pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+    /// Load and validate `dir/repository.yaml` alone (enough to read a
+    /// published repository).
+    pub fn load_repository(dir: &Path) -> Result<RepositoryConfig, ConfigError> {
         let repo_file = dir.join("repository.yaml");
         let repository: RepositoryConfig = read_yaml(&repo_file)?;
         validate_repository(&repository, &repo_file)?;
+        Ok(repository)
+    }
+
+    /// Load and validate `dir/repository.yaml` and every `dir/packages/*.yaml`.
+    pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+        let repo_file = dir.join("repository.yaml");
+        let repository = Self::load_repository(dir)?;
 
         let pkg_dir = dir.join("packages");
         let mut files: Vec<PathBuf> = std::fs::read_dir(&pkg_dir)

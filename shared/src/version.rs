@@ -70,6 +70,18 @@ mod tests {
         }
     }
 
+    /// The table itself is checked against dpkg, the reference implementation.
+    #[test]
+    fn table_agrees_with_dpkg() {
+        for (lo, hi) in ORDERED {
+            let status = std::process::Command::new("dpkg")
+                .args(["--compare-versions", lo, "lt", hi])
+                .status()
+                .expect("dpkg is required to check the version table");
+            assert!(status.success(), "dpkg disagrees: {lo} < {hi}");
+        }
+    }
+
     #[test]
     fn equal_versions() {
         assert_eq!(compare("1.0", "1.0"), Ordering::Equal);
