@@ -76,7 +76,7 @@ pub fn context(config: Config, paths: &LocalPaths, key: SigningKey, observer: Ar
     std::fs::create_dir_all(&work_dir)?;
     std::fs::create_dir_all(paths.staging())?;
     let store = SqliteStore::open(&paths.state.join("state.db"))?;
-    let format = AptRepository { config: config.repository.clone(), key: Arc::new(key) };
+    let format = AptRepository { config: config.repository.clone(), key: Some(Arc::new(key)) };
     Ok(Context {
         config: Arc::new(config),
         store: Arc::new(store),

@@ -30,10 +30,11 @@ pub fn pool_key(component: &str, name: &str, version: &str, architecture: &str) 
     format!("pool/{component}/{prefix}/{name}/{name}_{version}_{architecture}.deb")
 }
 
-/// The APT format of one suite, signed with `key`.
+/// The APT format of one suite, signed with `key`. Only rendering needs the
+/// key; steps that never render (and so never hold the secret) pass `None`.
 pub struct AptRepository {
     pub config: RepositoryConfig,
-    pub key: Arc<SigningKey>,
+    pub key: Option<Arc<SigningKey>>,
 }
 
 /// xz preset for Packages.xz: apt reads any level; see bench/README.md for the
@@ -129,12 +130,13 @@ impl RepositoryFormat for AptRepository {
 
     fn render(&self, entries: &[PackageEntry], now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
         let cfg = &self.config;
+        let key = self.key.as_deref().ok_or_else(|| anyhow!("no signing key: this process cannot render the index"))?;
         let dists = self.dists();
         let now = now.replace_nanosecond(0)?;
         let valid_until = now + cfg.validity();
         let mut out = RenderedIndex { date: rfc3339(now), valid_until: rfc3339(valid_until), ..Default::default() };
 
-        out.staged.push((cfg.keyring_name.clone(), self.key.public_keyring()?));
+        out.staged.push((cfg.keyring_name.clone(), key.public_keyring()?));
         out.plan.push(PlanEntry::staged(&cfg.keyring_name, &cfg.keyring_name));
 
         let mut listed = Vec::new();
@@ -160,14 +162,14 @@ impl RepositoryFormat for AptRepository {
         }
 
         let release = release::render_release(cfg, now, valid_until, &listed).into_bytes();
-        let release_gpg = self.key.detached_sign(&release)?;
-        let inrelease = self.key.clearsign(&release)?;
+        let release_gpg = key.detached_sign(&release)?;
+        let inrelease = key.clearsign(&release)?;
         for (name, bytes) in [("Release", release), ("Release.gpg", release_gpg), ("InRelease", inrelease)] {
             out.plan.push(PlanEntry::staged(&format!("{dists}/{name}"), name));
             out.staged.push((name.to_owned(), bytes));
         }
 
-        let html = html::render_index_html(cfg, &self.key.fingerprint(), &Self::listing(entries), &release::release_date(now));
+        let html = html::render_index_html(cfg, &key.fingerprint(), &Self::listing(entries), &release::release_date(now));
         out.staged.push(("index.html".to_owned(), html.into_bytes()));
         out.plan.push(PlanEntry::staged("index.html", "index.html"));
 
