@@ -167,12 +167,18 @@ function runHarness(args, env) {
   });
 }
 
+// Every Lambda event is an envelope {payload, execution_id}; checks look at the
+// payload after making sure the execution id came along.
 function calls(root, fn) {
   const dir = path.join(root, 'calls');
   return fs
     .readdirSync(dir)
     .filter((f) => f.startsWith(`${fn}.`))
-    .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
+    .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')))
+    .map((event) => {
+      check(/^arn:aws:states:/.test(event.execution_id ?? ''), `${fn} event carries the execution id`, event);
+      return event.payload;
+    });
 }
 
 function statesEntered(report) {
