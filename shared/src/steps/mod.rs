@@ -135,3 +135,6 @@ pub type StepResult<T> = Result<T, StepError>;
 fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
 }
+
+#[cfg(test)]
+mod tests;
