@@ -1,0 +1,330 @@
+//! [`PackageStore`] on DynamoDB.
+//!
+//! Two tables:
+//! - the packages table, partition key `package_id` (`name#version#arch`), with
+//!   the GSI `package-name-index` (`package_name`, `version`). Each
+//!   [`PackageEntry`] is stored as a native item (serde_dynamo), so its fields
+//!   (`package_name`, `version`, `sha256`, `size`, `filename`, …) are ordinary
+//!   attributes; reading an item back gives the identical entry.
+//! - the state table, partition key `suite`: one item per suite holding the
+//!   generation counter `generation`, the live publication `published` (a map)
+//!   and its number `published_generation` (a plain number for the condition).
+//!
+//! Every write that must not lose a race is conditional: inserts never overwrite
+//! (`attribute_not_exists`), the counter is an atomic `ADD`, and a publication is
+//! recorded only over an older one. Reads of the base table are strongly
+//! consistent; `versions_of` reads the GSI, which is eventually consistent.
+//!
+//! Throttling is left to the SDK's retry policy: build clients with [`client`]
+//! (standard retry, 8 attempts), or configure a client passed in the same way.
+
+use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+};
+use pkgrelay_core::model::{PackageEntry, Publication, SuiteState};
+use pkgrelay_core::store::{InsertOutcome, PackageStore, PublishRecord, StoreError};
+use std::collections::HashMap;
+
+/// Name of the GSI on (`package_name`, `version`).
+pub const PACKAGE_NAME_INDEX: &str = "package-name-index";
+
+type Item = HashMap<String, AttributeValue>;
+
+/// A DynamoDB client from shared SDK configuration, with the retry policy the
+/// store relies on against throttling (standard mode, exponential backoff with
+/// jitter, 8 attempts).
+pub fn client(config: &SdkConfig) -> Client {
+    let conf = aws_sdk_dynamodb::config::Builder::from(config)
+        .retry_config(RetryConfig::standard().with_max_attempts(8))
+        .build();
+    Client::from_conf(conf)
+}
+
+/// [`PackageStore`] over a packages table and a state table (see the module docs).
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    packages_table: String,
+    state_table: String,
+    page_size: Option<i32>,
+}
+
+impl DynamoStore {
+    /// The client should be built with [`client`] (or carry an equivalent retry
+    /// configuration): throttling is retried by the SDK, not here.
+    pub fn new(client: Client, packages_table: impl Into<String>, state_table: impl Into<String>) -> DynamoStore {
+        DynamoStore { client, packages_table: packages_table.into(), state_table: state_table.into(), page_size: None }
+    }
+
+    /// Items per Scan/Query page (DynamoDB's default is 1 MB of data). Mostly
+    /// useful for exercising pagination in tests.
+    pub fn with_page_size(mut self, items: i32) -> DynamoStore {
+        self.page_size = Some(items);
+        self
+    }
+
+    fn decode(item: Item) -> Result<PackageEntry, StoreError> {
+        serde_dynamo::from_item(item.clone()).map_err(|e| StoreError::Corrupt {
+            id: item.get("package_id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_else(|| "?".into()),
+            message: e.to_string(),
+        })
+    }
+
+    /// The stored SHA256 of `package_id`, read strongly consistently.
+    async fn stored_sha256(&self, package_id: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.packages_table)
+            .key("package_id", AttributeValue::S(package_id.into()))
+            .projection_expression("sha256")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend(&self.packages_table, "GetItem", e))?;
+        Ok(out.item.as_ref().and_then(|i| string_attr(i, "sha256")))
+    }
+
+    async fn suite_item(&self, suite: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.state_table)
+            .key("suite", AttributeValue::S(suite.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend(&self.state_table, "GetItem", e))?;
+        Ok(out.item)
+    }
+}
+
+/// An SDK error as [`StoreError::Backend`], naming the table, the operation and
+/// the service's error code, followed by the full error chain.
+fn backend<E, R>(table: &str, operation: &str, err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = err.code().unwrap_or("no error code").to_owned();
+    StoreError::Backend(format!("DynamoDB {operation} on table {table}: {code}: {}", DisplayErrorContext(&err)))
+}
+
+fn string_attr(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn number_attr(item: &Item, name: &str) -> Option<u64> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
+}
+
+#[async_trait::async_trait]
+impl PackageStore for DynamoStore {
+    async fn get(&self, package_id: &str) -> Result<Option<PackageEntry>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.packages_table)
+            .key("package_id", AttributeValue::S(package_id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend(&self.packages_table, "GetItem", e))?;
+        out.item.map(Self::decode).transpose()
+    }
+
+    async fn insert(&self, entry: &PackageEntry) -> Result<InsertOutcome, StoreError> {
+        let item: Item = serde_dynamo::to_item(entry)
+            .map_err(|e| StoreError::Backend(format!("{}: cannot encode as a DynamoDB item: {e}", entry.package_id)))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.packages_table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(package_id)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(InsertOutcome::Inserted),
+            Err(e) => e,
+        };
+        let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() else {
+            return Err(backend(&self.packages_table, "PutItem", err));
+        };
+        // The id exists. The failed check usually carries the stored item; read it
+        // if the service did not send it back.
+        let existing = match failed.item().and_then(|i| string_attr(i, "sha256")) {
+            Some(sha) => sha,
+            None => self.stored_sha256(&entry.package_id).await?.ok_or_else(|| StoreError::Corrupt {
+                id: entry.package_id.clone(),
+                message: "the conditional insert failed but the item has no sha256".into(),
+            })?,
+        };
+        Ok(if existing == entry.checksums.sha256 {
+            InsertOutcome::AlreadyPresent
+        } else {
+            InsertOutcome::Conflict { existing_sha256: existing }
+        })
+    }
+
+    async fn all(&self) -> Result<Vec<PackageEntry>, StoreError> {
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(&self.packages_table)
+            .consistent_read(true)
+            .set_limit(self.page_size)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| backend(&self.packages_table, "Scan", e))?;
+        items.into_iter().map(Self::decode).collect()
+    }
+
+    async fn versions_of(&self, package_name: &str) -> Result<Vec<PackageEntry>, StoreError> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.packages_table)
+            .index_name(PACKAGE_NAME_INDEX)
+            .key_condition_expression("package_name = :name")
+            .expression_attribute_values(":name", AttributeValue::S(package_name.into()))
+            .set_limit(self.page_size)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| backend(&self.packages_table, &format!("Query ({PACKAGE_NAME_INDEX})"), e))?;
+        items.into_iter().map(Self::decode).collect()
+    }
+
+    async fn suite(&self, suite: &str) -> Result<SuiteState, StoreError> {
+        let Some(item) = self.suite_item(suite).await? else {
+            return Ok(SuiteState { suite: suite.to_owned(), ..Default::default() });
+        };
+        let published = item
+            .get("published")
+            .map(|p| serde_dynamo::from_attribute_value::<_, Publication>(p.clone()))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt { id: format!("suite {suite}"), message: e.to_string() })?;
+        Ok(SuiteState { suite: suite.to_owned(), generation: number_attr(&item, "generation").unwrap_or(0), published })
+    }
+
+    async fn allocate_generation(&self, suite: &str) -> Result<u64, StoreError> {
+        // ADD creates the item and the attribute (from 0) if needed; atomic.
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.state_table)
+            .key("suite", AttributeValue::S(suite.into()))
+            .update_expression("ADD #gen :one")
+            .expression_attribute_names("#gen", "generation")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| backend(&self.state_table, "UpdateItem", e))?;
+        out.attributes.as_ref().and_then(|a| number_attr(a, "generation")).ok_or_else(|| StoreError::Corrupt {
+            id: format!("suite {suite}"),
+            message: "no generation returned".into(),
+        })
+    }
+
+    async fn record_published(&self, suite: &str, publication: &Publication) -> Result<PublishRecord, StoreError> {
+        let published: AttributeValue = serde_dynamo::to_attribute_value(publication)
+            .map_err(|e| StoreError::Backend(format!("suite {suite}: cannot encode the publication: {e}")))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.state_table)
+            .key("suite", AttributeValue::S(suite.into()))
+            // Like the SQLite store, a suite first seen here starts its counter at
+            // the published generation.
+            .update_expression("SET #pub = :p, #pg = :g, #gen = if_not_exists(#gen, :g)")
+            .condition_expression("attribute_not_exists(#pg) OR #pg < :g")
+            .expression_attribute_names("#pub", "published")
+            .expression_attribute_names("#pg", "published_generation")
+            .expression_attribute_names("#gen", "generation")
+            .expression_attribute_values(":p", published)
+            .expression_attribute_values(":g", AttributeValue::N(publication.generation.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(PublishRecord::Recorded),
+            Err(e) => e,
+        };
+        let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() else {
+            return Err(backend(&self.state_table, "UpdateItem", err));
+        };
+        let published = match failed.item().and_then(|i| number_attr(i, "published_generation")) {
+            Some(g) => g,
+            None => self.suite_item(suite).await?.and_then(|i| number_attr(&i, "published_generation")).unwrap_or(0),
+        };
+        Ok(PublishRecord::Superseded { published })
+    }
+}
+
+/// Create the packages table (with its GSI) and the state table, on-demand
+/// billing, and wait until both are active. Tables that already exist are left
+/// as they are. For tests and local tooling; deployments create them with CDK.
+pub async fn create_tables(client: &Client, packages_table: &str, state_table: &str) -> Result<(), StoreError> {
+    let key = |name: &str, key_type| KeySchemaElement::builder().attribute_name(name).key_type(key_type).build();
+    let attr =
+        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+    let schema = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Backend(format!("table schema: {e}"));
+
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name(PACKAGE_NAME_INDEX)
+        .key_schema(key("package_name", KeyType::Hash).map_err(schema)?)
+        .key_schema(key("version", KeyType::Range).map_err(schema)?)
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .map_err(schema)?;
+    let packages = client
+        .create_table()
+        .table_name(packages_table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("package_id").map_err(schema)?)
+        .attribute_definitions(attr("package_name").map_err(schema)?)
+        .attribute_definitions(attr("version").map_err(schema)?)
+        .key_schema(key("package_id", KeyType::Hash).map_err(schema)?)
+        .global_secondary_indexes(gsi);
+    let state = client
+        .create_table()
+        .table_name(state_table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("suite").map_err(schema)?)
+        .key_schema(key("suite", KeyType::Hash).map_err(schema)?);
+
+    for (table, request) in [(packages_table, packages), (state_table, state)] {
+        match request.send().await {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+            Err(e) => return Err(backend(table, "CreateTable", e)),
+        }
+    }
+    for table in [packages_table, state_table] {
+        use aws_sdk_dynamodb::client::Waiters;
+        client.wait_until_table_exists().table_name(table).wait(std::time::Duration::from_secs(300)).await.map_err(
+            |e| {
+                StoreError::Backend(format!(
+                    "DynamoDB table {table} did not become active: {}",
+                    DisplayErrorContext(&e)
+                ))
+            },
+        )?;
+    }
+    Ok(())
+}

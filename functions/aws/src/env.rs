@@ -1,0 +1,117 @@
+//! The functions' configuration, from the environment the CDK stack sets:
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `PACKAGES_TABLE` | DynamoDB packages table |
+//! | `STATE_TABLE` | DynamoDB per-suite state table |
+//! | `BUCKET` | S3 bucket holding the repository, `staging/` and `generations/` |
+//! | `CONFIG_LOCATION` | `s3://bucket/prefix/` or a directory holding repository.yaml and packages/ |
+//! | `SIGNING_KEY_SECRET_ARN` | Secrets Manager secret with the armored signing key (build-index only) |
+//! | `WORK_DIR` | scratch space, default `/tmp` |
+//! | `AWS_ENDPOINT_URL` | (tests) the local AWS API server; read by the SDK itself |
+//! | `PKGRELAY_S3_FORCE_PATH_STYLE` | (tests) `true` for path-style S3 addressing |
+
+use crate::dynamo::DynamoStore;
+use crate::s3::S3Store;
+use anyhow::{Context as _, anyhow};
+use pkgrelay_core::apt::AptRepository;
+use pkgrelay_core::blob::ObjectStore;
+use pkgrelay_core::config::Config;
+use pkgrelay_core::fetch::{Fetcher, RetryPolicy};
+use pkgrelay_core::sign::SigningKey;
+use pkgrelay_core::steps::{Context, Quiet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What a function needs beyond the store and the bucket.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    /// Read the signing key secret (build-index only: least privilege).
+    pub signing_key: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct FunctionEnv {
+    pub packages_table: String,
+    pub state_table: String,
+    pub bucket: String,
+    pub config_location: String,
+    pub signing_key_secret: Option<String>,
+    pub work_dir: PathBuf,
+    pub force_path_style: bool,
+}
+
+fn var(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).map_err(|_| anyhow!("environment variable {name} is not set"))
+}
+
+impl FunctionEnv {
+    pub fn from_env() -> anyhow::Result<FunctionEnv> {
+        Ok(FunctionEnv {
+            packages_table: var("PACKAGES_TABLE")?,
+            state_table: var("STATE_TABLE")?,
+            bucket: var("BUCKET")?,
+            config_location: var("CONFIG_LOCATION")?,
+            signing_key_secret: std::env::var("SIGNING_KEY_SECRET_ARN").ok().filter(|s| !s.is_empty()),
+            work_dir: std::env::var("WORK_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir()),
+            force_path_style: std::env::var("PKGRELAY_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1"),
+        })
+    }
+
+    /// Build the step context: AWS clients once per cold start.
+    pub async fn context(&self, needs: Needs) -> anyhow::Result<Context> {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        // Both clients retry throttling with backoff (standard mode, 8 attempts).
+        let s3 = crate::s3::client(&sdk, self.force_path_style);
+        let dynamodb = crate::dynamo::client(&sdk);
+        let bucket: Arc<dyn ObjectStore> = Arc::new(S3Store::new(s3.clone(), &self.bucket));
+        let config = self.load_config(&s3).await?;
+        let key = if needs.signing_key {
+            let arn = self
+                .signing_key_secret
+                .as_deref()
+                .ok_or_else(|| anyhow!("environment variable SIGNING_KEY_SECRET_ARN is not set"))?;
+            Some(Arc::new(crate::secrets::signing_key(&aws_sdk_secretsmanager::Client::new(&sdk), arn).await?))
+        } else {
+            None
+        };
+        let work_dir = self.work_dir.join("pkgrelay");
+        std::fs::create_dir_all(&work_dir).with_context(|| format!("{}", work_dir.display()))?;
+        Ok(Context {
+            format: Arc::new(AptRepository { config: config.repository.clone(), key }),
+            config: Arc::new(config),
+            store: Arc::new(DynamoStore::new(dynamodb, &self.packages_table, &self.state_table)),
+            public: bucket.clone(),
+            private: bucket,
+            fetcher: Fetcher::new(RetryPolicy::default())?,
+            work_dir,
+            observer: Arc::new(Quiet),
+        })
+    }
+
+    /// `CONFIG_LOCATION` is a directory, or `s3://bucket/prefix/` copied into the
+    /// scratch space first.
+    async fn load_config(&self, s3: &aws_sdk_s3::Client) -> anyhow::Result<Config> {
+        let Some(rest) = self.config_location.strip_prefix("s3://") else {
+            return Ok(Config::load(std::path::Path::new(&self.config_location))?);
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let store = S3Store::new(s3.clone(), bucket);
+        let dir = self.work_dir.join("pkgrelay-config");
+        for object in store.list(prefix).await? {
+            let rel = object.key[prefix.len()..].trim_start_matches('/');
+            if rel.is_empty() {
+                continue;
+            }
+            let path = dir.join(rel);
+            std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+            store.get_to_file(&object.key, &path).await?;
+        }
+        Config::load(&dir).with_context(|| format!("configuration from {}", self.config_location))
+    }
+}
+
+/// Build a signing key from armored text (shared by the secret reader and tests).
+pub fn key_from_armored(text: &str) -> anyhow::Result<SigningKey> {
+    SigningKey::from_bytes(text.as_bytes())
+}

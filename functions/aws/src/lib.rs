@@ -1,0 +1,16 @@
+//! pkgrelay on AWS: the backends behind the core traits and the Lambda wiring.
+//!
+//! - [`dynamo`]: `PackageStore` on DynamoDB (packages table + per-suite record);
+//! - [`s3`]: `ObjectStore` on S3 (streaming multipart upload, write-once keys);
+//! - [`secrets`]: the signing key from Secrets Manager;
+//! - [`env`]: the functions' configuration from the environment, and the `Context`;
+//! - [`lambda`]: the shell every function binary runs in.
+//!
+//! The five function binaries (`functions/<step>/`) only call [`lambda::run`]
+//! with their core step.
+
+pub mod dynamo;
+pub mod env;
+pub mod lambda;
+pub mod s3;
+pub mod secrets;

@@ -1,0 +1,540 @@
+//! [`ObjectStore`] on S3.
+//!
+//! Keys are used as object keys unchanged, after [`check_key`]. Every object
+//! carries its hex SHA256 in the user metadata `sha256`; that is what write-once
+//! keys are compared by, and what a copy carries over.
+//!
+//! - Uploads stream from disk: one PutObject up to [`PART_SIZE`], a multipart
+//!   upload above that, reading one part into memory at a time (a 2 GiB file
+//!   needs 16 MiB of buffer, not 2 GiB). A failed multipart upload is aborted.
+//!   Parts left behind by a process killed mid-upload need the bucket's
+//!   `AbortIncompleteMultipartUpload` lifecycle rule.
+//! - The SHA256 the caller passes is checked: S3 verifies it on PutObject
+//!   (`x-amz-checksum-sha256`), and the multipart path hashes the parts as it
+//!   reads them and aborts before completing on a mismatch.
+//! - [`WriteMode::WriteOnce`] writes are conditional (`If-None-Match: *`); when
+//!   the key exists, the stored `sha256` decides: equal is success, different is
+//!   [`BlobError::Conflict`]. Nothing is overwritten.
+//! - Content-Type and Cache-Control follow the key ([`content_type`],
+//!   [`cache_control`]): immutable for the pool and by-hash files, a minute for
+//!   the mutable index files, `no-store` for private prefixes.
+
+use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use pkgrelay_core::blob::{BlobError, ObjectInfo, ObjectStore, WriteMode, check_key};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Files up to this size are sent in one PutObject; larger ones in parts of
+/// this size (S3 allows 10,000 parts: 160 GiB).
+pub const PART_SIZE: u64 = 16 * 1024 * 1024;
+const MAX_PARTS: u64 = 10_000;
+
+/// The user-metadata key holding an object's hex SHA256.
+pub const SHA256_METADATA: &str = "sha256";
+
+/// An S3 client from shared SDK configuration, with standard retries (8
+/// attempts). `force_path_style` is for emulators and custom endpoints.
+pub fn client(config: &SdkConfig, force_path_style: bool) -> Client {
+    let conf = aws_sdk_s3::config::Builder::from(config)
+        .retry_config(RetryConfig::standard().with_max_attempts(8))
+        .force_path_style(force_path_style)
+        .build();
+    Client::from_conf(conf)
+}
+
+/// Content-Type of the object at `key`, from its file name.
+pub fn content_type(key: &str) -> &'static str {
+    let name = file_name(key);
+    if is_by_hash(key) {
+        // Content-addressed copies of any index file: the name says nothing.
+        "application/octet-stream"
+    } else if name.ends_with(".deb") {
+        "application/vnd.debian.binary-package"
+    } else if name == "Release.gpg" {
+        "application/pgp-signature"
+    } else if name.ends_with(".gpg") {
+        "application/pgp-keys"
+    } else if name.ends_with(".gz") {
+        "application/gzip"
+    } else if name.ends_with(".xz") {
+        "application/x-xz"
+    } else if matches!(name, "InRelease" | "Release" | "Packages") {
+        "text/plain; charset=utf-8"
+    } else if name.ends_with(".html") {
+        "text/html; charset=utf-8"
+    } else if name.ends_with(".json") {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+/// Cache-Control of the object at `key`: private prefixes are never cached,
+/// pool and by-hash objects never change, everything else (InRelease, Release,
+/// Release.gpg, Packages*, index.html, the root `.deb` copy, the keyring) is
+/// replaced by each publish and may be cached for a minute.
+pub fn cache_control(key: &str) -> &'static str {
+    match key.split('/').next() {
+        Some("staging" | "generations" | "tmp") => "no-store",
+        Some("pool") => "public, max-age=31536000, immutable",
+        _ if is_by_hash(key) => "public, max-age=31536000, immutable",
+        _ => "public, max-age=60",
+    }
+}
+
+fn file_name(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+fn is_by_hash(key: &str) -> bool {
+    key.contains("/by-hash/") || key.starts_with("by-hash/")
+}
+
+/// Percent-encode a key for `x-amz-copy-source` (everything but unreserved
+/// characters and `/`): version strings bring `+`, `~` and `:` into pool keys.
+fn encode_copy_source(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The 32-byte digest of a hex SHA256, or an error naming the key.
+fn parse_sha256(key: &str, sha256: &str) -> Result<[u8; 32], BlobError> {
+    hex::decode(sha256)
+        .ok()
+        .and_then(|d| <[u8; 32]>::try_from(d).ok())
+        .ok_or_else(|| BlobError::io(key, format!("{sha256:?} is not a hex SHA256")))
+}
+
+fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+/// The key exists (412), or a concurrent conditional write is in flight (409).
+fn is_precondition_failure<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    matches!(err.code(), Some("PreconditionFailed" | "ConditionalRequestConflict")) || status(err) == Some(412)
+}
+
+fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err.code() {
+        // NoSuchBucket is a 404 too, and must not read as a missing key.
+        Some(code) => matches!(code, "NoSuchKey" | "NotFound"),
+        None => status(err) == Some(404),
+    }
+}
+
+/// Write-once outcome for a key that already holds an object with `existing` sha256.
+fn compare(key: &str, existing: Option<&str>, new: &str) -> Result<(), BlobError> {
+    match existing {
+        Some(existing) if existing.eq_ignore_ascii_case(new) => Ok(()),
+        existing => Err(BlobError::Conflict {
+            key: key.to_owned(),
+            existing: existing.unwrap_or("(no sha256 metadata)").to_owned(),
+            new: new.to_owned(),
+        }),
+    }
+}
+
+fn sha256_of(head: &HeadObjectOutput) -> Option<&str> {
+    head.metadata().and_then(|m| m.get(SHA256_METADATA)).map(String::as_str)
+}
+
+/// [`ObjectStore`] over one S3 bucket.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    list_page_size: Option<i32>,
+}
+
+enum Completion {
+    Done,
+    /// Write-once key taken by someone else between our check and CompleteMultipartUpload.
+    KeyExists,
+}
+
+impl S3Store {
+    /// Build the client with [`client`] (or an equivalent retry configuration).
+    pub fn new(client: Client, bucket: impl Into<String>) -> S3Store {
+        S3Store { client, bucket: bucket.into(), list_page_size: None }
+    }
+
+    /// Keys per ListObjectsV2 page (S3's maximum and default is 1000). Mostly
+    /// useful for exercising pagination in tests.
+    pub fn with_list_page_size(mut self, keys: i32) -> S3Store {
+        self.list_page_size = Some(keys);
+        self
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// An SDK error as [`BlobError::Io`], with the operation, bucket, the S3
+    /// error code and the full error chain.
+    fn io_err<E>(&self, key: &str, operation: &str, err: SdkError<E, HttpResponse>) -> BlobError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let code = err.code().unwrap_or("no error code").to_owned();
+        BlobError::io(key, format!("S3 {operation} in bucket {}: {code}: {}", self.bucket, DisplayErrorContext(&err)))
+    }
+
+    /// HeadObject; `None` when the key does not exist.
+    async fn head(&self, key: &str) -> Result<Option<HeadObjectOutput>, BlobError> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(head) => Ok(Some(head)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(self.io_err(key, "HeadObject", e)),
+        }
+    }
+
+    /// A conditional write found the key taken: compare with what is there.
+    async fn settle_existing(&self, key: &str, sha256: &str) -> Result<(), BlobError> {
+        match self.head(key).await? {
+            Some(head) => compare(key, sha256_of(&head), sha256),
+            // 409: a concurrent write has not landed yet. The caller retries.
+            None => Err(BlobError::io(key, "a concurrent write to this write-once key is in progress; retry")),
+        }
+    }
+
+    /// One PutObject, conditional for write-once keys. S3 checks the body
+    /// against `digest`.
+    async fn put_object(
+        &self,
+        key: &str,
+        body: ByteStream,
+        digest: &[u8; 32],
+        mode: WriteMode,
+    ) -> Result<(), BlobError> {
+        let sha256 = hex::encode(digest);
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body)
+            .checksum_sha256(aws_smithy_types::base64::encode(digest))
+            .content_type(content_type(key))
+            .cache_control(cache_control(key))
+            .metadata(SHA256_METADATA, &sha256);
+        if mode == WriteMode::WriteOnce {
+            request = request.if_none_match("*");
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if mode == WriteMode::WriteOnce && is_precondition_failure(&e) => {
+                self.settle_existing(key, &sha256).await
+            }
+            Err(e) => Err(self.io_err(key, "PutObject", e)),
+        }
+    }
+
+    /// Multipart upload of a large file; aborted on any failure.
+    async fn put_multipart(&self, key: &str, path: &Path, digest: &[u8; 32], mode: WriteMode) -> Result<(), BlobError> {
+        let sha256 = hex::encode(digest);
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type(key))
+            .cache_control(cache_control(key))
+            .metadata(SHA256_METADATA, &sha256)
+            .send()
+            .await
+            .map_err(|e| self.io_err(key, "CreateMultipartUpload", e))?;
+        let upload_id =
+            created.upload_id().ok_or_else(|| BlobError::io(key, "CreateMultipartUpload returned no upload id"))?;
+
+        let result = self.upload_parts(key, path, upload_id, digest, mode).await;
+        if !matches!(result, Ok(Completion::Done)) {
+            self.abort(key, upload_id).await;
+        }
+        match result? {
+            Completion::Done => Ok(()),
+            Completion::KeyExists => self.settle_existing(key, &sha256).await,
+        }
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &str,
+        path: &Path,
+        upload_id: &str,
+        digest: &[u8; 32],
+        mode: WriteMode,
+    ) -> Result<Completion, BlobError> {
+        let mut file = tokio::fs::File::open(path).await.map_err(|e| BlobError::io(key, e))?;
+        let mut hasher = Sha256::new();
+        let mut parts = Vec::new();
+        for number in 1.. {
+            // One part in memory at a time; the SDK can resend it on retry.
+            let mut part = Vec::with_capacity(PART_SIZE as usize);
+            (&mut file).take(PART_SIZE).read_to_end(&mut part).await.map_err(|e| BlobError::io(key, e))?;
+            if part.is_empty() {
+                break;
+            }
+            if number > MAX_PARTS as i32 {
+                return Err(BlobError::io(key, format!("larger than {MAX_PARTS} parts of {PART_SIZE} bytes")));
+            }
+            hasher.update(&part);
+            let uploaded = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(part))
+                .send()
+                .await
+                .map_err(|e| self.io_err(key, "UploadPart", e))?;
+            parts.push(CompletedPart::builder().part_number(number).set_e_tag(uploaded.e_tag).build());
+        }
+        if hasher.finalize().as_slice() != digest.as_slice() {
+            return Err(BlobError::io(
+                key,
+                format!("{} does not have the SHA256 {}", path.display(), hex::encode(digest)),
+            ));
+        }
+
+        let mut request = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
+        if mode == WriteMode::WriteOnce {
+            request = request.if_none_match("*");
+        }
+        match request.send().await {
+            Ok(_) => Ok(Completion::Done),
+            Err(e) if mode == WriteMode::WriteOnce && is_precondition_failure(&e) => Ok(Completion::KeyExists),
+            Err(e) => Err(self.io_err(key, "CompleteMultipartUpload", e)),
+        }
+    }
+
+    /// Best effort: the error that led here is the one worth reporting.
+    async fn abort(&self, key: &str, upload_id: &str) {
+        let aborted =
+            self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload_id).send().await;
+        if let Err(e) = aborted {
+            let error = DisplayErrorContext(&e);
+            tracing::warn!(bucket = %self.bucket, key, upload_id, %error, "AbortMultipartUpload failed");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for S3Store {
+    async fn put_bytes(&self, key: &str, data: Vec<u8>, mode: WriteMode) -> Result<(), BlobError> {
+        check_key(key)?;
+        let digest: [u8; 32] = Sha256::digest(&data).into();
+        self.put_object(key, ByteStream::from(data), &digest, mode).await
+    }
+
+    async fn put_file(&self, key: &str, path: &Path, sha256: &str, mode: WriteMode) -> Result<(), BlobError> {
+        check_key(key)?;
+        let digest = parse_sha256(key, sha256)?;
+        let size =
+            tokio::fs::metadata(path).await.map_err(|e| BlobError::io(key, format!("{}: {e}", path.display())))?.len();
+        if size <= PART_SIZE {
+            let body = ByteStream::from_path(path)
+                .await
+                .map_err(|e| BlobError::io(key, format!("{}: {e}", path.display())))?;
+            return self.put_object(key, body, &digest, mode).await;
+        }
+        // Don't send gigabytes to learn that a write-once key is taken; the
+        // conditional CompleteMultipartUpload still settles any race.
+        if mode == WriteMode::WriteOnce
+            && let Some(head) = self.head(key).await?
+        {
+            return compare(key, sha256_of(&head), &hex::encode(digest));
+        }
+        self.put_multipart(key, path, &digest, mode).await
+    }
+
+    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+        check_key(key)?;
+        let object = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(o) => o,
+            Err(e) if is_not_found(&e) => return Err(BlobError::NotFound { key: key.to_owned() }),
+            Err(e) => return Err(self.io_err(key, "GetObject", e)),
+        };
+        let data = object.body.collect().await.map_err(|e| BlobError::io(key, format!("reading the body: {e}")))?;
+        Ok(data.into_bytes().to_vec())
+    }
+
+    async fn get_to_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {
+        check_key(key)?;
+        let mut object = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(o) => o,
+            Err(e) if is_not_found(&e) => return Err(BlobError::NotFound { key: key.to_owned() }),
+            Err(e) => return Err(self.io_err(key, "GetObject", e)),
+        };
+        let write = async {
+            let mut file = tokio::fs::File::create(path).await.map_err(|e| e.to_string())?;
+            while let Some(chunk) = object.body.next().await {
+                file.write_all(&chunk.map_err(|e| format!("reading the body: {e}"))?)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            file.flush().await.map_err(|e| e.to_string())
+        };
+        if let Err(message) = write.await {
+            // Leave no truncated file that could pass for the object.
+            let _ = tokio::fs::remove_file(path).await;
+            return Err(BlobError::io(key, format!("{}: {message}", path.display())));
+        }
+        Ok(())
+    }
+
+    async fn copy(&self, from: &str, to: &str, mode: WriteMode) -> Result<(), BlobError> {
+        check_key(from)?;
+        check_key(to)?;
+        let source = self.head(from).await?.ok_or_else(|| BlobError::NotFound { key: from.to_owned() })?;
+        let sha256 = sha256_of(&source).map(str::to_owned);
+        // CopyObject honours If-None-Match on S3 but not on every emulator:
+        // check first (this is also the cheap path when the copy already
+        // exists), and keep the condition for races.
+        if mode == WriteMode::WriteOnce
+            && let Some(existing) = self.head(to).await?
+        {
+            return compare(to, sha256_of(&existing), sha256.as_deref().unwrap_or("(no sha256 metadata)"));
+        }
+        // A single CopyObject handles objects up to 5 GiB; larger ones would
+        // need a multipart upload with UploadPartCopy. Repository files stay far below.
+        let mut request = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(format!("{}/{}", self.bucket, encode_copy_source(from)))
+            .metadata_directive(MetadataDirective::Replace)
+            .content_type(content_type(to))
+            .cache_control(cache_control(to));
+        if let Some(sha256) = &sha256 {
+            request = request.metadata(SHA256_METADATA, sha256);
+        }
+        if mode == WriteMode::WriteOnce {
+            request = request.if_none_match("*");
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Err(BlobError::NotFound { key: from.to_owned() }),
+            Err(e) if mode == WriteMode::WriteOnce && is_precondition_failure(&e) => {
+                self.settle_existing(to, sha256.as_deref().unwrap_or("(no sha256 metadata)")).await
+            }
+            Err(e) => Err(self.io_err(to, "CopyObject", e)),
+        }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, BlobError> {
+        check_key(key)?;
+        Ok(self.head(key).await?.is_some())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BlobError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_max_keys(self.list_page_size)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.io_err(prefix, "ListObjectsV2", e))?;
+            out.extend(page.contents().iter().filter_map(|o| {
+                Some(ObjectInfo { key: o.key()?.to_owned(), size: o.size().unwrap_or(0).max(0) as u64 })
+            }));
+        }
+        // S3 lists in UTF-8 byte order already; sort anyway, as the trait promises.
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        check_key(key)?;
+        // S3 answers 204 for a missing key as well.
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.io_err(key, "DeleteObject", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        for (key, expected) in [
+            ("pool/main/k/kiro/kiro_0.7.45_amd64.deb", "application/vnd.debian.binary-package"),
+            ("kiro-repo.deb", "application/vnd.debian.binary-package"),
+            ("dists/stable/main/binary-amd64/Packages.gz", "application/gzip"),
+            ("dists/stable/main/binary-amd64/Packages.xz", "application/x-xz"),
+            ("dists/stable/main/binary-amd64/Packages", "text/plain; charset=utf-8"),
+            ("dists/stable/InRelease", "text/plain; charset=utf-8"),
+            ("dists/stable/Release", "text/plain; charset=utf-8"),
+            ("dists/stable/Release.gpg", "application/pgp-signature"),
+            ("kiro-archive-keyring.gpg", "application/pgp-keys"),
+            ("index.html", "text/html; charset=utf-8"),
+            ("generations/stable/3/manifest.json", "application/json"),
+            ("dists/stable/main/binary-amd64/by-hash/SHA256/ab12", "application/octet-stream"),
+            ("pool/main/k/kiro/kiro_0.7.45_amd64.sig", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(key), expected, "{key}");
+        }
+    }
+
+    #[test]
+    fn cache_controls() {
+        const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+        const SHORT: &str = "public, max-age=60";
+        for (key, expected) in [
+            ("pool/main/k/kiro/kiro_0.7.45_amd64.deb", IMMUTABLE),
+            ("pool/main/k/kiro/kiro_0.7.45_amd64.pem", IMMUTABLE),
+            ("dists/stable/main/binary-amd64/by-hash/SHA256/ab12", IMMUTABLE),
+            ("dists/stable/InRelease", SHORT),
+            ("dists/stable/Release", SHORT),
+            ("dists/stable/Release.gpg", SHORT),
+            ("dists/stable/main/binary-amd64/Packages.xz", SHORT),
+            ("index.html", SHORT),
+            ("kiro-repo.deb", SHORT),
+            ("kiro-archive-keyring.gpg", SHORT),
+            ("staging/kiro-repo_1.0_all.deb", "no-store"),
+            ("generations/stable/3/Release", "no-store"),
+        ] {
+            assert_eq!(cache_control(key), expected, "{key}");
+        }
+    }
+
+    #[test]
+    fn copy_source_encoding() {
+        assert_eq!(encode_copy_source("pool/a/b_1.0+dfsg~rc1_all.deb"), "pool/a/b_1.0%2Bdfsg~rc1_all.deb");
+        assert_eq!(encode_copy_source("a b/1:2"), "a%20b/1%3A2");
+    }
+}
