@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod aws;
+
 use pkgrelay_core::deb::{ControlParagraph, DebBuilder};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
