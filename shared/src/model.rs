@@ -130,6 +130,21 @@ pub struct SuiteState {
     pub generation: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<Publication>,
+    /// The generation being built and published right now, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// A suite's build-and-publish lease. build-index takes it together with the
+/// next generation number and publish gives it back: builds and publishes never
+/// interleave, so a higher generation always saw at least what a lower one saw,
+/// and the published generation only moves forward. A holder that dies loses it
+/// when `until` passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub generation: u64,
+    /// Unix time (seconds) the lease runs out.
+    pub until: i64,
 }
 
 /// What the last successful publish put live.

@@ -6,7 +6,7 @@
 //! bytes is a conflict that changes nothing. A small per-suite record holds the
 //! generation counter and the published generation.
 
-use crate::model::{PackageEntry, Publication, SuiteState};
+use crate::model::{Lease, PackageEntry, Publication, SuiteState};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use std::path::Path;
@@ -36,6 +36,17 @@ pub enum PublishRecord {
     Recorded,
     /// A newer (or the same) generation is already published.
     Superseded { published: u64 },
+    /// The generation no longer holds the suite's lease (it ran out).
+    LeaseLost,
+}
+
+/// Outcome of asking for the next generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allocation {
+    /// The new generation, which now holds the suite's lease.
+    Granted(u64),
+    /// Another generation holds the lease.
+    Busy(Lease),
 }
 
 #[async_trait]
@@ -47,9 +58,14 @@ pub trait PackageStore: Send + Sync {
     /// Every version of one package (the `package-name-index`).
     async fn versions_of(&self, package_name: &str) -> Result<Vec<PackageEntry>, StoreError>;
     async fn suite(&self, suite: &str) -> Result<SuiteState, StoreError>;
-    /// Atomically increment and return the suite's generation counter.
-    async fn allocate_generation(&self, suite: &str) -> Result<u64, StoreError>;
-    /// Record `publication` as live unless a generation at least as new already is.
+    /// Atomically increment the suite's generation counter and give the new
+    /// generation the lease until `now + lease_secs` — unless another
+    /// generation holds an unexpired lease.
+    async fn allocate_generation(&self, suite: &str, now: i64, lease_secs: i64) -> Result<Allocation, StoreError>;
+    /// Give the lease back (after a failed build); no-op unless `generation` holds it.
+    async fn release_lease(&self, suite: &str, generation: u64) -> Result<(), StoreError>;
+    /// Record `publication` as live and release its lease, provided its
+    /// generation holds the lease and no generation at least as new is live.
     async fn record_published(&self, suite: &str, publication: &Publication) -> Result<PublishRecord, StoreError>;
 }
 
@@ -76,9 +92,11 @@ CREATE TABLE IF NOT EXISTS packages (
 );
 CREATE INDEX IF NOT EXISTS package_name_index ON packages (package_name, version);
 CREATE TABLE IF NOT EXISTS suites (
-    suite       TEXT PRIMARY KEY,
-    generation  INTEGER NOT NULL DEFAULT 0,
-    publication TEXT
+    suite            TEXT PRIMARY KEY,
+    generation       INTEGER NOT NULL DEFAULT 0,
+    publication      TEXT,
+    lease_generation INTEGER,
+    lease_until      INTEGER
 );
 ";
 
@@ -92,6 +110,15 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        // Stores written before the lease existed lack its columns.
+        for column in ["lease_generation", "lease_until"] {
+            let present: bool = conn
+                .query_row("SELECT COUNT(*) FROM pragma_table_info('suites') WHERE name = ?1", [column], |r| r.get(0))
+                .map_err(backend)?;
+            if !present {
+                conn.execute(&format!("ALTER TABLE suites ADD COLUMN {column} INTEGER"), []).map_err(backend)?;
+            }
+        }
         Ok(SqliteStore { conn: Mutex::new(conn) })
     }
 
@@ -162,43 +189,75 @@ impl PackageStore for SqliteStore {
     }
 
     async fn suite(&self, suite: &str) -> Result<SuiteState, StoreError> {
-        let row: Option<(i64, Option<String>)> = self.with(|c| {
-            c.query_row("SELECT generation, publication FROM suites WHERE suite = ?1", [suite], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+        type Row = (i64, Option<String>, Option<i64>, Option<i64>);
+        let row: Option<Row> = self.with(|c| {
+            c.query_row(
+                "SELECT generation, publication, lease_generation, lease_until FROM suites WHERE suite = ?1",
+                [suite],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
             .optional()
         })?;
-        let Some((generation, publication)) = row else {
+        let Some((generation, publication, lease_generation, lease_until)) = row else {
             return Ok(SuiteState { suite: suite.to_owned(), ..Default::default() });
         };
         let published = publication
             .map(|p| serde_json::from_str(&p))
             .transpose()
             .map_err(|e| StoreError::Corrupt { id: format!("suite {suite}"), message: e.to_string() })?;
-        Ok(SuiteState { suite: suite.to_owned(), generation: generation as u64, published })
+        let lease = match (lease_generation, lease_until) {
+            (Some(g), Some(until)) => Some(Lease { generation: g as u64, until }),
+            _ => None,
+        };
+        Ok(SuiteState { suite: suite.to_owned(), generation: generation as u64, published, lease })
     }
 
-    async fn allocate_generation(&self, suite: &str) -> Result<u64, StoreError> {
-        let n: i64 = self.with(|c| {
-            c.query_row(
-                "INSERT INTO suites (suite, generation) VALUES (?1, 1)
-                 ON CONFLICT (suite) DO UPDATE SET generation = generation + 1
+    async fn allocate_generation(&self, suite: &str, now: i64, lease_secs: i64) -> Result<Allocation, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let held: Option<(Option<i64>, Option<i64>)> = tx
+                .query_row("SELECT lease_generation, lease_until FROM suites WHERE suite = ?1", [suite], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some((Some(generation), Some(until))) = held
+                && until > now
+            {
+                return Ok(Allocation::Busy(Lease { generation: generation as u64, until }));
+            }
+            let n: i64 = tx.query_row(
+                "INSERT INTO suites (suite, generation, lease_generation, lease_until) VALUES (?1, 1, 1, ?2)
+                 ON CONFLICT (suite) DO UPDATE SET generation = generation + 1,
+                     lease_generation = generation + 1, lease_until = excluded.lease_until
                  RETURNING generation",
-                [suite],
+                params![suite, now + lease_secs],
                 |r| r.get(0),
+            )?;
+            tx.commit()?;
+            Ok(Allocation::Granted(n as u64))
+        })
+    }
+
+    async fn release_lease(&self, suite: &str, generation: u64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE suites SET lease_generation = NULL, lease_until = NULL WHERE suite = ?1 AND lease_generation = ?2",
+                params![suite, generation as i64],
             )
-        })?;
-        Ok(n as u64)
+            .map(drop)
+        })
     }
 
     async fn record_published(&self, suite: &str, publication: &Publication) -> Result<PublishRecord, StoreError> {
         let json = serde_json::to_string(publication).map_err(backend)?;
         self.with(|c| {
-            let tx = c.transaction()?;
-            let current: Option<String> = tx
-                .query_row("SELECT publication FROM suites WHERE suite = ?1", [suite], |r| r.get(0))
-                .optional()?
-                .flatten();
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let row: Option<(Option<String>, Option<i64>)> = tx
+                .query_row("SELECT publication, lease_generation FROM suites WHERE suite = ?1", [suite], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            let (current, lease) = row.unwrap_or((None, None));
             let published = current
                 .and_then(|p| serde_json::from_str::<Publication>(&p).ok())
                 .map(|p| p.generation)
@@ -206,10 +265,12 @@ impl PackageStore for SqliteStore {
             if published >= publication.generation {
                 return Ok(PublishRecord::Superseded { published });
             }
+            if lease != Some(publication.generation as i64) {
+                return Ok(PublishRecord::LeaseLost);
+            }
             tx.execute(
-                "INSERT INTO suites (suite, generation, publication) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (suite) DO UPDATE SET publication = excluded.publication",
-                params![suite, publication.generation as i64, json],
+                "UPDATE suites SET publication = ?2, lease_generation = NULL, lease_until = NULL WHERE suite = ?1",
+                params![suite, json],
             )?;
             tx.commit()?;
             Ok(PublishRecord::Recorded)
@@ -269,17 +330,32 @@ pub(crate) mod tests {
     async fn generations_and_publication() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("state.db")).unwrap();
-        assert_eq!(s.allocate_generation("stable").await.unwrap(), 1);
-        assert_eq!(s.allocate_generation("stable").await.unwrap(), 2);
+        // The first generation holds the lease; a second build waits until it is
+        // published (or the lease runs out).
+        assert_eq!(s.allocate_generation("stable", 100, 60).await.unwrap(), Allocation::Granted(1));
+        assert_eq!(
+            s.allocate_generation("stable", 110, 60).await.unwrap(),
+            Allocation::Busy(Lease { generation: 1, until: 160 })
+        );
+        assert_eq!(s.allocate_generation("stable", 161, 60).await.unwrap(), Allocation::Granted(2));
         let p = |generation| Publication {
             generation,
             date: "2026-01-01T00:00:00Z".into(),
             valid_until: "2026-01-08T00:00:00Z".into(),
             manifest_key: format!("generations/{generation}/manifest.json"),
         };
+        // Generation 1 lost its lease to 2 when it ran out.
+        assert_eq!(s.record_published("stable", &p(1)).await.unwrap(), PublishRecord::LeaseLost);
+        assert_eq!(s.suite("stable").await.unwrap().lease, Some(Lease { generation: 2, until: 221 }));
         assert_eq!(s.record_published("stable", &p(2)).await.unwrap(), PublishRecord::Recorded);
         assert_eq!(s.record_published("stable", &p(1)).await.unwrap(), PublishRecord::Superseded { published: 2 });
         let st = s.suite("stable").await.unwrap();
-        assert_eq!((st.generation, st.published.unwrap().generation), (2, 2));
+        assert_eq!((st.generation, st.published.unwrap().generation, st.lease), (2, 2, None));
+        // Publishing released the lease; a failed build gives its own back.
+        assert_eq!(s.allocate_generation("stable", 300, 60).await.unwrap(), Allocation::Granted(3));
+        s.release_lease("stable", 2).await.unwrap();
+        assert!(s.suite("stable").await.unwrap().lease.is_some(), "only the holder releases");
+        s.release_lease("stable", 3).await.unwrap();
+        assert_eq!(s.allocate_generation("stable", 301, 60).await.unwrap(), Allocation::Granted(4));
     }
 }

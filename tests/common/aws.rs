@@ -29,6 +29,16 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// SDK configuration for the emulator.
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region("us-east-1")
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None, None, "test"))
+        .load()
+        .await
+}
+
 pub struct Aws {
     pub endpoint: String,
     pub bucket: String,
@@ -39,6 +49,8 @@ pub struct Aws {
     pub failure_topic: String,
     pub s3: aws_sdk_s3::Client,
     pub work: tempfile::TempDir,
+    /// The armored signing key put into the secret (to prove it never reaches a log).
+    pub signing_key_armored: String,
     /// Everything the function binaries logged, across executions.
     pub logs: std::sync::Mutex<String>,
 }
@@ -64,12 +76,7 @@ impl Aws {
     pub async fn setup(ws: &Workspace) -> Aws {
         let endpoint = endpoint();
         let n = format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000);
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&endpoint)
-            .region("us-east-1")
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None, None, "test"))
-            .load()
-            .await;
+        let sdk = sdk_config(&endpoint).await;
         let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
         let bucket = format!("pkgrelay-e2e-{n}");
         s3.create_bucket().bucket(&bucket).send().await.unwrap();
@@ -78,10 +85,11 @@ impl Aws {
             .await
             .unwrap();
         let key = pkgrelay_core::sign::SigningKey::generate("pkgrelay e2e <e2e@example.com>").unwrap();
+        let armored = key.to_armored_secret().unwrap();
         let secret = aws_sdk_secretsmanager::Client::new(&sdk)
             .create_secret()
             .name(format!("pkgrelay-signing-key-{n}"))
-            .secret_string(key.to_armored_secret().unwrap())
+            .secret_string(armored.clone())
             .send()
             .await
             .unwrap();
@@ -104,7 +112,13 @@ impl Aws {
             s3,
             work: tempfile::tempdir().unwrap(),
             logs: Default::default(),
+            signing_key_armored: armored,
         }
+    }
+
+    /// A DynamoDB client on the emulator.
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&sdk_config(&self.endpoint).await)
     }
 
     /// The environment the CDK stack gives the functions, pointed at moto.
@@ -125,6 +139,11 @@ impl Aws {
 
     /// One execution of the state machine; returns the harness report.
     pub fn execute(&self, input: Value) -> Value {
+        self.execute_with_retry_interval(input, 50)
+    }
+
+    /// One execution, with every Retry pause replaced by `retry_ms`.
+    pub fn execute_with_retry_interval(&self, input: Value, retry_ms: u64) -> Value {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut cmd = Command::new("node");
         cmd.arg(root.join("tests/stepfunctions/run-execution.mjs"))
@@ -132,7 +151,7 @@ impl Aws {
             .args(["--input", &input.to_string()])
             .args(["--bin-dir", bin_dir().to_str().unwrap()])
             .args(["--success-topic-arn", &self.success_topic, "--failure-topic-arn", &self.failure_topic])
-            .args(["--retry-interval-ms", "50"])
+            .args(["--retry-interval-ms", &retry_ms.to_string()])
             .env("SNS_ENDPOINT", &self.endpoint);
         self.function_env(&mut cmd);
         let out = cmd.output().expect("node runs");

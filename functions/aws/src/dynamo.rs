@@ -28,8 +28,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
 };
-use pkgrelay_core::model::{PackageEntry, Publication, SuiteState};
-use pkgrelay_core::store::{InsertOutcome, PackageStore, PublishRecord, StoreError};
+use pkgrelay_core::model::{Lease, PackageEntry, Publication, SuiteState};
+use pkgrelay_core::store::{Allocation, InsertOutcome, PackageStore, PublishRecord, StoreError};
 use std::collections::HashMap;
 
 /// Name of the GSI on (`package_name`, `version`).
@@ -218,27 +218,74 @@ impl PackageStore for DynamoStore {
             .map(|p| serde_dynamo::from_attribute_value::<_, Publication>(p.clone()))
             .transpose()
             .map_err(|e| StoreError::Corrupt { id: format!("suite {suite}"), message: e.to_string() })?;
-        Ok(SuiteState { suite: suite.to_owned(), generation: number_attr(&item, "generation").unwrap_or(0), published })
+        Ok(SuiteState {
+            suite: suite.to_owned(),
+            generation: number_attr(&item, "generation").unwrap_or(0),
+            published,
+            lease: lease_of(&item),
+        })
     }
 
-    async fn allocate_generation(&self, suite: &str) -> Result<u64, StoreError> {
-        // ADD creates the item and the attribute (from 0) if needed; atomic.
-        let out = self
+    async fn allocate_generation(&self, suite: &str, now: i64, lease_secs: i64) -> Result<Allocation, StoreError> {
+        // One conditional update: the counter moves and the new generation takes
+        // the lease, unless an unexpired lease is held. Both SET expressions read
+        // the item as it was before the update.
+        let result = self
             .client
             .update_item()
             .table_name(&self.state_table)
             .key("suite", AttributeValue::S(suite.into()))
-            .update_expression("ADD #gen :one")
+            .update_expression(
+                "SET #gen = if_not_exists(#gen, :zero) + :one, #lg = if_not_exists(#gen, :zero) + :one, #lu = :until",
+            )
+            .condition_expression("attribute_not_exists(#lu) OR #lu <= :now")
             .expression_attribute_names("#gen", "generation")
+            .expression_attribute_names("#lg", "lease_generation")
+            .expression_attribute_names("#lu", "lease_until")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":until", AttributeValue::N((now + lease_secs).to_string()))
             .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await
-            .map_err(|e| backend(&self.state_table, "UpdateItem", e))?;
-        out.attributes.as_ref().and_then(|a| number_attr(a, "generation")).ok_or_else(|| StoreError::Corrupt {
-            id: format!("suite {suite}"),
-            message: "no generation returned".into(),
-        })
+            .await;
+        match result {
+            Ok(out) => out.attributes.as_ref().and_then(|a| number_attr(a, "generation")).map(Allocation::Granted).ok_or_else(
+                || StoreError::Corrupt { id: format!("suite {suite}"), message: "no generation returned".into() },
+            ),
+            Err(err) => {
+                let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() else {
+                    return Err(backend(&self.state_table, "UpdateItem", err));
+                };
+                let lease = match failed.item() {
+                    Some(item) => lease_of(item),
+                    None => self.suite_item(suite).await?.as_ref().and_then(lease_of),
+                };
+                // The lease may have been released between the check and the read.
+                Ok(Allocation::Busy(lease.unwrap_or(Lease { generation: 0, until: now })))
+            }
+        }
+    }
+
+    async fn release_lease(&self, suite: &str, generation: u64) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.state_table)
+            .key("suite", AttributeValue::S(suite.into()))
+            .update_expression("REMOVE #lg, #lu")
+            .condition_expression("#lg = :g")
+            .expression_attribute_names("#lg", "lease_generation")
+            .expression_attribute_names("#lu", "lease_until")
+            .expression_attribute_values(":g", AttributeValue::N(generation.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(()),
+            Err(err) => Err(backend(&self.state_table, "UpdateItem", err)),
+        }
     }
 
     async fn record_published(&self, suite: &str, publication: &Publication) -> Result<PublishRecord, StoreError> {
@@ -249,13 +296,12 @@ impl PackageStore for DynamoStore {
             .update_item()
             .table_name(&self.state_table)
             .key("suite", AttributeValue::S(suite.into()))
-            // Like the SQLite store, a suite first seen here starts its counter at
-            // the published generation.
-            .update_expression("SET #pub = :p, #pg = :g, #gen = if_not_exists(#gen, :g)")
-            .condition_expression("attribute_not_exists(#pg) OR #pg < :g")
+            .update_expression("SET #pub = :p, #pg = :g REMOVE #lg, #lu")
+            .condition_expression("#lg = :g AND (attribute_not_exists(#pg) OR #pg < :g)")
             .expression_attribute_names("#pub", "published")
             .expression_attribute_names("#pg", "published_generation")
-            .expression_attribute_names("#gen", "generation")
+            .expression_attribute_names("#lg", "lease_generation")
+            .expression_attribute_names("#lu", "lease_until")
             .expression_attribute_values(":p", published)
             .expression_attribute_values(":g", AttributeValue::N(publication.generation.to_string()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -268,12 +314,24 @@ impl PackageStore for DynamoStore {
         let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() else {
             return Err(backend(&self.state_table, "UpdateItem", err));
         };
-        let published = match failed.item().and_then(|i| number_attr(i, "published_generation")) {
-            Some(g) => g,
-            None => self.suite_item(suite).await?.and_then(|i| number_attr(&i, "published_generation")).unwrap_or(0),
+        let item = match failed.item() {
+            Some(item) => Some(item.clone()),
+            None => self.suite_item(suite).await?,
         };
-        Ok(PublishRecord::Superseded { published })
+        let published = item.as_ref().and_then(|i| number_attr(i, "published_generation")).unwrap_or(0);
+        if published >= publication.generation {
+            Ok(PublishRecord::Superseded { published })
+        } else {
+            Ok(PublishRecord::LeaseLost)
+        }
     }
+}
+
+/// The lease fields of a state item, when both are present.
+fn lease_of(item: &Item) -> Option<Lease> {
+    let generation = number_attr(item, "lease_generation")?;
+    let until = item.get("lease_until").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())?;
+    Some(Lease { generation, until })
 }
 
 /// Create the packages table (with its GSI) and the state table, on-demand

@@ -97,7 +97,11 @@ impl FunctionEnv {
         };
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let store = S3Store::new(s3.clone(), bucket);
-        let dir = self.work_dir.join("pkgrelay-config");
+        // A directory of this process's own: warm containers and, in tests,
+        // processes sharing WORK_DIR must never read each other's half-written copy.
+        std::fs::create_dir_all(&self.work_dir)?;
+        let tmp = tempfile::Builder::new().prefix("pkgrelay-config-").tempdir_in(&self.work_dir)?;
+        let dir = tmp.path();
         for object in store.list(prefix).await? {
             let rel = object.key[prefix.len()..].trim_start_matches('/');
             if rel.is_empty() {
@@ -107,7 +111,7 @@ impl FunctionEnv {
             std::fs::create_dir_all(path.parent().expect("has a parent"))?;
             store.get_to_file(&object.key, &path).await?;
         }
-        Config::load(&dir).with_context(|| format!("configuration from {}", self.config_location))
+        Config::load(dir).with_context(|| format!("configuration from {}", self.config_location))
     }
 }
 

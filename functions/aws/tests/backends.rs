@@ -11,10 +11,10 @@ use pkgrelay_aws::s3::{self, S3Store};
 use pkgrelay_core::blob::{BlobError, ObjectStore, WriteMode};
 use pkgrelay_core::deb::ControlParagraph;
 use pkgrelay_core::digest::Checksums;
-use pkgrelay_core::model::{
+use pkgrelay_core::model::{Lease, 
     ConfigFields, PackageEntry, Publication, SourceType, StoredCompanion, SuiteState, package_id,
 };
-use pkgrelay_core::store::{InsertOutcome, PackageStore, PublishRecord, StoreError};
+use pkgrelay_core::store::{Allocation, InsertOutcome, PackageStore, PublishRecord, StoreError};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
@@ -209,27 +209,42 @@ async fn dynamo_scan_and_index_query_paginate() {
 }
 
 #[tokio::test]
-async fn dynamo_generation_counter_is_atomic() {
+async fn dynamo_generation_counter_is_atomic_and_leased() {
     let t = tables("generation").await;
     let store = &t.store;
-    let mut got =
-        futures_util::future::try_join_all((0..20).map(|_| store.allocate_generation("stable"))).await.unwrap();
-    got.sort();
-    assert_eq!(got, (1..=20).collect::<Vec<u64>>());
-    assert_eq!(store.suite("stable").await.unwrap().generation, 20);
+    // 20 concurrent builds: exactly one gets the next generation and the lease,
+    // the others see it busy.
+    let got = futures_util::future::try_join_all((0..20).map(|_| store.allocate_generation("stable", 1_000, 60)))
+        .await
+        .unwrap();
+    let granted: Vec<_> = got.iter().filter(|a| matches!(a, Allocation::Granted(_))).collect();
+    assert_eq!(granted, [&Allocation::Granted(1)]);
+    assert_eq!(got.iter().filter(|a| **a == Allocation::Busy(Lease { generation: 1, until: 1_060 })).count(), 19);
+    // Once the lease runs out (or is released), the counter moves on one by one.
+    for (n, now) in (2..=5).zip([1_060, 2_000, 3_000, 4_000]) {
+        assert_eq!(store.allocate_generation("stable", now, 60).await.unwrap(), Allocation::Granted(n));
+        store.release_lease("stable", n).await.unwrap();
+    }
+    store.release_lease("stable", 99).await.unwrap(); // not the holder: no-op
+    assert_eq!(store.suite("stable").await.unwrap().generation, 5);
+    assert_eq!(store.suite("stable").await.unwrap().lease, None);
     // Suites count separately.
-    assert_eq!(store.allocate_generation("beta").await.unwrap(), 1);
+    assert_eq!(store.allocate_generation("beta", 1_000, 60).await.unwrap(), Allocation::Granted(1));
 }
 
 #[tokio::test]
-async fn dynamo_record_published_refuses_older_generations() {
+async fn dynamo_record_published_refuses_older_generations_and_lost_leases() {
     let t = tables("publish").await;
     let s = &t.store;
     assert_eq!(s.suite("stable").await.unwrap(), SuiteState { suite: "stable".into(), ..Default::default() });
-    for _ in 0..3 {
-        s.allocate_generation("stable").await.unwrap();
-    }
+    assert_eq!(s.allocate_generation("stable", 100, 60).await.unwrap(), Allocation::Granted(1));
+    // Generation 1 stalls past its lease; generation 2 takes over.
+    assert_eq!(s.allocate_generation("stable", 200, 60).await.unwrap(), Allocation::Granted(2));
+    assert_eq!(s.record_published("stable", &publication(1)).await.unwrap(), PublishRecord::LeaseLost);
+    assert_eq!(s.suite("stable").await.unwrap().lease, Some(Lease { generation: 2, until: 260 }));
     assert_eq!(s.record_published("stable", &publication(2)).await.unwrap(), PublishRecord::Recorded);
+    let st = s.suite("stable").await.unwrap();
+    assert_eq!((st.generation, st.published.clone(), st.lease), (2, Some(publication(2)), None), "publishing releases the lease");
     assert_eq!(
         s.record_published("stable", &publication(1)).await.unwrap(),
         PublishRecord::Superseded { published: 2 }
@@ -238,18 +253,9 @@ async fn dynamo_record_published_refuses_older_generations() {
         s.record_published("stable", &publication(2)).await.unwrap(),
         PublishRecord::Superseded { published: 2 }
     );
-    let st = s.suite("stable").await.unwrap();
-    assert_eq!((st.generation, st.published), (3, Some(publication(2))));
-
+    assert_eq!(s.allocate_generation("stable", 300, 60).await.unwrap(), Allocation::Granted(3));
     assert_eq!(s.record_published("stable", &publication(3)).await.unwrap(), PublishRecord::Recorded);
     assert_eq!(s.suite("stable").await.unwrap().published, Some(publication(3)));
-    // The counter is not disturbed by publishing.
-    assert_eq!(s.allocate_generation("stable").await.unwrap(), 4);
-
-    // A suite first seen at publish time, like the SQLite store.
-    assert_eq!(s.record_published("beta", &publication(5)).await.unwrap(), PublishRecord::Recorded);
-    let beta = s.suite("beta").await.unwrap();
-    assert_eq!((beta.generation, beta.published), (5, Some(publication(5))));
 }
 
 #[tokio::test]
@@ -260,7 +266,7 @@ async fn dynamo_errors_name_table_operation_and_code() {
     assert!(message.contains("pkgrelay-no-such-packages"), "{message}");
     assert!(message.contains("GetItem"), "{message}");
     assert!(message.contains("ResourceNotFoundException"), "{message}");
-    let StoreError::Backend(message) = store.allocate_generation("stable").await.unwrap_err() else { panic!() };
+    let StoreError::Backend(message) = store.allocate_generation("stable", 0, 60).await.unwrap_err() else { panic!() };
     assert!(message.contains("pkgrelay-no-such-state") && message.contains("UpdateItem"), "{message}");
 }
 

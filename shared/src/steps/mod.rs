@@ -75,6 +75,10 @@ pub enum StepError {
     /// Same id, other bytes: refused, the first one kept.
     #[error("{0:#}")]
     Conflict(anyhow::Error),
+    /// Another generation is being built and published right now: try again in
+    /// a little while (the state machine retries this with a longer backoff).
+    #[error("{0:#}")]
+    Busy(anyhow::Error),
     /// Configuration or programming error, storage failure.
     #[error("{0:#}")]
     Internal(anyhow::Error),
@@ -87,6 +91,7 @@ impl StepError {
             StepError::Transient(_) => "TransientError",
             StepError::InvalidPackage(_) => "InvalidPackage",
             StepError::Conflict(_) => "PackageConflict",
+            StepError::Busy(_) => "PublishInProgress",
             StepError::Internal(_) => "InternalError",
         }
     }
@@ -98,6 +103,7 @@ impl StepError {
             StepError::Transient(e) => StepError::Transient(wrap(e)),
             StepError::InvalidPackage(e) => StepError::InvalidPackage(wrap(e)),
             StepError::Conflict(e) => StepError::Conflict(wrap(e)),
+            StepError::Busy(e) => StepError::Busy(wrap(e)),
             StepError::Internal(e) => StepError::Internal(wrap(e)),
         }
     }
@@ -135,6 +141,10 @@ pub type StepResult<T> = Result<T, StepError>;
 fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
 }
+
+/// How long build-index and publish together may hold the suite's lease: the
+/// longest a Lambda function runs (15 minutes), twice.
+pub const LEASE_SECONDS: i64 = 30 * 60;
 
 #[cfg(test)]
 mod tests;

@@ -61,13 +61,59 @@ pub async fn publish(ctx: &Context, input: PublishInput) -> StepResult<PublishOu
         valid_until: manifest.valid_until.clone(),
         warnings: vec![],
     };
-    if let Some(live) = ctx.store.suite(&suite).await?.published
-        && live.generation >= input.generation
-    {
-        tracing::warn!(generation = input.generation, published = live.generation, "superseded: a newer generation is live");
-        return Ok(superseded(live.generation));
+    let state = ctx.store.suite(&suite).await?;
+    let live = state.published.as_ref().map_or(0, |p| p.generation);
+    if live >= input.generation {
+        tracing::warn!(generation = input.generation, published = live, "superseded: a newer generation is live");
+        return Ok(superseded(live));
+    }
+    match state.lease {
+        Some(lease) if lease.generation == input.generation && lease.until > super::now().unix_timestamp() => {}
+        // A newer generation took over the suite: it saw at least what this one did.
+        Some(lease) if lease.generation > input.generation => {
+            tracing::warn!(generation = input.generation, building = lease.generation, "superseded: a newer generation is being built");
+            return Ok(superseded(live));
+        }
+        _ => {
+            return Err(StepError::Internal(anyhow!(
+                "generation {} of {suite} no longer holds the suite's lease (it ran out): nothing published; the next run rebuilds",
+                input.generation
+            )));
+        }
     }
 
+    // The lease is this generation's: give it back if anything below fails, so
+    // that the next run need not wait for it to run out.
+    let warnings = match write_plan_and_record(ctx, &input, &manifest, &suite).await {
+        Ok(Some(warnings)) => warnings,
+        Ok(None) => return Ok(superseded(ctx.store.suite(&suite).await?.published.map_or(0, |p| p.generation))),
+        Err(e) => {
+            if let Err(release) = ctx.store.release_lease(&suite, input.generation).await {
+                tracing::warn!(generation = input.generation, "could not release the lease: {release}");
+            }
+            return Err(e);
+        }
+    };
+    tracing::info!(generation = input.generation, packages = manifest.packages, %url, "published");
+    Ok(PublishOutput {
+        status: PublishStatus::Published,
+        generation: input.generation,
+        published_generation: input.generation,
+        url,
+        packages: manifest.packages,
+        valid_until: manifest.valid_until,
+        warnings,
+    })
+}
+
+/// Copy the plan in order, then record the publication (which releases the
+/// lease). `None`: a newer generation was recorded meanwhile.
+async fn write_plan_and_record(
+    ctx: &Context,
+    input: &PublishInput,
+    manifest: &Manifest,
+    suite: &str,
+) -> StepResult<Option<Vec<String>>> {
     let mut warnings = Vec::new();
     for entry in &manifest.plan {
         let result = match &entry.from {
@@ -87,25 +133,18 @@ pub async fn publish(ctx: &Context, input: PublishInput) -> StepResult<PublishOu
             Err(e) => return Err(StepError::from(e).context(format!("publishing {}", entry.key))),
         }
     }
-
     let publication = Publication {
         generation: input.generation,
         date: manifest.date.clone(),
         valid_until: manifest.valid_until.clone(),
         manifest_key: input.manifest_key.clone(),
     };
-    match ctx.store.record_published(&suite, &publication).await? {
-        PublishRecord::Recorded => {}
-        PublishRecord::Superseded { published } => return Ok(superseded(published)),
+    match ctx.store.record_published(suite, &publication).await? {
+        PublishRecord::Recorded => Ok(Some(warnings)),
+        PublishRecord::Superseded { .. } => Ok(None),
+        PublishRecord::LeaseLost => Err(StepError::Internal(anyhow!(
+            "generation {} of {suite} lost the suite's lease while publishing; the next run rebuilds",
+            input.generation
+        ))),
     }
-    tracing::info!(generation = input.generation, packages = manifest.packages, %url, "published");
-    Ok(PublishOutput {
-        status: PublishStatus::Published,
-        generation: input.generation,
-        published_generation: input.generation,
-        url,
-        packages: manifest.packages,
-        valid_until: manifest.valid_until,
-        warnings,
-    })
 }

@@ -45,18 +45,30 @@ async fn ingest_all(ctx: &Context) {
 }
 
 #[tokio::test]
-async fn publish_refuses_to_go_backwards() {
+async fn builds_take_turns_and_publish_refuses_to_go_backwards() {
     let (_dir, ctx) = setup();
     stage(&ctx, "1.0").await;
     ingest_all(&ctx).await;
     let old = build_index(&ctx, BuildIndexInput {}).await.unwrap();
+
+    // While generation 1 holds the suite, another build must wait.
+    let err = build_index(&ctx, BuildIndexInput {}).await.unwrap_err();
+    assert_eq!(err.error_type(), "PublishInProgress", "{err}");
+
+    // Generation 1 stalls until its lease runs out (simulated); generation 2 takes over.
+    ctx.store.release_lease(ctx.suite(), old.generation).await.unwrap();
     stage(&ctx, "1.1").await;
     ingest_all(&ctx).await;
     let new = build_index(&ctx, BuildIndexInput {}).await.unwrap();
+    let stale = publish(&ctx, PublishInput { generation: old.generation, manifest_key: old.manifest_key.clone() })
+        .await
+        .unwrap();
+    assert_eq!(stale.status, PublishStatus::Superseded, "a newer generation is being built");
+    assert!(!ctx.public.exists("dists/stable/InRelease").await.unwrap(), "nothing written");
+
     let out = publish(&ctx, PublishInput { generation: new.generation, manifest_key: new.manifest_key.clone() }).await.unwrap();
     assert_eq!(out.status, PublishStatus::Published);
     let live = ctx.public.get_bytes("dists/stable/InRelease").await.unwrap();
-
     let out = publish(&ctx, PublishInput { generation: old.generation, manifest_key: old.manifest_key }).await.unwrap();
     assert_eq!(out.status, PublishStatus::Superseded);
     assert_eq!(out.published_generation, new.generation);
@@ -66,6 +78,8 @@ async fn publish_refuses_to_go_backwards() {
         ctx.public.get_bytes("kiro-repo.deb").await.unwrap(),
         ctx.public.get_bytes("pool/main/k/kiro-repo/kiro-repo_1.1_all.deb").await.unwrap()
     );
+    // Publishing released the lease: the next build goes ahead.
+    build_index(&ctx, BuildIndexInput {}).await.unwrap();
 }
 
 #[tokio::test]
