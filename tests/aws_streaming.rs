@@ -349,10 +349,7 @@ fn hand_built_deb_is_valid() {
     assert_eq!(control.get("Version"), Some("0.7.45"));
     assert_eq!(control.get("Architecture"), Some("amd64"));
     assert_eq!(control.get("Installed-Size"), Some("98"));
-    if Command::new("dpkg-deb").arg("--version").output().is_err() {
-        eprintln!("dpkg-deb not installed: structure checked by pkgrelay only");
-        return;
-    }
+    // dpkg-deb is the independent judge (Debian package dpkg; .ci/run installs it).
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kiro_0.7.45_amd64.deb");
     std::fs::write(&path, &deb).unwrap();
