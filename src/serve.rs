@@ -8,16 +8,22 @@ use tower_http::trace::TraceLayer;
 
 pub async fn run(out: &Path, bind: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
     if !out.join("dists").is_dir() {
-        anyhow::bail!("{} holds no published repository yet: run `pkgrelay sync` first", out.display());
+        anyhow::bail!(
+            "{} holds no published repository yet: run `pkgrelay sync` first",
+            out.display()
+        );
     }
-    let app = Router::new().fallback_service(ServeDir::new(out)).layer(TraceLayer::new_for_http());
+    let app = Router::new()
+        .fallback_service(ServeDir::new(out))
+        .layer(TraceLayer::new_for_http());
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     tracing::info!("serving {} at http://{addr}/", out.display());
     println!("deb [signed-by=<keyring>] http://{addr}/ <suite> <components>");
-    axum::serve(listener, app).with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -638,7 +638,10 @@ mod tests {
     /// dpkg-deb is the independent judge of what we build: its absence is a
     /// broken test environment (`.ci/run` installs it), not a reason to pass.
     fn require_dpkg_deb() {
-        assert!(Path::new(DPKG_DEB).exists(), "{DPKG_DEB} is required (Debian package dpkg)");
+        assert!(
+            Path::new(DPKG_DEB).exists(),
+            "{DPKG_DEB} is required (Debian package dpkg)"
+        );
     }
 
     fn run(command: &mut Command) -> String {

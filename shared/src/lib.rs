@@ -29,4 +29,6 @@ pub mod sign;
 pub mod sources;
 pub mod steps;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod version;

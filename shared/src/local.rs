@@ -40,16 +40,33 @@ impl LocalPaths {
 
 /// The archive key: the configured file, else `<state>/signing-key.asc`,
 /// generated there on first use. Returns the key and whether it was generated.
-pub fn load_or_generate_key(config: &Config, paths: &LocalPaths) -> anyhow::Result<(SigningKey, bool)> {
+pub fn load_or_generate_key(
+    config: &Config,
+    paths: &LocalPaths,
+) -> anyhow::Result<(SigningKey, bool)> {
     if let Some(file) = &config.repository.signing.key_file {
-        let file = if file.is_absolute() { file.clone() } else { config.dir.join(file) };
-        let data = std::fs::read(&file).with_context(|| format!("signing key {}", file.display()))?;
-        return Ok((SigningKey::from_bytes(&data).with_context(|| format!("signing key {}", file.display()))?, false));
+        let file = if file.is_absolute() {
+            file.clone()
+        } else {
+            config.dir.join(file)
+        };
+        let data =
+            std::fs::read(&file).with_context(|| format!("signing key {}", file.display()))?;
+        return Ok((
+            SigningKey::from_bytes(&data)
+                .with_context(|| format!("signing key {}", file.display()))?,
+            false,
+        ));
     }
     let file = paths.key_file();
     if file.exists() {
-        let data = std::fs::read(&file).with_context(|| format!("signing key {}", file.display()))?;
-        return Ok((SigningKey::from_bytes(&data).with_context(|| format!("signing key {}", file.display()))?, false));
+        let data =
+            std::fs::read(&file).with_context(|| format!("signing key {}", file.display()))?;
+        return Ok((
+            SigningKey::from_bytes(&data)
+                .with_context(|| format!("signing key {}", file.display()))?,
+            false,
+        ));
     }
     let key = SigningKey::generate(&config.repository.signing.user_id)?;
     std::fs::create_dir_all(&paths.state)?;
@@ -64,23 +81,35 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     f.write_all(data)?;
     f.sync_all()?;
     Ok(())
 }
 
 /// Build the step context over SQLite and directories.
-pub fn context(config: Config, paths: &LocalPaths, key: SigningKey, observer: Arc<dyn Observer>) -> anyhow::Result<Context> {
+pub fn context(
+    config: Config,
+    paths: &LocalPaths,
+    key: SigningKey,
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<Context> {
     let work_dir = paths.state.join("tmp");
     std::fs::create_dir_all(&work_dir)?;
     std::fs::create_dir_all(paths.staging())?;
     let store = SqliteStore::open(&paths.state.join("state.db"))?;
-    let format = AptRepository { config: config.repository.clone(), key: Some(Arc::new(key)) };
+    let format = AptRepository {
+        config: config.repository.clone(),
+        key: Some(Arc::new(key)),
+    };
     Ok(Context {
         config: Arc::new(config),
         store: Arc::new(store),
-        public: Arc::new(DirStore::new(&paths.out).with_context(|| format!("{}", paths.out.display()))?),
+        public: Arc::new(
+            DirStore::new(&paths.out).with_context(|| format!("{}", paths.out.display()))?,
+        ),
         private: Arc::new(DirStore::new(&paths.state)?),
         fetcher: Fetcher::new(RetryPolicy::default())?,
         format: Arc::new(format),

@@ -4,8 +4,8 @@
 
 use crate::deb::ControlParagraph;
 use crate::model::{Candidate, PackageEntry};
-use std::path::Path;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use time::OffsetDateTime;
 
 /// Where a published object's bytes come from.
@@ -32,10 +32,18 @@ pub struct PlanEntry {
 
 impl PlanEntry {
     pub fn public(key: &str, from: &str) -> PlanEntry {
-        PlanEntry { key: key.to_owned(), from: ObjectRef::Public(from.to_owned()), optional: false }
+        PlanEntry {
+            key: key.to_owned(),
+            from: ObjectRef::Public(from.to_owned()),
+            optional: false,
+        }
     }
     pub fn staged(key: &str, name: &str) -> PlanEntry {
-        PlanEntry { key: key.to_owned(), from: ObjectRef::Staged(name.to_owned()), optional: false }
+        PlanEntry {
+            key: key.to_owned(),
+            from: ObjectRef::Staged(name.to_owned()),
+            optional: false,
+        }
     }
 }
 
@@ -70,9 +78,17 @@ pub trait RepositoryFormat: Send + Sync {
     /// Read the artifact at `path` (downloaded for `candidate`), check that it is
     /// what the candidate announced, and name its public key. Errors here mean
     /// the artifact is bad, not that the system is.
-    fn describe_artifact(&self, candidate: &Candidate, path: &Path) -> anyhow::Result<ArtifactDescription>;
+    fn describe_artifact(
+        &self,
+        candidate: &Candidate,
+        path: &Path,
+    ) -> anyhow::Result<ArtifactDescription>;
     /// Render a generation of the index from every store entry.
-    fn render(&self, entries: &[PackageEntry], now: OffsetDateTime) -> anyhow::Result<RenderedIndex>;
+    fn render(
+        &self,
+        entries: &[PackageEntry],
+        now: OffsetDateTime,
+    ) -> anyhow::Result<RenderedIndex>;
 }
 
 /// What build-index leaves for publish: the generation and its plan, with staged

@@ -30,7 +30,9 @@ pub fn compare(a: &str, b: &str) -> Ordering {
 /// Debian archive names files (`1:2.0-1` -> `2.0-1`).
 pub fn without_epoch(version: &str) -> &str {
     match version.split_once(':') {
-        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => rest,
+        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => {
+            rest
+        }
         _ => version,
     }
 }

@@ -53,7 +53,13 @@ impl Upstream {
                 std::thread::spawn(move || serve_one(conn, &r, &h));
             }
         });
-        Upstream { base: format!("http://{addr}"), routes, hits, stop, addr }
+        Upstream {
+            base: format!("http://{addr}"),
+            routes,
+            hits,
+            stop,
+            addr,
+        }
     }
 
     pub fn set(&self, path: &str, reply: Reply) {
@@ -81,7 +87,11 @@ impl Drop for Upstream {
     }
 }
 
-fn serve_one(conn: TcpStream, routes: &Mutex<HashMap<String, Reply>>, hits: &Mutex<HashMap<String, usize>>) {
+fn serve_one(
+    conn: TcpStream,
+    routes: &Mutex<HashMap<String, Reply>>,
+    hits: &Mutex<HashMap<String, usize>>,
+) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -95,11 +105,20 @@ fn serve_one(conn: TcpStream, routes: &Mutex<HashMap<String, Reply>>, hits: &Mut
         }
     }
     *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
-    let reply = routes.lock().unwrap().get(&path).cloned().unwrap_or(Reply::Status(404));
+    let reply = routes
+        .lock()
+        .unwrap()
+        .get(&path)
+        .cloned()
+        .unwrap_or(Reply::Status(404));
     let mut out = conn;
     let _ = match reply {
         Reply::Body(b) => {
-            let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len());
+            let _ = write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                b.len()
+            );
             out.write_all(&b)
         }
         Reply::Status(code) => write!(
@@ -107,7 +126,11 @@ fn serve_one(conn: TcpStream, routes: &Mutex<HashMap<String, Reply>>, hits: &Mut
             "HTTP/1.1 {code} Oops\r\nContent-Length: 5\r\nRetry-After: 0\r\nConnection: close\r\n\r\noops!"
         ),
         Reply::CutShort(b) => {
-            let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len());
+            let _ = write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                b.len()
+            );
             out.write_all(&b[..b.len() / 2])
         }
     };
@@ -121,15 +144,25 @@ pub fn deb(name: &str, version: &str, arch: &str, depends: Option<&str>) -> Vec<
         ("Package".to_owned(), name.to_owned()),
         ("Version".to_owned(), version.to_owned()),
         ("Architecture".to_owned(), arch.to_owned()),
-        ("Maintainer".to_owned(), "Fixture <fixture@example.com>".to_owned()),
+        (
+            "Maintainer".to_owned(),
+            "Fixture <fixture@example.com>".to_owned(),
+        ),
     ];
     if let Some(d) = depends {
         fields.push(("Depends".to_owned(), d.to_owned()));
     }
     fields.push(("Recommends".to_owned(), "kiro-repo".to_owned()));
-    fields.push(("Description".to_owned(), format!("{name} fixture\n Built by the test suite.\n .\n Version {version}.")));
+    fields.push((
+        "Description".to_owned(),
+        format!("{name} fixture\n Built by the test suite.\n .\n Version {version}."),
+    ));
     let mut b = DebBuilder::new(ControlParagraph { fields });
-    b.file(&format!("/usr/share/doc/{name}/VERSION"), 0o644, format!("{version}\n"));
+    b.file(
+        &format!("/usr/share/doc/{name}/VERSION"),
+        0o644,
+        format!("{version}\n"),
+    );
     b.build().unwrap()
 }
 
@@ -157,9 +190,18 @@ pub fn publish_kiro(up: &Upstream, version: &str) -> Vec<u8> {
     let bytes = deb("kiro", version, "amd64", Some("libc6 (>= 2.28)"));
     let deb_path = format!("/signed/{version}/deb/kiro-ide-{version}-stable-linux-x64.deb");
     up.set(&deb_path, Reply::Body(bytes.clone()));
-    up.set(&format!("/signed/{version}/certificate.pem"), Reply::Body(format!("CERT {version}\n").into_bytes()));
-    up.set(&format!("/signed/{version}/signature.bin"), Reply::Body(format!("SIG {version}").into_bytes()));
-    up.set("/stable/metadata.json", Reply::Body(kiro_metadata(up, version, &deb_path)));
+    up.set(
+        &format!("/signed/{version}/certificate.pem"),
+        Reply::Body(format!("CERT {version}\n").into_bytes()),
+    );
+    up.set(
+        &format!("/signed/{version}/signature.bin"),
+        Reply::Body(format!("SIG {version}").into_bytes()),
+    );
+    up.set(
+        "/stable/metadata.json",
+        Reply::Body(kiro_metadata(up, version, &deb_path)),
+    );
     bytes
 }
 
@@ -235,7 +277,10 @@ impl Workspace {
                 if p.is_dir() {
                     stack.push(p);
                 } else {
-                    out.insert(p.strip_prefix(&root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+                    out.insert(
+                        p.strip_prefix(&root).unwrap().display().to_string(),
+                        std::fs::read(&p).unwrap(),
+                    );
                 }
             }
         }
@@ -256,8 +301,14 @@ impl Workspace {
             .spawn()
             .unwrap();
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect("serve prints its URL").to_owned();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("serve prints its URL")
+            .to_owned();
         Served { child, url }
     }
 }
@@ -331,7 +382,11 @@ Debug::NoLocking \"true\";\nAPT::Sandbox::User \"root\";\nAcquire::Retries \"0\"
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         eprintln!("$ {tool} {}\n{text}", args.join(" "));
         (out.status.success(), text)
     }
@@ -344,6 +399,9 @@ Debug::NoLocking \"true\";\nAPT::Sandbox::User \"root\";\nAcquire::Retries \"0\"
 /// Read a file completely (helper for readability in tests).
 pub fn slurp(path: &Path) -> Vec<u8> {
     let mut v = Vec::new();
-    std::fs::File::open(path).unwrap().read_to_end(&mut v).unwrap();
+    std::fs::File::open(path)
+        .unwrap()
+        .read_to_end(&mut v)
+        .unwrap();
     v
 }

@@ -9,5 +9,10 @@ use pkgrelay_core::steps;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::run("publish", Needs::default(), |ctx, input: steps::PublishInput| async move { steps::publish(&ctx, input).await }).await
+    lambda::run(
+        "publish",
+        Needs::default(),
+        |ctx, input: steps::PublishInput| async move { steps::publish(&ctx, input).await },
+    )
+    .await
 }

@@ -27,7 +27,12 @@ pub struct Listed {
     pub summary: String,
 }
 
-pub fn render_index_html(repo: &RepositoryConfig, fingerprint: &str, packages: &[Listed], updated: &str) -> String {
+pub fn render_index_html(
+    repo: &RepositoryConfig,
+    fingerprint: &str,
+    packages: &[Listed],
+    updated: &str,
+) -> String {
     let base = repo.base_url.trim_end_matches('/');
     let keyring = &repo.keyring_name;
     let suite = &repo.suite;
@@ -40,7 +45,11 @@ pub fn render_index_html(repo: &RepositoryConfig, fingerprint: &str, packages: &
         .map(|p| p.name.as_str())
         .filter(|n| Some(*n) != repo.convenience_copy.as_deref())
         .collect();
-    let install = if main_pkgs.is_empty() { "<package>".to_owned() } else { main_pkgs.join(" ") };
+    let install = if main_pkgs.is_empty() {
+        "<package>".to_owned()
+    } else {
+        main_pkgs.join(" ")
+    };
     let quick = match &repo.convenience_copy {
         Some(cfg) => format!(
             "<h2>Quick install</h2>\n<p>Install <code>{cfg}</code> first: it adds the source list and the archive key, \

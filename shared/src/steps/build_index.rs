@@ -29,10 +29,16 @@ pub fn generation_prefix(suite: &str, generation: u64) -> String {
 /// the lease back if building fails; publish releases it on success.
 pub async fn build_index(ctx: &Context, input: BuildIndexInput) -> StepResult<BuildIndexOutput> {
     let suite = ctx.suite().to_owned();
-    let generation = match ctx.store.allocate_generation(&suite, now().unix_timestamp(), LEASE_SECONDS).await? {
+    let generation = match ctx
+        .store
+        .allocate_generation(&suite, now().unix_timestamp(), LEASE_SECONDS)
+        .await?
+    {
         Allocation::Granted(g) => g,
         Allocation::Busy(lease) => {
-            let until = time::OffsetDateTime::from_unix_timestamp(lease.until).map(rfc3339).unwrap_or_default();
+            let until = time::OffsetDateTime::from_unix_timestamp(lease.until)
+                .map(rfc3339)
+                .unwrap_or_default();
             return Err(StepError::Busy(anyhow!(
                 "generation {} of {suite} is being built and published (its lease runs until {until}); try again shortly",
                 lease.generation
@@ -43,22 +49,37 @@ pub async fn build_index(ctx: &Context, input: BuildIndexInput) -> StepResult<Bu
     if result.is_err()
         && let Err(e) = ctx.store.release_lease(&suite, generation).await
     {
-        tracing::warn!(generation, "could not release the lease after a failed build: {e}");
+        tracing::warn!(
+            generation,
+            "could not release the lease after a failed build: {e}"
+        );
     }
     result
 }
 
-async fn build(ctx: &Context, _input: BuildIndexInput, suite: &str, generation: u64) -> StepResult<BuildIndexOutput> {
+async fn build(
+    ctx: &Context,
+    _input: BuildIndexInput,
+    suite: &str,
+    generation: u64,
+) -> StepResult<BuildIndexOutput> {
     let suite = suite.to_owned();
     let entries = ctx.store.all().await?;
-    let rendered = ctx.format.render(&entries, now()).map_err(StepError::Internal)?;
+    let rendered = ctx
+        .format
+        .render(&entries, now())
+        .map_err(StepError::Internal)?;
 
     for (key, bytes) in rendered.immutable {
-        ctx.public.put_bytes(&key, bytes, WriteMode::WriteOnce).await?;
+        ctx.public
+            .put_bytes(&key, bytes, WriteMode::WriteOnce)
+            .await?;
     }
     let prefix = generation_prefix(&suite, generation);
     for (name, bytes) in rendered.staged {
-        ctx.private.put_bytes(&format!("{prefix}/{name}"), bytes, WriteMode::Overwrite).await?;
+        ctx.private
+            .put_bytes(&format!("{prefix}/{name}"), bytes, WriteMode::Overwrite)
+            .await?;
     }
     let plan = rendered
         .plan
@@ -80,7 +101,13 @@ async fn build(ctx: &Context, _input: BuildIndexInput, suite: &str, generation: 
     };
     let manifest_key = format!("{prefix}/manifest.json");
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StepError::Internal(e.into()))?;
-    ctx.private.put_bytes(&manifest_key, json, WriteMode::Overwrite).await?;
+    ctx.private
+        .put_bytes(&manifest_key, json, WriteMode::Overwrite)
+        .await?;
     tracing::info!(generation, packages = manifest.packages, %manifest_key, "index built");
-    Ok(BuildIndexOutput { generation, manifest_key, packages: manifest.packages })
+    Ok(BuildIndexOutput {
+        generation,
+        manifest_key,
+        packages: manifest.packages,
+    })
 }

@@ -64,14 +64,24 @@ pub async fn publish(ctx: &Context, input: PublishInput) -> StepResult<PublishOu
     let state = ctx.store.suite(&suite).await?;
     let live = state.published.as_ref().map_or(0, |p| p.generation);
     if live >= input.generation {
-        tracing::warn!(generation = input.generation, published = live, "superseded: a newer generation is live");
+        tracing::warn!(
+            generation = input.generation,
+            published = live,
+            "superseded: a newer generation is live"
+        );
         return Ok(superseded(live));
     }
     match state.lease {
-        Some(lease) if lease.generation == input.generation && lease.until > super::now().unix_timestamp() => {}
+        Some(lease)
+            if lease.generation == input.generation
+                && lease.until > super::now().unix_timestamp() => {}
         // A newer generation took over the suite: it saw at least what this one did.
         Some(lease) if lease.generation > input.generation => {
-            tracing::warn!(generation = input.generation, building = lease.generation, "superseded: a newer generation is being built");
+            tracing::warn!(
+                generation = input.generation,
+                building = lease.generation,
+                "superseded: a newer generation is being built"
+            );
             return Ok(superseded(live));
         }
         _ => {
@@ -86,10 +96,21 @@ pub async fn publish(ctx: &Context, input: PublishInput) -> StepResult<PublishOu
     // that the next run need not wait for it to run out.
     let warnings = match write_plan_and_record(ctx, &input, &manifest, &suite).await {
         Ok(Some(warnings)) => warnings,
-        Ok(None) => return Ok(superseded(ctx.store.suite(&suite).await?.published.map_or(0, |p| p.generation))),
+        Ok(None) => {
+            return Ok(superseded(
+                ctx.store
+                    .suite(&suite)
+                    .await?
+                    .published
+                    .map_or(0, |p| p.generation),
+            ));
+        }
         Err(e) => {
             if let Err(release) = ctx.store.release_lease(&suite, input.generation).await {
-                tracing::warn!(generation = input.generation, "could not release the lease: {release}");
+                tracing::warn!(
+                    generation = input.generation,
+                    "could not release the lease: {release}"
+                );
             }
             return Err(e);
         }
@@ -117,9 +138,17 @@ async fn write_plan_and_record(
     let mut warnings = Vec::new();
     for entry in &manifest.plan {
         let result = match &entry.from {
-            ObjectRef::Public(from) => ctx.public.copy(from, &entry.key, WriteMode::Overwrite).await,
+            ObjectRef::Public(from) => {
+                ctx.public
+                    .copy(from, &entry.key, WriteMode::Overwrite)
+                    .await
+            }
             ObjectRef::Staged(from) => match ctx.private.get_bytes(from).await {
-                Ok(bytes) => ctx.public.put_bytes(&entry.key, bytes, WriteMode::Overwrite).await,
+                Ok(bytes) => {
+                    ctx.public
+                        .put_bytes(&entry.key, bytes, WriteMode::Overwrite)
+                        .await
+                }
                 Err(e) => Err(e),
             },
         };
