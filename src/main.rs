@@ -4,6 +4,8 @@
 //! embedded defaults (SQLite in `./.pkgrelay`, the repository in `./public`),
 //! and can serve and verify the result. Each subcommand lives in its own module.
 
+mod aws_outputs;
+mod config_package;
 mod keys;
 mod progress;
 mod serve;
@@ -52,6 +54,11 @@ impl Dirs {
     fn load(&self) -> anyhow::Result<Config> {
         Ok(Config::load(&self.config)?)
     }
+
+    /// The local staging directory of a state directory.
+    fn staging_of(state: &std::path::Path) -> PathBuf {
+        LocalPaths { config: PathBuf::new(), state: state.to_owned(), out: PathBuf::new() }.staging()
+    }
 }
 
 #[derive(Subcommand)]
@@ -79,6 +86,11 @@ enum Command {
     Verify {
         #[command(flatten)]
         dirs: Dirs,
+    },
+    /// The repository configuration package (kiro-repo): build, publish.
+    ConfigPackage {
+        #[command(subcommand)]
+        action: config_package::ConfigPackageAction,
     },
     /// The archive signing key.
     Key {
@@ -114,6 +126,7 @@ async fn main() -> ExitCode {
         Command::Serve { out, bind } => serve::run(&out, bind).await,
         Command::Verify { dirs } => verify::run(&dirs).await,
         Command::Key { action, dirs } => keys::run(action, &dirs),
+        Command::ConfigPackage { action } => config_package::run(action).await,
     };
     match result {
         Ok(code) => code,

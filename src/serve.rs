@@ -1,20 +1,27 @@
 //! `pkgrelay serve`: the published directory over HTTP, for apt on this machine.
 
 use axum::Router;
+use axum::extract::Request;
 use std::path::Path;
 use std::process::ExitCode;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
+/// Answer every request in full. `If-Modified-Since` has one-second resolution,
+/// and a sync can rewrite InRelease within the second apt last fetched it: a
+/// 304 then would hide the new index from apt.
+async fn unconditional(mut req: Request) -> Request {
+    req.headers_mut().remove(axum::http::header::IF_MODIFIED_SINCE);
+    req
+}
+
 pub async fn run(out: &Path, bind: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
     if !out.join("dists").is_dir() {
-        anyhow::bail!(
-            "{} holds no published repository yet: run `pkgrelay sync` first",
-            out.display()
-        );
+        anyhow::bail!("{} holds no published repository yet: run `pkgrelay sync` first", out.display());
     }
     let app = Router::new()
         .fallback_service(ServeDir::new(out))
+        .layer(axum::middleware::map_request(unconditional))
         .layer(TraceLayer::new_for_http());
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;

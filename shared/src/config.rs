@@ -64,7 +64,18 @@ pub struct RepositoryConfig {
     /// Package whose newest version is also published at the root as `<name>.deb`.
     #[serde(default)]
     pub convenience_copy: Option<String>,
+    /// Per deployment (`dev`, `staging`, `prod`, …): where clients reach that
+    /// deployment's repository; `pkgrelay config-package build --env` writes it
+    /// into the source list. Without `--env`, `base_url` is used.
+    #[serde(default)]
+    pub environments: std::collections::BTreeMap<String, EnvironmentConfig>,
     pub signing: SigningConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    pub base_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -299,14 +310,12 @@ fn validate_repository(r: &RepositoryConfig, file: &Path) -> Result<(), ConfigEr
             "list real architectures; `all` packages are listed under each",
         ));
     }
-    let url = url::Url::parse(&r.base_url)
-        .map_err(|e| err(file, Some("base_url"), format!("{:?}: {e}", r.base_url)))?;
-    if !matches!(url.scheme(), "https" | "http") {
-        return Err(err(
-            file,
-            Some("base_url"),
-            format!("{:?}: must be http(s)", r.base_url),
-        ));
+    check_base_url(file, "base_url", &r.base_url)?;
+    for (name, env) in &r.environments {
+        if !check_word(name) {
+            return Err(err(file, Some("environments"), format!("{name:?} is not a valid environment name")));
+        }
+        check_base_url(file, &format!("environments.{name}.base_url"), &env.base_url)?;
     }
     parse_duration(&r.valid_for).map_err(|e| err(file, Some("valid_for"), e))?;
     if !check_word(&r.keyring_name) || !r.keyring_name.ends_with(".gpg") {
@@ -330,6 +339,16 @@ fn validate_repository(r: &RepositoryConfig, file: &Path) -> Result<(), ConfigEr
         ));
     }
     check_single_line(file, "signing.user_id", &r.signing.user_id)?;
+    Ok(())
+}
+
+/// A repository root URL: http(s), no query or fragment (it is written into
+/// source lists as is).
+fn check_base_url(file: &Path, field: &str, value: &str) -> Result<(), ConfigError> {
+    let url = url::Url::parse(value).map_err(|e| err(file, Some(field), format!("{value:?}: {e}")))?;
+    if !matches!(url.scheme(), "https" | "http") || url.query().is_some() || url.fragment().is_some() {
+        return Err(err(file, Some(field), format!("{value:?}: must be an http(s) URL without query or fragment")));
+    }
     Ok(())
 }
 
@@ -406,6 +425,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 impl RepositoryConfig {
     pub fn validity(&self) -> Duration {
         parse_duration(&self.valid_for).expect("validated at load")
+    }
+
+    /// The repository URL of a deployment (`None`: `base_url`).
+    pub fn base_url_for(&self, env: Option<&str>) -> Result<&str, String> {
+        match env {
+            None => Ok(&self.base_url),
+            Some(name) => self.environments.get(name).map(|e| e.base_url.as_str()).ok_or_else(|| {
+                let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+                format!("no environment {name:?} in repository.yaml (configured: {})", known.join(", "))
+            }),
+        }
     }
 }
 

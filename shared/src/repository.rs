@@ -28,6 +28,10 @@ pub struct PlanEntry {
     /// A missing source is a warning, not a failure (the convenience copy).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub optional: bool,
+    /// What the object is, for the log (`kiro-repo 1.1`); publish says how it
+    /// changed from the previous generation's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl PlanEntry {
@@ -36,6 +40,7 @@ impl PlanEntry {
             key: key.to_owned(),
             from: ObjectRef::Public(from.to_owned()),
             optional: false,
+            note: None,
         }
     }
     pub fn staged(key: &str, name: &str) -> PlanEntry {
@@ -43,6 +48,7 @@ impl PlanEntry {
             key: key.to_owned(),
             from: ObjectRef::Staged(name.to_owned()),
             optional: false,
+            note: None,
         }
     }
 }

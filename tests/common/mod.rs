@@ -332,7 +332,18 @@ pub struct Apt {
 
 impl Apt {
     /// `source_line` is a whole `deb [signed-by=…] URL suite component` line.
+    /// Installs are only simulated (`-s`): the dpkg status is a private file.
     pub fn new(source_line: &str) -> Apt {
+        Self::build(source_line, None)
+    }
+
+    /// An apt client that really installs, with `dpkg --root` into `root` (a
+    /// [`dpkg_root`]), whose status file it then reads.
+    pub fn with_dpkg_root(source_line: &str, root: &Path) -> Apt {
+        Self::build(source_line, Some(root))
+    }
+
+    fn build(source_line: &str, dpkg_root: Option<&Path>) -> Apt {
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
         for d in [
@@ -369,6 +380,17 @@ Debug::NoLocking \"true\";\nAPT::Sandbox::User \"root\";\nAcquire::Retries \"0\"
             ),
         )
         .unwrap();
+        if let Some(d) = dpkg_root {
+            let d = d.display();
+            let mut conf = std::fs::OpenOptions::new().append(true).open(r.join("apt.conf")).unwrap();
+            write!(
+                conf,
+                "Dir::State::status \"{d}/var/lib/dpkg/status\";\n\
+DPkg::Options {{ \"--root={d}\"; \"--admindir={d}/var/lib/dpkg\"; \"--log={d}/var/log/dpkg.log\"; \"--force-confold\"; }};\n\
+DPkg::Run-Directory \"{d}\";\n"
+            )
+            .unwrap();
+        }
         Apt { root }
     }
 
@@ -394,6 +416,35 @@ Debug::NoLocking \"true\";\nAPT::Sandbox::User \"root\";\nAcquire::Retries \"0\"
     pub fn download_dir(&self) -> PathBuf {
         self.root.path().join("download")
     }
+}
+
+/// A private dpkg root for [`Apt::with_dpkg_root`]: an empty dpkg database,
+/// and a static busybox as `/bin/sh` and the few tools maintainer scripts and
+/// dpkg expect inside the root (dpkg chroots into it to run them). Never the
+/// host's root.
+pub fn dpkg_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/log", "bin", "usr/bin", "sbin", "usr/sbin", "tmp", "etc"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("var/lib/dpkg/status"), "").unwrap();
+    std::fs::write(r.join("var/lib/dpkg/available"), "").unwrap();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(Path::new).find(|p| p.exists())
+        .expect("busybox-static is required for maintainer scripts in the private root (.ci/run installs it)");
+    std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
+    for tool in ["sh", "sed", "rm", "mv", "cat", "cp", "mkdir", "chmod", "ls", "tar", "diff", "find", "rmdir", "readlink", "test", "grep"] {
+        for dir in ["bin", "usr/bin"] {
+            let _ = std::os::unix::fs::symlink("/bin/busybox", r.join(dir).join(tool));
+        }
+    }
+    for tool in ["ldconfig", "start-stop-daemon"] {
+        let path = r.join("sbin").join(tool);
+        std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+        Command::new("chmod").arg("755").arg(&path).status().unwrap();
+        let _ = std::os::unix::fs::symlink(format!("/sbin/{tool}"), r.join("usr/sbin").join(tool));
+    }
+    root
 }
 
 /// Read a file completely (helper for readability in tests).

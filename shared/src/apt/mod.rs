@@ -4,6 +4,7 @@
 //! Everything here is pure: it turns store entries into bytes and a publish plan.
 //! Writing those bytes is the steps' business.
 
+pub mod config_package;
 pub mod html;
 pub mod packages;
 pub mod release;
@@ -248,6 +249,7 @@ impl RepositoryFormat for AptRepository {
                 key: format!("{name}.deb"),
                 from: ObjectRef::Public(newest.filename.clone()),
                 optional: true,
+                note: Some(format!("{name} {}", newest.version)),
             });
         }
         out.packages = entries.len();

@@ -135,6 +135,14 @@ async fn write_plan_and_record(
     manifest: &Manifest,
     suite: &str,
 ) -> StepResult<Option<Vec<String>>> {
+    // The live generation's notes, to log how noted objects change.
+    let previous: Vec<crate::repository::PlanEntry> = match ctx.store.suite(suite).await?.published {
+        Some(p) => match ctx.private.get_bytes(&p.manifest_key).await {
+            Ok(bytes) => serde_json::from_slice::<Manifest>(&bytes).map(|m| m.plan).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        },
+        None => Vec::new(),
+    };
     let mut warnings = Vec::new();
     for entry in &manifest.plan {
         let result = match &entry.from {
@@ -153,7 +161,12 @@ async fn write_plan_and_record(
             },
         };
         match result {
-            Ok(()) => {}
+            Ok(()) => {
+                if let Some(note) = &entry.note {
+                    let was = previous.iter().find(|p| p.key == entry.key).and_then(|p| p.note.as_deref());
+                    tracing::info!(key = %entry.key, now = %note, was = was.unwrap_or("-"), "wrote {}: {note} (was {})", entry.key, was.unwrap_or("none"));
+                }
+            }
             Err(e @ BlobError::NotFound { .. }) if entry.optional => {
                 let msg = format!("{} not written: {e}", entry.key);
                 tracing::warn!("{msg}");

@@ -1,0 +1,98 @@
+// What the stack takes from the rest of the repository: the paths of the
+// configuration, the state machine definition and the staging rule, and the
+// published file names from config/repository.yaml (read at synth time, so the
+// bucket policy follows the configuration).
+
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { parse } from 'yaml';
+
+/** The workspace root (holding Cargo.toml, config/, statemachine/). */
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const CARGO_MANIFEST = path.join(REPO_ROOT, 'Cargo.toml');
+export const CONFIG_DIR = path.join(REPO_ROOT, 'config');
+export const ASL_FILE = path.join(REPO_ROOT, 'statemachine', 'pipeline.asl.json');
+export const STAGING_RULE_FILE = path.join(REPO_ROOT, 'statemachine', 'staging-rule.json');
+
+/** Private prefix the staging_upload source lists (shared/src/sources/mod.rs STAGING_PREFIX). */
+export const STAGING_PREFIX = 'staging/';
+/** Private prefix of the per-generation files (shared/src/steps/build_index.rs). */
+export const GENERATIONS_PREFIX = 'generations/';
+/** Where the functions find the bundled config/ directory (next to `bootstrap`). */
+export const CONFIG_LOCATION = '/var/task/config';
+
+/** The five step functions, as named in functions/ and in the Cargo workspace. */
+export const FUNCTION_NAMES = [
+  'check-sources',
+  'download-package',
+  'record-metadata',
+  'build-index',
+  'publish',
+] as const;
+export type FunctionName = (typeof FUNCTION_NAMES)[number];
+
+export interface RepositorySettings {
+  /** `keyring_name`: the binary public keyring at the repository root. */
+  readonly keyringName: string;
+  /** `convenience_copy`: the package whose newest .deb is copied to the root as `<name>.deb`. */
+  readonly convenienceCopy?: string;
+}
+
+const PLAIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
+
+/** Read and check the two file names the public surface depends on. */
+export function readRepositorySettings(configDir: string = CONFIG_DIR): RepositorySettings {
+  const file = path.join(configDir, 'repository.yaml');
+  const doc = parse(readFileSync(file, 'utf8')) as Record<string, unknown> | null;
+  const keyringName = doc?.keyring_name;
+  if (typeof keyringName !== 'string' || !PLAIN_NAME.test(keyringName) || !keyringName.endsWith('.gpg')) {
+    throw new Error(`${file}: keyring_name must be a plain file name ending in .gpg, got ${JSON.stringify(keyringName)}`);
+  }
+  const copy = doc?.convenience_copy;
+  if (copy !== undefined && copy !== null && (typeof copy !== 'string' || !PLAIN_NAME.test(copy))) {
+    throw new Error(`${file}: convenience_copy must be a package name, got ${JSON.stringify(copy)}`);
+  }
+  return { keyringName, convenienceCopy: typeof copy === 'string' ? copy : undefined };
+}
+
+/**
+ * The object keys (S3 resource patterns) clients may read: the pool, the dists
+ * tree, the root page, the convenience copy and the keyring. Never `staging/`,
+ * `generations/` or anything else.
+ */
+export function publicPaths(settings: RepositorySettings): string[] {
+  return [
+    'pool/*',
+    'dists/*',
+    'index.html',
+    ...(settings.convenienceCopy ? [`${settings.convenienceCopy}.deb`] : []),
+    settings.keyringName,
+  ];
+}
+
+export function readJson(file: string): any {
+  return JSON.parse(readFileSync(file, 'utf8'));
+}
+
+/**
+ * Replace every `${Name}` placeholder in the string values of `value` (deeply)
+ * with `substitutions[Name]`; an unknown placeholder is an error.
+ */
+export function substitutePlaceholders<T>(value: T, substitutions: Record<string, string>): T {
+  const walk = (v: any): any => {
+    if (typeof v === 'string') {
+      return v.replace(/\$\{([A-Za-z0-9]+)\}/g, (_, name: string) => {
+        if (!(name in substitutions)) {
+          throw new Error(`no substitution for \${${name}}`);
+        }
+        return substitutions[name];
+      });
+    }
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === 'object') {
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    }
+    return v;
+  };
+  return walk(value);
+}

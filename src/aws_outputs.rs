@@ -1,0 +1,75 @@
+//! The deployed stack, as `cdk deploy --outputs-file` describes it, and the
+//! two things the CLI does there: read the store, drop a file into staging/.
+
+use anyhow::{Context as _, anyhow};
+use pkgrelay_core::blob::{ObjectStore, WriteMode};
+use pkgrelay_core::store::PackageStore;
+use std::path::Path;
+
+pub struct StackOutputs {
+    pub stack: String,
+    pub bucket: String,
+    pub packages_table: String,
+    pub state_table: String,
+    pub state_machine_arn: String,
+    pub staging_prefix: String,
+}
+
+impl StackOutputs {
+    /// Read the outputs of stack `pkgrelay-<env>` from `file`.
+    pub fn read(file: &Path, env: &str) -> anyhow::Result<StackOutputs> {
+        let how = format!("produce it with `cdk deploy -c env={env} --outputs-file {}` in cdk/", file.display());
+        let text = std::fs::read_to_string(file).map_err(|e| anyhow!("stack outputs {}: {e}; {how}", file.display()))?;
+        let doc: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("stack outputs {} are not JSON", file.display()))?;
+        let stack = format!("pkgrelay-{env}");
+        let outputs = doc.get(&stack).ok_or_else(|| {
+            let found: Vec<&str> = doc.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+            anyhow!("{} has no stack {stack} (it has: {}); {how}", file.display(), found.join(", "))
+        })?;
+        let get = |name: &str| -> anyhow::Result<String> {
+            outputs.get(name).and_then(|v| v.as_str()).map(str::to_owned).ok_or_else(|| {
+                anyhow!("{}: stack {stack} has no output {name}; redeploy the current cdk/ app ({how})", file.display())
+            })
+        };
+        Ok(StackOutputs {
+            bucket: get("BucketName")?,
+            packages_table: get("PackagesTableName")?,
+            state_table: get("StateTableName")?,
+            state_machine_arn: get("StateMachineArn")?,
+            staging_prefix: get("StagingPrefix")?,
+            stack,
+        })
+    }
+
+    /// Clients from the usual AWS configuration chain (profile, env, SSO, …).
+    pub async fn clients(&self) -> StackClients {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let path_style = std::env::var("PKGRELAY_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1");
+        StackClients {
+            bucket: pkgrelay_aws::s3::S3Store::new(pkgrelay_aws::s3::client(&sdk, path_style), &self.bucket),
+            store: pkgrelay_aws::dynamo::DynamoStore::new(
+                pkgrelay_aws::dynamo::client(&sdk),
+                &self.packages_table,
+                &self.state_table,
+            ),
+        }
+    }
+}
+
+pub struct StackClients {
+    bucket: pkgrelay_aws::s3::S3Store,
+    store: pkgrelay_aws::dynamo::DynamoStore,
+}
+
+impl StackClients {
+    pub async fn newest_recorded(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let versions = self.store.versions_of(name).await?;
+        Ok(versions.into_iter().map(|e| e.version).max_by(|a, b| pkgrelay_core::version::compare(a, b)))
+    }
+
+    pub async fn stage(&self, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        self.bucket.put_bytes(key, bytes.to_vec(), WriteMode::Overwrite).await?;
+        Ok(())
+    }
+}
