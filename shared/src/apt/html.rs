@@ -52,9 +52,12 @@ pub fn render_index_html(
     };
     let quick = match &repo.convenience_copy {
         Some(cfg) => format!(
-            "<h2>Quick install</h2>\n<p>Install <code>{cfg}</code> first: it adds the source list and the archive key, \
-and keeps them up to date through APT from then on. Then install the packages.</p>\n\
-<pre><code>curl -fsSLO {base}/{cfg}.deb\nsudo apt install ./{cfg}.deb\nsudo apt update\nsudo apt install {install}</code></pre>\n",
+            "<h2>Quick install</h2>\n<p><strong>Step 1.</strong> Install <code>{cfg}</code>: it adds the source list and the \
+archive key. It is itself a package of this repository, so APT keeps it (and with it the key and the source list) \
+up to date from then on.</p>\n\
+<pre><code>curl -fsSLO {base}/{cfg}.deb\nsudo apt install ./{cfg}.deb</code></pre>\n\
+<p><strong>Step 2.</strong> Install the packages.</p>\n\
+<pre><code>sudo apt update\nsudo apt install {install}</code></pre>\n",
             cfg = esc(cfg),
             base = esc(base),
             install = esc(&install),
@@ -93,8 +96,10 @@ td, th {{ text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #ddd;
 {quick}<h2>Manual install</h2>
 <p>Put the archive key where APT looks for it, add the source list with a <code>signed-by</code> line, then install.</p>
 <pre><code>sudo install -d -m 0755 /usr/share/keyrings
-curl -fsSL {base}/{keyring} | sudo tee /usr/share/keyrings/{keyring} &gt; /dev/null
-echo "{source_line}" | sudo tee /etc/apt/sources.list.d/{list}
+curl -fsSL {base}/{keyring} \
+  | sudo tee /usr/share/keyrings/{keyring} &gt; /dev/null
+echo "{source_line}" \
+  | sudo tee /etc/apt/sources.list.d/{list}
 sudo apt update
 sudo apt install {install}</code></pre>
 <p>Archive key fingerprint: <code>{fingerprint}</code></p>

@@ -1,0 +1,37 @@
+// Builds the app: one stack, `pkgrelay-<env>`, for the environment named by
+// the `env` context value. Shared by bin/pkgrelay.ts and the tests.
+
+import { Annotations, App, AppProps } from 'aws-cdk-lib';
+import { environmentFromContext } from './environments';
+import { PkgrelayStack } from './pkgrelay-stack';
+
+/** The context key the CDK reads to decide which stacks' assets to bundle. */
+export const BUNDLING_STACKS = 'aws:cdk:bundling-stacks';
+
+export function createApp(props: AppProps = {}): { app: App; stack: PkgrelayStack } {
+  const app = new App({ analyticsReporting: false, ...props });
+  // `-c bundling=false`: synthesize without building the Rust functions (CI,
+  // tests). The CLI refuses `-c aws:cdk:bundling-stacks=[]` itself ("keys
+  // prefixed with 'aws:'"), so the app sets it.
+  const skipBundling = String(app.node.tryGetContext('bundling')) === 'false';
+  if (skipBundling) {
+    app.node.setContext(BUNDLING_STACKS, []);
+  }
+  const environment = environmentFromContext(app.node);
+  const stack = new PkgrelayStack(app, environment.prefix, {
+    environment,
+    description: `pkgrelay (${environment.name}): mirrors upstream releases into a signed APT repository`,
+    // Account and region of the deploying credentials; environment-agnostic
+    // when there are none (synth works offline).
+    env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+    tags: { project: 'pkgrelay', environment: environment.name },
+  });
+  const bundlingStacks = app.node.tryGetContext(BUNDLING_STACKS);
+  if (Array.isArray(bundlingStacks) && bundlingStacks.length === 0) {
+    Annotations.of(stack).addWarningV2(
+      'pkgrelay:no-bundling',
+      'synthesized without building the Rust functions: the function assets are placeholders, do not deploy this output',
+    );
+  }
+  return { app, stack };
+}
