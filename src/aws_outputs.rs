@@ -1,10 +1,14 @@
-//! The deployed stack, as `cdk deploy --outputs-file` describes it, and the
-//! two things the CLI does there: read the store, drop a file into staging/.
+//! The deployed stack, as `cdk deploy --outputs-file` describes it, and what
+//! the CLI does there: read the store, drop a file into staging/, run steps
+//! against it (a [`Context`] over its table and bucket).
 
 use anyhow::{Context as _, anyhow};
 use pkgrelay_core::blob::{ObjectStore, WriteMode};
+use pkgrelay_core::config::Config;
+use pkgrelay_core::steps::{Context, Observer};
 use pkgrelay_core::store::PackageStore;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub struct StackOutputs {
     pub stack: String,
@@ -55,6 +59,44 @@ impl StackOutputs {
             ),
         }
     }
+
+    /// A step context over the stack's store and bucket, as the functions build
+    /// it (functions/aws/src/env.rs), with `config` (the directory the stack
+    /// bundles) and no signing key: for steps that never sign.
+    pub fn context(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        config: Config,
+        work_dir: PathBuf,
+        observer: Arc<dyn Observer>,
+    ) -> anyhow::Result<Context> {
+        let bucket: Arc<dyn ObjectStore> =
+            Arc::new(pkgrelay_aws::s3::S3Store::new(pkgrelay_aws::s3::client(sdk, path_style()), &self.bucket));
+        Ok(Context {
+            format: Arc::new(pkgrelay_core::apt::AptRepository { config: config.repository.clone(), key: None }),
+            config: Arc::new(config),
+            store: Arc::new(pkgrelay_aws::dynamo::DynamoStore::new(
+                pkgrelay_aws::dynamo::client(sdk),
+                &self.packages_table,
+                &self.state_table,
+            )),
+            public: bucket.clone(),
+            private: bucket,
+            fetcher: pkgrelay_core::fetch::Fetcher::new(pkgrelay_core::fetch::RetryPolicy::default())?,
+            work_dir,
+            observer,
+        })
+    }
+}
+
+/// SDK configuration from the usual AWS configuration chain (profile, env, SSO, …).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+}
+
+/// Path-style S3 addressing (`PKGRELAY_S3_FORCE_PATH_STYLE`, for local AWS emulators).
+fn path_style() -> bool {
+    std::env::var("PKGRELAY_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1")
 }
 
 pub struct StackClients {

@@ -7,6 +7,7 @@
 mod aws_outputs;
 mod config_package;
 mod keys;
+mod migrate;
 mod progress;
 mod serve;
 mod sync;
@@ -92,6 +93,8 @@ enum Command {
         #[command(subcommand)]
         action: config_package::ConfigPackageAction,
     },
+    /// One-time migration of the earlier single-package system's store.
+    Migrate(migrate::MigrateArgs),
     /// The archive signing key.
     Key {
         #[command(subcommand)]
@@ -127,6 +130,7 @@ async fn main() -> ExitCode {
         Command::Verify { dirs } => verify::run(&dirs).await,
         Command::Key { action, dirs } => keys::run(action, &dirs),
         Command::ConfigPackage { action } => config_package::run(action).await,
+        Command::Migrate(args) => migrate::run(args).await,
     };
     match result {
         Ok(code) => code,

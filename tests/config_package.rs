@@ -29,7 +29,8 @@ fn kiro_repo_installs_upgrades_and_purges_through_apt() {
     // The test deployment's URL comes from config, like dev/staging/prod.
     let repo_yaml = ws.path("config/repository.yaml");
     let text = std::fs::read_to_string(&repo_yaml).unwrap();
-    std::fs::write(&repo_yaml, format!("{text}environments:\n  test:\n    base_url: {}\n", served.url)).unwrap();
+    let text = text.replace("environments:\n", &format!("environments:\n  test:\n    base_url: {}\n", served.url));
+    std::fs::write(&repo_yaml, text).unwrap();
 
     // Reproducible: two builds, same bytes; dpkg-deb reads it.
     let out_a = ws.path("build-a");

@@ -11,7 +11,8 @@
 //! - [`store`]: the package store (`PackageStore`), SQLite locally;
 //! - [`blob`]: object storage (`ObjectStore`), a directory locally;
 //! - [`steps`]: the five pipeline steps as plain async functions;
-//! - [`pipeline`]: the in-process runner that chains the steps like the state machine does.
+//! - [`pipeline`]: the in-process runner that chains the steps like the state machine does;
+//! - [`migrate`]: the one-time migration of the earlier single-package system's store.
 //!
 //! Nothing here imports an AWS SDK: AWS backends implement the traits in their own crate.
 
@@ -22,6 +23,7 @@ pub mod deb;
 pub mod digest;
 pub mod fetch;
 pub mod local;
+pub mod migrate;
 pub mod model;
 pub mod pipeline;
 pub mod repository;

@@ -96,13 +96,32 @@ pub fn context(
     key: SigningKey,
     observer: Arc<dyn Observer>,
 ) -> anyhow::Result<Context> {
+    build(config, paths, Some(Arc::new(key)), observer)
+}
+
+/// The same context without a signing key, for work that never signs
+/// (download and record: `pkgrelay migrate`); no key is generated.
+pub fn unsigned_context(
+    config: Config,
+    paths: &LocalPaths,
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<Context> {
+    build(config, paths, None, observer)
+}
+
+fn build(
+    config: Config,
+    paths: &LocalPaths,
+    key: Option<Arc<SigningKey>>,
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<Context> {
     let work_dir = paths.state.join("tmp");
     std::fs::create_dir_all(&work_dir)?;
     std::fs::create_dir_all(paths.staging())?;
     let store = SqliteStore::open(&paths.state.join("state.db"))?;
     let format = AptRepository {
         config: config.repository.clone(),
-        key: Some(Arc::new(key)),
+        key,
     };
     Ok(Context {
         config: Arc::new(config),

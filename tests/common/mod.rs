@@ -237,13 +237,15 @@ impl Workspace {
     }
 
     pub fn pkgrelay(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_pkgrelay"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("PKGRELAY_LOG", "warn")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
+        self.pkgrelay_with(args, |_| {})
+    }
+
+    /// `pkgrelay` with extra environment (e.g. AWS clients pointed at the emulator).
+    pub fn pkgrelay_with(&self, args: &[&str], env: impl FnOnce(&mut Command)) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pkgrelay"));
+        cmd.args(args).current_dir(self.dir.path()).env("PKGRELAY_LOG", "warn").env("NO_COLOR", "1");
+        env(&mut cmd);
+        let out = cmd.output().unwrap();
         eprintln!(
             "$ pkgrelay {}\n{}{}",
             args.join(" "),

@@ -122,7 +122,7 @@ impl DynamoStore {
 
 /// An SDK error as [`StoreError::Backend`], naming the table, the operation and
 /// the service's error code, followed by the full error chain.
-fn backend<E, R>(table: &str, operation: &str, err: SdkError<E, R>) -> StoreError
+pub(crate) fn backend<E, R>(table: &str, operation: &str, err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
