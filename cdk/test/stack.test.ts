@@ -272,7 +272,7 @@ describe('the public surface: CloudFront reads the repository paths, nothing els
     expect(allow.Action).toEqual(['s3:GetObject']);
     expect(new Set(allow.Resource)).toEqual(new Set(repositoryPaths.map((p) => `BUCKET.Arn/${p}`)));
     expect(render(allow.Condition.StringEquals['AWS:SourceArn'])).toBe(
-      `arn:aws:cloudfront::AWS::AccountId:distribution/${ids.distribution}`,
+      `arn:AWS::Partition:cloudfront::AWS::AccountId:distribution/${ids.distribution}`,
     );
     expect(Object.keys(allow.Condition)).toEqual(['StringEquals']);
   });

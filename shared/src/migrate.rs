@@ -74,6 +74,10 @@ pub struct LegacyItem {
     pub checksum: Option<String>,
 }
 
+/// The attributes an old item may lack.
+const OPTIONAL: [&str; 6] =
+    ["certificate_url", "signature_url", "pub_date", "notes", "processed_timestamp", "checksum"];
+
 fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => None,
@@ -81,9 +85,7 @@ fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
         Some(Value::String(s)) => Some(s),
         Some(Value::Number(n)) => Some(n.to_string()),
         Some(other) => {
-            return Err(serde::de::Error::custom(format!(
-                "expected a string, found {other}"
-            )));
+            return Err(serde::de::Error::custom(format!("expected a string, found {other}")));
         }
     })
 }
@@ -99,32 +101,31 @@ pub fn describe(raw: &RawItem) -> String {
 }
 
 impl LegacyItem {
+    /// Read one raw item; an error names the item and the attribute.
     pub fn from_raw(raw: &RawItem) -> anyhow::Result<LegacyItem> {
-        let item: LegacyItem = serde_json::from_value(Value::Object(raw.clone()))
-            .map_err(|e| anyhow!("{}: {e}", describe(raw)))?;
-        for (field, value) in [("version", &item.version), ("deb_url", &item.deb_url)] {
-            if value.trim().is_empty() {
-                bail!("{}: `{field}` is empty", describe(raw));
+        for field in ["version", "deb_url"] {
+            match raw.get(field) {
+                Some(Value::String(s)) if !s.trim().is_empty() => {}
+                None | Some(Value::Null) => bail!("{}: no `{field}`", describe(raw)),
+                Some(other) => bail!("{}: `{field}` must be a non-empty string, not {other}", describe(raw)),
             }
         }
-        Ok(item)
+        for field in OPTIONAL {
+            if let Some(v @ (Value::Bool(_) | Value::Array(_) | Value::Object(_))) = raw.get(field) {
+                bail!("{}: `{field}` must be a string, not {v}", describe(raw));
+            }
+        }
+        serde_json::from_value(Value::Object(raw.clone())).map_err(|e| anyhow!("{}: {e}", describe(raw)))
     }
 
     /// The candidate the pipeline would have made of this release.
     pub fn candidate(&self, target: &Target) -> Candidate {
-        let companions = [
-            ("certificate", "pem", &self.certificate_url),
-            ("signature", "sig", &self.signature_url),
-        ]
-        .into_iter()
-        .filter_map(|(kind, suffix, url)| {
-            url.as_ref().map(|url| Companion {
-                kind: kind.into(),
-                url: url.clone(),
-                suffix: suffix.into(),
+        let companions = [("certificate", "pem", &self.certificate_url), ("signature", "sig", &self.signature_url)]
+            .into_iter()
+            .filter_map(|(kind, suffix, url)| {
+                url.as_ref().map(|url| Companion { kind: kind.into(), url: url.clone(), suffix: suffix.into() })
             })
-        })
-        .collect();
+            .collect();
         Candidate {
             package: target.package.clone(),
             version: self.version.clone(),
@@ -176,25 +177,20 @@ impl Target {
                 .package(name)
                 .ok_or_else(|| anyhow!("no package {name:?} in {} (configured: {})", config.dir.display(), names()))?,
             None => {
-                let mut external = config
-                    .packages
-                    .iter()
-                    .filter(|p| p.source.source_type() == SourceType::ExternalDownload);
+                let mut external =
+                    config.packages.iter().filter(|p| p.source.source_type() == SourceType::ExternalDownload);
                 match (external.next(), external.next()) {
                     (Some(p), None) => p,
                     (None, _) => bail!("no external_download package is configured; name the package with --package"),
-                    (Some(_), Some(_)) => bail!("several external_download packages are configured; name one with --package"),
+                    (Some(_), Some(_)) => {
+                        bail!("several external_download packages are configured; name one with --package")
+                    }
                 }
             }
         };
-        let architecture = pkg
-            .architectures()
-            .next()
-            .ok_or_else(|| anyhow!("package {} has no architecture", pkg.name))?;
-        Ok(Target {
-            package: pkg.name.clone(),
-            architecture: architecture.to_owned(),
-        })
+        let architecture =
+            pkg.architectures().next().ok_or_else(|| anyhow!("package {} has no architecture", pkg.name))?;
+        Ok(Target { package: pkg.name.clone(), architecture: architecture.to_owned() })
     }
 }
 
@@ -269,35 +265,23 @@ struct Planned {
 /// items survive the round trip, and leaves a snapshot of what was looked at.
 /// It downloads, records and deletes nothing.
 pub async fn run(ctx: &Context, legacy: &dyn LegacyStore, opts: &Options) -> anyhow::Result<Report> {
+    let target = Target::from_config(&ctx.config, opts.package.as_deref())?;
     let source = legacy.name();
-    let raw = legacy
-        .items()
-        .await
-        .with_context(|| format!("reading the old items from {source}"))?;
+    let raw = legacy.items().await.with_context(|| format!("reading the old items from {source}"))?;
     tracing::info!("read {} old items from {source}", raw.len());
-    let mut report = Report {
-        dry_run: opts.dry_run,
-        read: raw.len(),
-        ..Default::default()
-    };
+    let mut report = Report { dry_run: opts.dry_run, read: raw.len(), ..Default::default() };
     if raw.is_empty() {
         tracing::info!("nothing to migrate");
         return Ok(report);
     }
 
-    let backup = write_backup(&opts.backup_dir, &raw, time::OffsetDateTime::now_utc())
-        .context("backup of the old items")?;
+    let backup =
+        write_backup(&opts.backup_dir, &raw, time::OffsetDateTime::now_utc()).context("backup of the old items")?;
     tracing::info!("backup written and verified: {} items in {}", raw.len(), backup.display());
     report.backup = Some(backup.clone());
 
-    let target = Target::from_config(&ctx.config, opts.package.as_deref())?;
     let mut plan = transform(raw, &target)?;
-    tracing::info!(
-        "checked {} items: all complete, as {} {}",
-        plan.len(),
-        target.package,
-        target.architecture
-    );
+    tracing::info!("checked {} items: all complete, as {} {}", plan.len(), target.package, target.architecture);
     mark_done(ctx, &mut plan).await?;
     report.skipped = plan.iter().filter(|p| p.done).count();
 
@@ -308,22 +292,24 @@ pub async fn run(ctx: &Context, legacy: &dyn LegacyStore, opts: &Options) -> any
         return Ok(report);
     }
 
-    let stop = |e: anyhow::Error, done: usize| {
-        e.context(format!(
-            "migration stopped after {done} of {} items; no old item was deleted and the backup {} is kept; \
-             fix the cause and run it again (what is migrated is skipped)",
-            plan.len(),
-            backup.display()
-        ))
-    };
+    let kept = format!(
+        "no old item was deleted and the backup {} is kept; fix the cause and run it again (what is migrated is skipped)",
+        backup.display()
+    );
     let batch_size = opts.batch_size.max(1);
     let batches = plan.len().div_ceil(batch_size);
     for (n, batch) in plan.chunks(batch_size).enumerate() {
         for p in batch.iter().filter(|p| !p.done) {
             let id = p.candidate.package_id();
-            migrate_one(ctx, &p.candidate)
-                .await
-                .map_err(|e| stop(e, report.skipped + report.migrated))?;
+            migrate_one(ctx, &p.candidate).await.with_context(|| {
+                format!(
+                    "migration stopped at {id} ({} migrated by this run, {} already in the store, {} of {} left); {kept}",
+                    report.migrated,
+                    report.skipped,
+                    plan.len() - report.migrated - report.skipped,
+                    plan.len()
+                )
+            })?;
             report.migrated += 1;
             tracing::info!("migrated {id}");
         }
@@ -333,13 +319,13 @@ pub async fn run(ctx: &Context, legacy: &dyn LegacyStore, opts: &Options) -> any
     // Every item must be in the store before any old one goes.
     for p in &plan {
         let id = p.candidate.package_id();
-        let entry = ctx.store.get(&id).await.map_err(|e| stop(e.into(), plan.len()))?;
+        let entry = ctx.store.get(&id).await.with_context(|| format!("checking {id}; {kept}"))?;
         match (entry, &p.candidate.expected_sha256) {
             (Some(e), Some(want)) if !e.checksums.sha256.eq_ignore_ascii_case(want) => {
-                return Err(stop(anyhow!("{id}: stored with SHA256 {}, the old item says {want}", e.checksums.sha256), plan.len()));
+                bail!("{id} is stored with SHA256 {}, the old item says {want}; {kept}", e.checksums.sha256)
             }
             (Some(_), _) => {}
-            (None, _) => return Err(stop(anyhow!("{id} is not in the store after migrating it"), plan.len())),
+            (None, _) => bail!("{id} is not in the store after migrating it; {kept}"),
         }
     }
     tracing::info!("verified: all {} items are in the store", plan.len());
@@ -422,11 +408,13 @@ async fn mark_done(ctx: &Context, plan: &mut [Planned]) -> anyhow::Result<()> {
 /// Old and new of one item, in two columns.
 fn side_by_side(p: &Planned, fields: &ConfigFields) -> String {
     let c = &p.candidate;
-    let companion = |kind: &str| c.companions.iter().find(|x| x.kind == kind).map(|x| format!("{} (.{})", x.url, x.suffix));
-    let old = |name: &str| p.raw.get(name).map(|v| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    });
+    let companion =
+        |kind: &str| c.companions.iter().find(|x| x.kind == kind).map(|x| format!("{} (.{})", x.url, x.suffix));
+    let old = |name: &str| match p.raw.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    };
     let mut rows: Vec<(String, Option<String>, String, Option<String>)> = vec![
         ("version".into(), old("version"), "version".into(), Some(c.version.clone())),
         ("deb_url".into(), old("deb_url"), "url".into(), Some(c.url.clone())),
@@ -435,10 +423,15 @@ fn side_by_side(p: &Planned, fields: &ConfigFields) -> String {
         ("pub_date".into(), old("pub_date"), "pub_date".into(), c.pub_date.clone()),
         ("notes".into(), old("notes"), "notes".into(), c.notes.clone()),
         ("checksum".into(), old("checksum"), "expected SHA256".into(), c.expected_sha256.clone()),
-        ("processed_timestamp".into(), old("processed_timestamp"), "processed_timestamp".into(), Some("(time of migration)".into())),
+        (
+            "processed_timestamp".into(),
+            old("processed_timestamp"),
+            "processed_timestamp".into(),
+            Some("(time of migration)".into()),
+        ),
     ];
-    const KNOWN: [&str; 8] = ["version", "deb_url", "certificate_url", "signature_url", "pub_date", "notes", "checksum", "processed_timestamp"];
-    for (name, _) in p.raw.iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())) {
+    let known = |k: &str| k == "version" || k == "deb_url" || OPTIONAL.contains(&k);
+    for (name, _) in p.raw.iter().filter(|(k, _)| !known(k)) {
         rows.push((name.clone(), old(name), String::new(), Some("(kept in the backup only)".into())));
     }
     let new_only = [
@@ -492,11 +485,9 @@ pub fn write_backup(dir: &Path, items: &[RawItem], now: time::OffsetDateTime) ->
             0 => dir.join(format!("migration-backup-{stamp}.jsonl")),
             n => dir.join(format!("migration-backup-{stamp}-{n}.jsonl")),
         })
-        .find_map(|path| {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
-                result => Some(result.map(|f| (path, f))),
-            }
+        .find_map(|path| match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+            result => Some(result.map(|f| (path, f))),
         })
         .expect("an unused name")
         .with_context(|| format!("creating a backup file in {}", dir.display()))?;
@@ -581,7 +572,7 @@ impl LegacyStore for SqliteLegacy {
         use rusqlite::types::ValueRef;
         let items = self.with(|c| {
             let mut stmt = c.prepare(&format!("SELECT * FROM {SQLITE_TABLE}"))?;
-            let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+            let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
             stmt.query_map([], |row| {
                 let mut item = RawItem::new();
                 for (i, name) in names.iter().enumerate() {
@@ -675,7 +666,10 @@ mod tests {
         let order: Vec<_> = plan.iter().map(|p| p.item.version.as_str()).collect();
         assert_eq!(order, ["0.7.44", "0.9.9", "0.10.1"]);
         let shown = side_by_side(&plan[2], &ConfigFields::default());
-        assert!(shown.contains("deb_url: https://x/0.10.1.deb") && shown.contains("| url: https://x/0.10.1.deb"), "{shown}");
+        assert!(
+            shown.contains("deb_url: https://x/0.10.1.deb") && shown.contains("| url: https://x/0.10.1.deb"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub async fn run(ctx: &Context, input: CheckSourcesInput) -> Result<RunSummary, 
     if summary.new.is_empty() && !force && !checked.refresh_due {
         return Ok(summary);
     }
-    let built = steps::build_index(ctx, BuildIndexInput {}).await?;
+    let built = steps::build_index(ctx, BuildIndexInput { force_rebuild: force }).await?;
     let published = steps::publish(
         ctx,
         PublishInput {

@@ -14,9 +14,28 @@ use time::OffsetDateTime;
 pub enum ObjectRef {
     /// An object already in the public store (a by-hash file, a pool file).
     Public(String),
-    /// A per-generation file kept private until publish; the name is relative to
-    /// the generation's prefix while rendering and a full private key in a manifest.
-    Staged(String),
+    /// Small per-generation text kept in the manifest itself until publish
+    /// (Release, Release.gpg, InRelease, index.html): no extra object writes.
+    Text(String),
+    /// The same for small binary content (the keyring), base64-encoded.
+    Base64(String),
+}
+
+impl ObjectRef {
+    pub fn bytes(data: &[u8]) -> ObjectRef {
+        use base64::Engine as _;
+        ObjectRef::Base64(base64::engine::general_purpose::STANDARD.encode(data))
+    }
+
+    /// The inline content, if this is inline.
+    pub fn inline(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        match self {
+            ObjectRef::Public(_) => None,
+            ObjectRef::Text(t) => Some(t.clone().into_bytes()),
+            ObjectRef::Base64(b) => base64::engine::general_purpose::STANDARD.decode(b).ok(),
+        }
+    }
 }
 
 /// One object that publish writes, in plan order.
@@ -43,13 +62,8 @@ impl PlanEntry {
             note: None,
         }
     }
-    pub fn staged(key: &str, name: &str) -> PlanEntry {
-        PlanEntry {
-            key: key.to_owned(),
-            from: ObjectRef::Staged(name.to_owned()),
-            optional: false,
-            note: None,
-        }
+    pub fn inline(key: &str, from: ObjectRef) -> PlanEntry {
+        PlanEntry { key: key.to_owned(), from, optional: false, note: None }
     }
 }
 
@@ -58,8 +72,6 @@ impl PlanEntry {
 pub struct RenderedIndex {
     /// Content-addressed public objects, write-once (APT's by-hash files).
     pub immutable: Vec<(String, Vec<u8>)>,
-    /// Per-generation files (signed Release files, index.html, keyring), by name.
-    pub staged: Vec<(String, Vec<u8>)>,
     /// Publish order.
     pub plan: Vec<PlanEntry>,
     /// RFC 3339 date of the index and end of its validity.
@@ -97,8 +109,8 @@ pub trait RepositoryFormat: Send + Sync {
     ) -> anyhow::Result<RenderedIndex>;
 }
 
-/// What build-index leaves for publish: the generation and its plan, with staged
-/// names resolved to private keys. Stored as JSON in the private store.
+/// What build-index leaves for publish: the generation and its plan. Stored as
+/// JSON in the private store (one object per generation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub suite: String,
@@ -106,5 +118,9 @@ pub struct Manifest {
     pub date: String,
     pub valid_until: String,
     pub packages: usize,
+    /// Write every entry, even those the live generation already has (forced
+    /// rebuilds repair whatever was changed behind our back).
+    #[serde(default)]
+    pub full: bool,
     pub plan: Vec<PlanEntry>,
 }

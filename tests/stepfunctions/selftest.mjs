@@ -267,7 +267,7 @@ function checkMain(run) {
   const check_in = calls(run.root, 'check-sources');
   check(JSON.stringify(check_in) === JSON.stringify([{ force_rebuild: false, trigger: 'staging_upload', max_concurrency: 4, key: 'staging/kiro-repo_1.0_all.deb' }]), 'check-sources got $.input: defaults merged with the execution input', check_in);
   check(JSON.stringify(calls(run.root, 'record-metadata')) === JSON.stringify([RESPONSES['staged.json']]), 'record-metadata got the staged artifact');
-  check(JSON.stringify(calls(run.root, 'build-index')) === '[{}]', 'build-index got {}');
+  check(JSON.stringify(calls(run.root, 'build-index')) === '[{"force_rebuild":false}]', 'build-index got {force_rebuild: false}');
   check(JSON.stringify(calls(run.root, 'publish')) === JSON.stringify([{ generation: 7, manifest_key: 'generations/stable/00000007/manifest.json' }]), 'publish got {generation, manifest_key}');
 
   const out = r?.output ?? {};

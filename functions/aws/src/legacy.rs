@@ -32,11 +32,7 @@ pub struct DynamoLegacy {
 impl DynamoLegacy {
     /// Build the client with [`crate::dynamo::client`] (retries throttling).
     pub fn new(client: Client, table: impl Into<String>) -> DynamoLegacy {
-        DynamoLegacy {
-            client,
-            table: table.into(),
-            page_size: None,
-        }
+        DynamoLegacy { client, table: table.into(), page_size: None }
     }
 
     /// Items per Scan page (to exercise pagination in tests).
@@ -49,9 +45,7 @@ impl DynamoLegacy {
         let mut requests = versions
             .iter()
             .map(|v| {
-                let delete = DeleteRequest::builder()
-                    .key("version", AttributeValue::S(v.clone()))
-                    .build()?;
+                let delete = DeleteRequest::builder().key("version", AttributeValue::S(v.clone())).build()?;
                 Ok(WriteRequest::builder().delete_request(delete).build())
             })
             .collect::<Result<Vec<_>, aws_sdk_dynamodb::error::BuildError>>()
@@ -65,10 +59,7 @@ impl DynamoLegacy {
                 .send()
                 .await
                 .map_err(|e| backend(&self.table, "BatchWriteItem", e))?;
-            requests = out
-                .unprocessed_items
-                .and_then(|mut m| m.remove(&self.table))
-                .unwrap_or_default();
+            requests = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
             if requests.is_empty() {
                 return Ok(());
             }

@@ -182,10 +182,7 @@ impl RepositoryFormat for AptRepository {
             ..Default::default()
         };
 
-        out.staged
-            .push((cfg.keyring_name.clone(), key.public_keyring()?));
-        out.plan
-            .push(PlanEntry::staged(&cfg.keyring_name, &cfg.keyring_name));
+        out.plan.push(PlanEntry::inline(&cfg.keyring_name, ObjectRef::bytes(&key.public_keyring()?)));
 
         let mut listed = Vec::new();
         for component in &cfg.components {
@@ -222,14 +219,9 @@ impl RepositoryFormat for AptRepository {
         let release = release::render_release(cfg, now, valid_until, &listed).into_bytes();
         let release_gpg = key.detached_sign(&release)?;
         let inrelease = key.clearsign(&release)?;
-        for (name, bytes) in [
-            ("Release", release),
-            ("Release.gpg", release_gpg),
-            ("InRelease", inrelease),
-        ] {
-            out.plan
-                .push(PlanEntry::staged(&format!("{dists}/{name}"), name));
-            out.staged.push((name.to_owned(), bytes));
+        for (name, bytes) in [("Release", release), ("Release.gpg", release_gpg), ("InRelease", inrelease)] {
+            let text = String::from_utf8(bytes).context("signed Release files are text")?;
+            out.plan.push(PlanEntry::inline(&format!("{dists}/{name}"), ObjectRef::Text(text)));
         }
 
         let html = html::render_index_html(
@@ -238,9 +230,7 @@ impl RepositoryFormat for AptRepository {
             &Self::listing(entries),
             &release::release_date(now),
         );
-        out.staged
-            .push(("index.html".to_owned(), html.into_bytes()));
-        out.plan.push(PlanEntry::staged("index.html", "index.html"));
+        out.plan.push(PlanEntry::inline("index.html", ObjectRef::Text(html)));
 
         if let Some(name) = &cfg.convenience_copy
             && let Some(newest) = Self::newest(entries, name)

@@ -1,17 +1,22 @@
 //! build-index: allocate the next generation, read the whole store, render the
-//! index, write its content-addressed files (write-once) and keep the signed
-//! per-generation files private until publish.
+//! index, write its content-addressed files (write-once, only the new ones)
+//! and keep the rest of the generation (signed Release files, index.html) in
+//! its manifest, private until publish.
 
 use super::{Context, LEASE_SECONDS, StepError, StepResult, now};
 use crate::blob::WriteMode;
 use crate::model::rfc3339;
-use crate::repository::{Manifest, ObjectRef};
+use crate::repository::Manifest;
 use crate::store::Allocation;
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct BuildIndexInput {}
+pub struct BuildIndexInput {
+    /// Rewrite every published object, not only those that changed.
+    #[serde(default)]
+    pub force_rebuild: bool,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildIndexOutput {
@@ -59,55 +64,34 @@ pub async fn build_index(ctx: &Context, input: BuildIndexInput) -> StepResult<Bu
 
 async fn build(
     ctx: &Context,
-    _input: BuildIndexInput,
+    input: BuildIndexInput,
     suite: &str,
     generation: u64,
 ) -> StepResult<BuildIndexOutput> {
     let suite = suite.to_owned();
     let entries = ctx.store.all().await?;
-    let rendered = ctx
-        .format
-        .render(&entries, now())
-        .map_err(StepError::Internal)?;
+    let rendered = ctx.format.render(&entries, now()).map_err(StepError::Internal)?;
 
+    // Content-addressed: an object that exists already has these bytes (an
+    // unchanged architecture's Packages costs no write). A forced rebuild writes
+    // them all again (write-once: identical bytes are accepted).
     for (key, bytes) in rendered.immutable {
-        ctx.public
-            .put_bytes(&key, bytes, WriteMode::WriteOnce)
-            .await?;
+        if input.force_rebuild || !ctx.public.exists(&key).await? {
+            ctx.public.put_bytes(&key, bytes, WriteMode::WriteOnce).await?;
+        }
     }
-    let prefix = generation_prefix(&suite, generation);
-    for (name, bytes) in rendered.staged {
-        ctx.private
-            .put_bytes(&format!("{prefix}/{name}"), bytes, WriteMode::Overwrite)
-            .await?;
-    }
-    let plan = rendered
-        .plan
-        .into_iter()
-        .map(|mut p| {
-            if let ObjectRef::Staged(name) = &p.from {
-                p.from = ObjectRef::Staged(format!("{prefix}/{name}"));
-            }
-            p
-        })
-        .collect();
     let manifest = Manifest {
-        suite,
+        suite: suite.clone(),
         generation,
         date: rendered.date,
         valid_until: rendered.valid_until,
         packages: rendered.packages,
-        plan,
+        full: input.force_rebuild,
+        plan: rendered.plan,
     };
-    let manifest_key = format!("{prefix}/manifest.json");
+    let manifest_key = format!("{}/manifest.json", generation_prefix(&suite, generation));
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StepError::Internal(e.into()))?;
-    ctx.private
-        .put_bytes(&manifest_key, json, WriteMode::Overwrite)
-        .await?;
+    ctx.private.put_bytes(&manifest_key, json, WriteMode::Overwrite).await?;
     tracing::info!(generation, packages = manifest.packages, %manifest_key, "index built");
-    Ok(BuildIndexOutput {
-        generation,
-        manifest_key,
-        packages: manifest.packages,
-    })
+    Ok(BuildIndexOutput { generation, manifest_key, packages: manifest.packages })
 }

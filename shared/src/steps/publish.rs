@@ -145,20 +145,22 @@ async fn write_plan_and_record(
     };
     let mut warnings = Vec::new();
     for entry in &manifest.plan {
+        // What the live generation already put there needs no write (unless forced).
+        if !manifest.full && previous.iter().any(|p| p.key == entry.key && p.from == entry.from) {
+            continue;
+        }
         let result = match &entry.from {
-            ObjectRef::Public(from) => {
-                ctx.public
-                    .copy(from, &entry.key, WriteMode::Overwrite)
-                    .await
+            ObjectRef::Public(from) => ctx.public.copy(from, &entry.key, WriteMode::Overwrite).await,
+            inline => {
+                let bytes = inline.inline().ok_or_else(|| {
+                    StepError::Internal(anyhow!(
+                        "manifest {}: {} has unreadable inline content",
+                        input.manifest_key,
+                        entry.key
+                    ))
+                })?;
+                ctx.public.put_bytes(&entry.key, bytes, WriteMode::Overwrite).await
             }
-            ObjectRef::Staged(from) => match ctx.private.get_bytes(from).await {
-                Ok(bytes) => {
-                    ctx.public
-                        .put_bytes(&entry.key, bytes, WriteMode::Overwrite)
-                        .await
-                }
-                Err(e) => Err(e),
-            },
         };
         match result {
             Ok(()) => {

@@ -77,10 +77,10 @@ async fn builds_take_turns_and_publish_refuses_to_go_backwards() {
     let (_dir, ctx) = setup();
     stage(&ctx, "1.0").await;
     ingest_all(&ctx).await;
-    let old = build_index(&ctx, BuildIndexInput {}).await.unwrap();
+    let old = build_index(&ctx, BuildIndexInput::default()).await.unwrap();
 
     // While generation 1 holds the suite, another build must wait.
-    let err = build_index(&ctx, BuildIndexInput {}).await.unwrap_err();
+    let err = build_index(&ctx, BuildIndexInput::default()).await.unwrap_err();
     assert_eq!(err.error_type(), "PublishInProgress", "{err}");
 
     // Generation 1 stalls until its lease runs out (simulated); generation 2 takes over.
@@ -90,7 +90,7 @@ async fn builds_take_turns_and_publish_refuses_to_go_backwards() {
         .unwrap();
     stage(&ctx, "1.1").await;
     ingest_all(&ctx).await;
-    let new = build_index(&ctx, BuildIndexInput {}).await.unwrap();
+    let new = build_index(&ctx, BuildIndexInput::default()).await.unwrap();
     let stale = publish(
         &ctx,
         PublishInput {
@@ -153,7 +153,7 @@ async fn builds_take_turns_and_publish_refuses_to_go_backwards() {
             .unwrap()
     );
     // Publishing released the lease: the next build goes ahead.
-    build_index(&ctx, BuildIndexInput {}).await.unwrap();
+    build_index(&ctx, BuildIndexInput::default()).await.unwrap();
 }
 
 #[tokio::test]
@@ -199,4 +199,93 @@ async fn staged_upload_with_other_bytes_is_a_conflict() {
             .unwrap(),
         deb("kiro-repo", "1.0")
     );
+}
+
+/// Counts object writes (put, copy) and passes everything through.
+struct Counting {
+    inner: std::sync::Arc<dyn ObjectStore>,
+    writes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Counting {
+    async fn put_bytes(&self, key: &str, data: Vec<u8>, mode: WriteMode) -> Result<(), crate::blob::BlobError> {
+        self.writes.lock().unwrap().push(key.to_owned());
+        self.inner.put_bytes(key, data, mode).await
+    }
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        sha256: &str,
+        mode: WriteMode,
+    ) -> Result<(), crate::blob::BlobError> {
+        self.writes.lock().unwrap().push(key.to_owned());
+        self.inner.put_file(key, path, sha256, mode).await
+    }
+    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, crate::blob::BlobError> {
+        self.inner.get_bytes(key).await
+    }
+    async fn get_to_file(&self, key: &str, path: &std::path::Path) -> Result<(), crate::blob::BlobError> {
+        self.inner.get_to_file(key, path).await
+    }
+    async fn copy(&self, from: &str, to: &str, mode: WriteMode) -> Result<(), crate::blob::BlobError> {
+        self.writes.lock().unwrap().push(to.to_owned());
+        self.inner.copy(from, to, mode).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, crate::blob::BlobError> {
+        self.inner.exists(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<crate::blob::ObjectInfo>, crate::blob::BlobError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), crate::blob::BlobError> {
+        self.writes.lock().unwrap().push(format!("delete {key}"));
+        self.inner.delete(key).await
+    }
+}
+
+/// Adding one amd64 package to a published repository writes only what
+/// changed: the pool file, amd64's three index files (by-hash and canonical),
+/// Release, Release.gpg, InRelease, index.html and the manifest — 12 objects.
+#[tokio::test]
+async fn adding_one_package_writes_only_what_changed() {
+    let (dir, mut ctx) = setup();
+    let cfg = std::sync::Arc::make_mut(&mut ctx.config);
+    let mut bench = cfg.package("kiro-repo").unwrap().clone();
+    bench.name = "bench".into();
+    bench.architecture = "amd64".into();
+    cfg.packages.push(bench);
+    let stage_bench = |version: String| {
+        let fields = [("Package", "bench"), ("Version", version.as_str()), ("Architecture", "amd64"), ("Description", "b\n b")];
+        DebBuilder::new(ControlParagraph { fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() })
+            .build()
+            .unwrap()
+    };
+    for i in 0..30 {
+        let v = format!("1.{i}");
+        ctx.private.put_bytes(&format!("staging/bench_{v}_amd64.deb"), stage_bench(v), WriteMode::Overwrite).await.unwrap();
+    }
+    stage(&ctx, "1.0").await;
+    ingest_all(&ctx).await;
+    let built = build_index(&ctx, BuildIndexInput::default()).await.unwrap();
+    publish(&ctx, PublishInput { generation: built.generation, manifest_key: built.manifest_key }).await.unwrap();
+
+    let writes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    ctx.public = std::sync::Arc::new(Counting { inner: ctx.public.clone(), writes: writes.clone() });
+    ctx.private = std::sync::Arc::new(Counting { inner: ctx.private.clone(), writes: writes.clone() });
+    // The new package arrives in staging (that upload is the user's, not ours).
+    DirStore::new(dir.path().join("state"))
+        .unwrap()
+        .put_bytes("staging/bench_2.0_amd64.deb", stage_bench("2.0".into()), WriteMode::Overwrite)
+        .await
+        .unwrap();
+    ingest_all(&ctx).await;
+    let built = build_index(&ctx, BuildIndexInput::default()).await.unwrap();
+    publish(&ctx, PublishInput { generation: built.generation, manifest_key: built.manifest_key }).await.unwrap();
+    let writes = writes.lock().unwrap().clone();
+    assert!(writes.len() <= 12, "{} writes: {writes:#?}", writes.len());
+    assert!(writes.iter().any(|w| w == "pool/main/b/bench/bench_2.0_amd64.deb"));
+    assert!(writes.iter().any(|w| w == "dists/stable/InRelease"));
+    assert!(!writes.iter().any(|w| w.contains("binary-arm64")), "arm64 did not change: {writes:#?}");
 }
