@@ -82,6 +82,9 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8080")]
         bind: std::net::SocketAddr,
+        /// Configuration directory, to print the source line apt needs.
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
     },
     /// Check the published repository: signatures, every index file, every pool file.
     Verify {
@@ -126,7 +129,7 @@ async fn main() -> ExitCode {
             force_rebuild,
             strict,
         } => sync::run(&dirs, force_rebuild, strict).await,
-        Command::Serve { out, bind } => serve::run(&out, bind).await,
+        Command::Serve { out, bind, config } => serve::run(&out, bind, &config).await,
         Command::Verify { dirs } => verify::run(&dirs).await,
         Command::Key { action, dirs } => keys::run(action, &dirs),
         Command::ConfigPackage { action } => config_package::run(action).await,

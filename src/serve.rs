@@ -15,7 +15,7 @@ async fn unconditional(mut req: Request) -> Request {
     req
 }
 
-pub async fn run(out: &Path, bind: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
+pub async fn run(out: &Path, bind: std::net::SocketAddr, config: &Path) -> anyhow::Result<ExitCode> {
     if !out.join("dists").is_dir() {
         anyhow::bail!("{} holds no published repository yet: run `pkgrelay sync` first", out.display());
     }
@@ -26,7 +26,19 @@ pub async fn run(out: &Path, bind: std::net::SocketAddr) -> anyhow::Result<ExitC
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     tracing::info!("serving {} at http://{addr}/", out.display());
-    println!("deb [signed-by=<keyring>] http://{addr}/ <suite> <components>");
+    // The source line for apt on this machine (first line of output: scripts read it).
+    match pkgrelay_core::config::Config::load_repository(config) {
+        Ok(repo) => {
+            let keyring = std::path::absolute(out.join(&repo.keyring_name)).unwrap_or_else(|_| out.join(&repo.keyring_name));
+            println!(
+                "deb [signed-by={}] http://{addr}/ {} {}",
+                keyring.display(),
+                repo.suite,
+                repo.components.join(" ")
+            );
+        }
+        Err(_) => println!("deb [signed-by=<keyring>] http://{addr}/ <suite> <components>"),
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
