@@ -23,7 +23,8 @@ impl StackOutputs {
     /// Read the outputs of stack `pkgrelay-<env>` from `file`.
     pub fn read(file: &Path, env: &str) -> anyhow::Result<StackOutputs> {
         let how = format!("produce it with `cdk deploy -c env={env} --outputs-file {}` in cdk/", file.display());
-        let text = std::fs::read_to_string(file).map_err(|e| anyhow!("stack outputs {}: {e}; {how}", file.display()))?;
+        let text =
+            std::fs::read_to_string(file).map_err(|e| anyhow!("stack outputs {}: {e}; {how}", file.display()))?;
         let doc: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("stack outputs {} are not JSON", file.display()))?;
         let stack = format!("pkgrelay-{env}");

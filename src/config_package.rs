@@ -87,7 +87,8 @@ fn build(opts: &Opts, config: &Config, version: &str) -> anyhow::Result<Built> {
     let keyring = match &opts.keyring {
         Some(file) => std::fs::read(file).with_context(|| format!("keyring {}", file.display()))?,
         None => {
-            let paths = local::LocalPaths { config: opts.config.clone(), state: opts.state.clone(), out: PathBuf::new() };
+            let paths =
+                local::LocalPaths { config: opts.config.clone(), state: opts.state.clone(), out: PathBuf::new() };
             local::load_or_generate_key(config, &paths)?.0.public_keyring()?
         }
     };
@@ -150,7 +151,10 @@ pub async fn run(action: ConfigPackageAction) -> anyhow::Result<ExitCode> {
                     }
                 }
                 Some(file) => {
-                    let env = opts.env.as_deref().ok_or_else(|| anyhow!("--outputs-file needs --env (dev, staging, prod)"))?;
+                    let env = opts
+                        .env
+                        .as_deref()
+                        .ok_or_else(|| anyhow!("--outputs-file needs --env (dev, staging, prod)"))?;
                     let stack = crate::aws_outputs::StackOutputs::read(&file, env)?;
                     let aws = stack.clients().await;
                     let version = match &opts.version {

@@ -22,10 +22,7 @@ pub fn run(action: KeyAction, dirs: &Dirs) -> anyhow::Result<ExitCode> {
     let config = dirs.load()?;
     let (key, generated) = local::load_or_generate_key(&config, &dirs.paths())?;
     if generated {
-        eprintln!(
-            "generated a new archive signing key in {}",
-            dirs.paths().key_file().display()
-        );
+        eprintln!("generated a new archive signing key in {}", dirs.paths().key_file().display());
     }
     match action {
         KeyAction::Show => println!("{}", key.fingerprint()),

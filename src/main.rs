@@ -20,11 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "pkgrelay",
-    version,
-    about = "Mirror upstream releases into signed package repositories"
-)]
+#[command(name = "pkgrelay", version, about = "Mirror upstream releases into signed package repositories")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,11 +42,7 @@ struct Dirs {
 
 impl Dirs {
     fn paths(&self) -> LocalPaths {
-        LocalPaths {
-            config: self.config.clone(),
-            state: self.state.clone(),
-            out: self.out.clone(),
-        }
+        LocalPaths { config: self.config.clone(), state: self.state.clone(), out: self.out.clone() }
     }
     fn load(&self) -> anyhow::Result<Config> {
         Ok(Config::load(&self.config)?)
@@ -124,11 +116,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Sync {
-            dirs,
-            force_rebuild,
-            strict,
-        } => sync::run(&dirs, force_rebuild, strict).await,
+        Command::Sync { dirs, force_rebuild, strict } => sync::run(&dirs, force_rebuild, strict).await,
         Command::Serve { out, bind, config } => serve::run(&out, bind, &config).await,
         Command::Verify { dirs } => verify::run(&dirs).await,
         Command::Key { action, dirs } => keys::run(action, &dirs),

@@ -12,9 +12,8 @@ pub struct Bars {
 
 impl Bars {
     pub fn new() -> Bars {
-        let multi = std::io::stdout()
-            .is_terminal()
-            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
+        let multi =
+            std::io::stdout().is_terminal().then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
         Bars { multi }
     }
 }
@@ -45,11 +44,9 @@ impl Observer for Bars {
             Some(multi) => {
                 let bar = multi.add(ProgressBar::new(0));
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "{msg:30} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-                    )
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                    ProgressStyle::with_template("{msg:30} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
                 );
                 bar.set_message(label.to_owned());
                 Box::new(Bar(bar))

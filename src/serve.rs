@@ -29,7 +29,8 @@ pub async fn run(out: &Path, bind: std::net::SocketAddr, config: &Path) -> anyho
     // The source line for apt on this machine (first line of output: scripts read it).
     match pkgrelay_core::config::Config::load_repository(config) {
         Ok(repo) => {
-            let keyring = std::path::absolute(out.join(&repo.keyring_name)).unwrap_or_else(|_| out.join(&repo.keyring_name));
+            let keyring =
+                std::path::absolute(out.join(&repo.keyring_name)).unwrap_or_else(|_| out.join(&repo.keyring_name));
             println!(
                 "deb [signed-by={}] http://{addr}/ {} {}",
                 keyring.display(),

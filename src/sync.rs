@@ -21,14 +21,7 @@ pub async fn run(dirs: &Dirs, force_rebuild: bool, strict: bool) -> anyhow::Resu
     let observer = Arc::new(crate::progress::Bars::new());
     let ctx = local::context(config, &paths, key, observer)?;
     let trigger = if force_rebuild { "manual" } else { "cli" };
-    let summary = pipeline::run(
-        &ctx,
-        CheckSourcesInput {
-            force_rebuild,
-            trigger: Some(trigger.into()),
-        },
-    )
-    .await?;
+    let summary = pipeline::run(&ctx, CheckSourcesInput { force_rebuild, trigger: Some(trigger.into()) }).await?;
 
     println!("new: {}", summary.new.len());
     for id in &summary.new {
@@ -55,9 +48,5 @@ pub async fn run(dirs: &Dirs, force_rebuild: bool, strict: bool) -> anyhow::Resu
         }
         None => println!("repository unchanged (nothing new, index still fresh)"),
     }
-    Ok(if strict && !summary.failed.is_empty() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if strict && !summary.failed.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

@@ -20,9 +20,5 @@ pub async fn run(dirs: &Dirs) -> anyhow::Result<ExitCode> {
         report.packages,
         report.problems.len()
     );
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

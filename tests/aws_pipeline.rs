@@ -13,16 +13,8 @@ use serde_json::{Value, json};
 use std::process::Command;
 
 async fn published_generation(aws: &Aws) -> u64 {
-    let store = pkgrelay_aws::dynamo::DynamoStore::new(
-        aws.dynamodb().await,
-        &aws.packages_table,
-        &aws.state_table,
-    );
-    pkgrelay_core::store::PackageStore::suite(&store, "stable")
-        .await
-        .unwrap()
-        .published
-        .map_or(0, |p| p.generation)
+    let store = pkgrelay_aws::dynamo::DynamoStore::new(aws.dynamodb().await, &aws.packages_table, &aws.state_table);
+    pkgrelay_core::store::PackageStore::suite(&store, "stable").await.unwrap().published.map_or(0, |p| p.generation)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -51,26 +43,12 @@ async fn state_machine_runs_the_real_functions_against_local_aws() {
         "NotifySuccess",
         "Done",
     ] {
-        assert!(
-            entered.iter().any(|e| e == s),
-            "{s} not in history: {entered:?}"
-        );
+        assert!(entered.iter().any(|e| e == s), "{s} not in history: {entered:?}");
     }
-    assert_eq!(
-        r["output"]["items"],
-        json!([{"package_id": "kiro#0.7.44#amd64", "outcome": "inserted"}])
-    );
+    assert_eq!(r["output"]["items"], json!([{"package_id": "kiro#0.7.44#amd64", "outcome": "inserted"}]));
     assert_eq!(r["output"]["publish"]["status"], "published");
-    assert!(
-        r["output"]["notification"]["MessageId"].is_string(),
-        "SNS accepted the summary"
-    );
-    assert_eq!(
-        aws.get("pool/main/k/kiro/kiro_0.7.44_amd64.pem")
-            .await
-            .unwrap(),
-        b"CERT 0.7.44\n"
-    );
+    assert!(r["output"]["notification"]["MessageId"].is_string(), "SNS accepted the summary");
+    assert_eq!(aws.get("pool/main/k/kiro/kiro_0.7.44_amd64.pem").await.unwrap(), b"CERT 0.7.44\n");
     assert_eq!(aws.anonymous_status("dists/stable/InRelease").await, 200);
     let apt = aws.apt_accepts().await;
     assert_eq!(madison(&apt, "kiro"), ["0.7.44"]);
@@ -79,55 +57,38 @@ async fn state_machine_runs_the_real_functions_against_local_aws() {
     let live = aws.get("dists/stable/InRelease").await.unwrap();
     let r = aws.execute(json!({"trigger": "schedule"}));
     assert_eq!(r["status"], "SUCCEEDED");
-    assert_eq!(
-        states_entered(&r).last().map(String::as_str),
-        Some("NothingToDo"),
-        "{r:#}"
-    );
+    assert_eq!(states_entered(&r).last().map(String::as_str), Some("NothingToDo"), "{r:#}");
     assert!(!states_entered(&r).iter().any(|s| s == "BuildIndex"));
     assert_eq!(aws.get("dists/stable/InRelease").await.unwrap(), live);
     aws.apt_accepts().await;
 
     // 3. One candidate fails (404) while the others succeed: the Map's Catch.
     publish_kiro(&up, "0.7.45");
-    aws.put(
-        "staging/kiro-repo_1.0_all.deb",
-        deb("kiro-repo", "1.0", "all", None),
-    )
-    .await;
+    aws.put("staging/kiro-repo_1.0_all.deb", deb("kiro-repo", "1.0", "all", None)).await;
     up.set(
         "/cli/releases",
-        Reply::Body(json!([{"tag_name": "v1.2.0", "assets": [
-            {"name": "kiro-cli_1.2.0_amd64.deb", "browser_download_url": up.url("/cli/gone.deb")}]}]).to_string().into_bytes()),
+        Reply::Body(
+            json!([{"tag_name": "v1.2.0", "assets": [
+            {"name": "kiro-cli_1.2.0_amd64.deb", "browser_download_url": up.url("/cli/gone.deb")}]}])
+            .to_string()
+            .into_bytes(),
+        ),
     );
-    let r =
-        aws.execute(json!({"trigger": "staging_upload", "key": "staging/kiro-repo_1.0_all.deb"}));
+    let r = aws.execute(json!({"trigger": "staging_upload", "key": "staging/kiro-repo_1.0_all.deb"}));
     assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
     let items = r["output"]["items"].as_array().unwrap();
     let failed: Vec<&Value> = items.iter().filter(|i| i["failed"] == true).collect();
     assert_eq!(failed.len(), 1, "{items:?}");
     assert_eq!(failed[0]["package_id"], "kiro-cli#1.2.0#amd64");
     assert_eq!(failed[0]["error"], "InvalidPackage");
-    assert!(
-        failed[0]["cause"]
-            .as_str()
-            .unwrap()
-            .contains("HTTP status 404"),
-        "{}",
-        failed[0]
-    );
-    let mut inserted: Vec<&str> = items
-        .iter()
-        .filter(|i| i["outcome"] == "inserted")
-        .map(|i| i["package_id"].as_str().unwrap())
-        .collect();
+    assert!(failed[0]["cause"].as_str().unwrap().contains("HTTP status 404"), "{}", failed[0]);
+    let mut inserted: Vec<&str> =
+        items.iter().filter(|i| i["outcome"] == "inserted").map(|i| i["package_id"].as_str().unwrap()).collect();
     inserted.sort();
     assert_eq!(inserted, ["kiro#0.7.45#amd64", "kiro-repo#1.0#all"]);
     assert_eq!(
         aws.get("kiro-repo.deb").await.unwrap(),
-        aws.get("pool/main/k/kiro-repo/kiro-repo_1.0_all.deb")
-            .await
-            .unwrap(),
+        aws.get("pool/main/k/kiro-repo/kiro-repo_1.0_all.deb").await.unwrap(),
         "convenience copy equals the pool copy"
     );
     let apt = aws.apt_accepts().await;
@@ -138,11 +99,7 @@ async fn state_machine_runs_the_real_functions_against_local_aws() {
     //    builds take turns through the suite's lease, the published generation
     //    only moves forward, and the last index holds every recorded package.
     publish_kiro(&up, "0.7.46");
-    aws.put(
-        "staging/kiro-repo_1.1_all.deb",
-        deb("kiro-repo", "1.1", "all", None),
-    )
-    .await;
+    aws.put("staging/kiro-repo_1.1_all.deb", deb("kiro-repo", "1.1", "all", None)).await;
     let before = published_generation(&aws).await;
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| aws.execute_with_retry_interval(json!({"trigger": "schedule"}), 300));
@@ -155,18 +112,9 @@ async fn state_machine_runs_the_real_functions_against_local_aws() {
         (a.join().unwrap(), b.join().unwrap())
     });
     for r in [&a, &b] {
-        eprintln!(
-            "racing run: check {} items {}",
-            r["output"]["check"], r["output"]["items"]
-        );
+        eprintln!("racing run: check {} items {}", r["output"]["check"], r["output"]["items"]);
         assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
-        assert!(
-            matches!(
-                r["output"]["publish"]["status"].as_str(),
-                Some("published" | "superseded")
-            ),
-            "{r:#}"
-        );
+        assert!(matches!(r["output"]["publish"]["status"].as_str(), Some("published" | "superseded")), "{r:#}");
     }
     let generations = [
         a["output"]["publish"]["generation"].as_u64().unwrap(),
@@ -182,9 +130,7 @@ async fn state_machine_runs_the_real_functions_against_local_aws() {
     assert_eq!(madison(&apt, "kiro-repo"), ["1.1", "1.0"]);
     assert_eq!(
         aws.get("kiro-repo.deb").await.unwrap(),
-        aws.get("pool/main/k/kiro-repo/kiro-repo_1.1_all.deb")
-            .await
-            .unwrap(),
+        aws.get("pool/main/k/kiro-repo/kiro-repo_1.1_all.deb").await.unwrap(),
         "convenience copy follows the newest kiro-repo"
     );
 
@@ -192,48 +138,21 @@ async fn state_machine_runs_the_real_functions_against_local_aws() {
     //    deleted: it still publishes (from the store alone), and verification
     //    reports the missing object.
     up.stop();
-    aws.s3
-        .delete_object()
-        .bucket(&aws.bucket)
-        .key("pool/main/k/kiro/kiro_0.7.44_amd64.deb")
-        .send()
-        .await
-        .unwrap();
-    let packages = aws
-        .get("dists/stable/main/binary-amd64/Packages")
-        .await
-        .unwrap();
+    aws.s3.delete_object().bucket(&aws.bucket).key("pool/main/k/kiro/kiro_0.7.44_amd64.deb").send().await.unwrap();
+    let packages = aws.get("dists/stable/main/binary-amd64/Packages").await.unwrap();
     let r = aws.execute(json!({"force_rebuild": true}));
     assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
     assert_eq!(r["output"]["publish"]["status"], "published");
-    assert_eq!(
-        r["output"]["publish"]["generation"].as_u64().unwrap(),
-        after + 1
-    );
-    assert_eq!(
-        aws.get("dists/stable/main/binary-amd64/Packages")
-            .await
-            .unwrap(),
-        packages,
-        "same Packages"
-    );
+    assert_eq!(r["output"]["publish"]["generation"].as_u64().unwrap(), after + 1);
+    assert_eq!(aws.get("dists/stable/main/binary-amd64/Packages").await.unwrap(), packages, "same Packages");
     let public = tempfile::tempdir().unwrap();
     aws.download_public(public.path()).await;
     let verify = ws.pkgrelay(&["verify", "--out", public.path().to_str().unwrap()]);
-    assert!(
-        !verify.status.success(),
-        "verify must report the deleted pool object"
-    );
-    assert!(
-        String::from_utf8_lossy(&verify.stdout)
-            .contains("pool/main/k/kiro/kiro_0.7.44_amd64.deb: missing")
-    );
+    assert!(!verify.status.success(), "verify must report the deleted pool object");
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("pool/main/k/kiro/kiro_0.7.44_amd64.deb: missing"));
     let apt = aws.apt_accepts().await;
     let (ok, text) = apt.run("apt-get", &["-s", "install", "kiro", "kiro-repo"]);
-    assert!(
-        ok && text.contains("Inst kiro (0.7.46") && text.contains("Inst kiro-repo (1.1"),
-        "{text}"
-    );
+    assert!(ok && text.contains("Inst kiro (0.7.46") && text.contains("Inst kiro-repo (1.1"), "{text}");
 
     // 6. Publish refuses to go backwards: generation 1 again is "superseded".
     let mut cmd = Command::new(bin_dir().join("publish"));
@@ -247,55 +166,33 @@ async fn state_machine_runs_the_real_functions_against_local_aws() {
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), event.to_string().as_bytes()).unwrap();
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result["status"], "superseded", "{result}");
     assert_eq!(result["published_generation"].as_u64().unwrap(), after + 1);
     // Logs are JSON lines; those inside the step carry the execution id.
     let logs = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<Value> = logs
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
+    let lines: Vec<Value> =
+        logs.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     assert!(lines.iter().any(|l| l.get("span").is_some()), "{logs}");
     assert!(
         lines
             .iter()
             .filter(|l| l.get("span").is_some())
-            .all(|l| l["span"]["execution_id"]
-                == "arn:aws:states:us-east-1:123456789012:execution:pkgrelay:manual-1"),
+            .all(|l| l["span"]["execution_id"] == "arn:aws:states:us-east-1:123456789012:execution:pkgrelay:manual-1"),
         "{logs}"
     );
     aws.logs.lock().unwrap().push_str(&logs);
 
     // 7. staging/ stays private and in place; generations/ too.
-    assert_eq!(
-        aws.anonymous_status("staging/kiro-repo_1.0_all.deb").await,
-        403,
-        "staging/ is never public"
-    );
-    assert_eq!(
-        aws.anonymous_status("generations/stable/00000001/manifest.json")
-            .await,
-        403
-    );
+    assert_eq!(aws.anonymous_status("staging/kiro-repo_1.0_all.deb").await, 403, "staging/ is never public");
+    assert_eq!(aws.anonymous_status("generations/stable/00000001/manifest.json").await, 403);
     assert!(aws.get("staging/kiro-repo_1.0_all.deb").await.is_some());
 
     // 8. No credentials or key material in any log line of any function.
     let logs = aws.logs.lock().unwrap().clone();
-    assert!(
-        logs.lines().count() > 20,
-        "the functions logged: {}",
-        logs.lines().count()
-    );
-    assert!(
-        logs.contains("\"execution_id\""),
-        "function log lines carry the execution id"
-    );
+    assert!(logs.lines().count() > 20, "the functions logged: {}", logs.lines().count());
+    assert!(logs.contains("\"execution_id\""), "function log lines carry the execution id");
     let armored = aws.signing_key_armored.clone();
     let key_lines: Vec<&str> = armored.lines().filter(|l| l.len() > 40).collect();
     for (what, needle) in [

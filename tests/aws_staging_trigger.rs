@@ -30,15 +30,9 @@ use std::time::{Duration, Instant};
 fn staging_rule(bucket: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("statemachine/staging-rule.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(
-        text.contains("${BucketName}"),
-        "the rule names the bucket through ${{BucketName}}"
-    );
+    assert!(text.contains("${BucketName}"), "the rule names the bucket through ${{BucketName}}");
     let rule: Value = serde_json::from_str(&text.replace("${BucketName}", bucket)).unwrap();
-    assert!(
-        rule["EventPattern"].is_object() && rule["InputTransformer"].is_object(),
-        "{rule:#}"
-    );
+    assert!(rule["EventPattern"].is_object() && rule["InputTransformer"].is_object(), "{rule:#}");
     rule
 }
 
@@ -71,23 +65,11 @@ async fn aws_json(service: &str, target: &str, content_type: &str, body: Value) 
 }
 
 async fn events(action: &str, body: Value) -> Value {
-    aws_json(
-        "events",
-        &format!("AWSEvents.{action}"),
-        "application/x-amz-json-1.1",
-        body,
-    )
-    .await
+    aws_json("events", &format!("AWSEvents.{action}"), "application/x-amz-json-1.1", body).await
 }
 
 async fn sqs(action: &str, body: Value) -> Value {
-    aws_json(
-        "sqs",
-        &format!("AmazonSQS.{action}"),
-        "application/x-amz-json-1.0",
-        body,
-    )
-    .await
+    aws_json("sqs", &format!("AmazonSQS.{action}"), "application/x-amz-json-1.0", body).await
 }
 
 /// Every message (body parsed as JSON) that arrives on the queue within
@@ -97,26 +79,13 @@ async fn receive_events(queue_url: &str, window: Duration) -> Vec<Value> {
     let deadline = Instant::now() + window;
     let mut got = Vec::new();
     loop {
-        let r = sqs(
-            "ReceiveMessage",
-            json!({"QueueUrl": queue_url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 0}),
-        )
-        .await;
-        let batch = r
-            .get("Messages")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for m in &batch {
-            let body = m["Body"]
-                .as_str()
-                .unwrap_or_else(|| panic!("message without a body: {m}"));
-            got.push(serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")));
-            sqs(
-                "DeleteMessage",
-                json!({"QueueUrl": queue_url, "ReceiptHandle": m["ReceiptHandle"]}),
-            )
+        let r = sqs("ReceiveMessage", json!({"QueueUrl": queue_url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 0}))
             .await;
+        let batch = r.get("Messages").and_then(Value::as_array).cloned().unwrap_or_default();
+        for m in &batch {
+            let body = m["Body"].as_str().unwrap_or_else(|| panic!("message without a body: {m}"));
+            got.push(serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")));
+            sqs("DeleteMessage", json!({"QueueUrl": queue_url, "ReceiptHandle": m["ReceiptHandle"]})).await;
         }
         if (!got.is_empty() && batch.is_empty()) || Instant::now() >= deadline {
             return got;
@@ -129,16 +98,12 @@ async fn receive_events(queue_url: &str, window: Duration) -> Vec<Value> {
 /// slashes allowed in a name), each optionally followed by `[index]` steps.
 /// `None` when the event has no value there.
 fn json_path<'a>(event: &'a Value, path: &str) -> Option<&'a Value> {
-    let rest = path
-        .strip_prefix('$')
-        .unwrap_or_else(|| panic!("not a JSON path: {path}"));
+    let rest = path.strip_prefix('$').unwrap_or_else(|| panic!("not a JSON path: {path}"));
     let mut node = event;
     if rest.is_empty() {
         return Some(node);
     }
-    let rest = rest
-        .strip_prefix('.')
-        .unwrap_or_else(|| panic!("only dot notation is supported here: {path}"));
+    let rest = rest.strip_prefix('.').unwrap_or_else(|| panic!("only dot notation is supported here: {path}"));
     for step in rest.split('.') {
         let (name, mut indices) = step.split_once('[').map_or((step, ""), |(n, i)| (n, i));
         assert!(
@@ -147,19 +112,11 @@ fn json_path<'a>(event: &'a Value, path: &str) -> Option<&'a Value> {
         );
         node = node.get(name)?;
         while !indices.is_empty() {
-            let (index, after) = indices
-                .split_once(']')
-                .unwrap_or_else(|| panic!("unclosed [ in {path}"));
-            node = node.get(
-                index
-                    .parse::<usize>()
-                    .unwrap_or_else(|_| panic!("unsupported index {index:?} in {path}")),
-            )?;
+            let (index, after) = indices.split_once(']').unwrap_or_else(|| panic!("unclosed [ in {path}"));
+            node =
+                node.get(index.parse::<usize>().unwrap_or_else(|_| panic!("unsupported index {index:?} in {path}")))?;
             indices = after.strip_prefix('[').unwrap_or(after);
-            assert!(
-                after.is_empty() || after.starts_with('['),
-                "unexpected {after:?} in {path}"
-            );
+            assert!(after.is_empty() || after.starts_with('['), "unexpected {after:?} in {path}");
         }
     }
     Some(node)
@@ -173,20 +130,15 @@ fn json_path<'a>(event: &'a Value, path: &str) -> Option<&'a Value> {
 /// lacks, or a non-string value inside a string, fails the test: the rule
 /// relies on neither (nor on the predefined `aws.events.*` variables).
 fn transform_input(transformer: &Value, event: &Value) -> Value {
-    let paths = transformer["InputPathsMap"]
-        .as_object()
-        .expect("InputPathsMap");
-    let template = transformer["InputTemplate"]
-        .as_str()
-        .expect("InputTemplate");
+    let paths = transformer["InputPathsMap"].as_object().expect("InputPathsMap");
+    let template = transformer["InputTemplate"].as_str().expect("InputTemplate");
     let values: BTreeMap<&str, &Value> = paths
         .iter()
         .map(|(name, path)| {
             let path = path.as_str().expect("a JSON path");
             (
                 name.as_str(),
-                json_path(event, path)
-                    .unwrap_or_else(|| panic!("the event has nothing at {path}: {event}")),
+                json_path(event, path).unwrap_or_else(|| panic!("the event has nothing at {path}: {event}")),
             )
         })
         .collect();
@@ -198,10 +150,7 @@ fn transform_input(transformer: &Value, event: &Value) -> Value {
         let c = rest.chars().next().unwrap();
         if in_string && c == '\\' {
             // An escape inside a JSON string: copy it and the escaped character.
-            let escaped = rest[1..]
-                .chars()
-                .next()
-                .expect("template ends inside an escape");
+            let escaped = rest[1..].chars().next().expect("template ends inside an escape");
             out.push(c);
             out.push(escaped);
             i += 1 + escaped.len_utf8();
@@ -214,9 +163,9 @@ fn transform_input(transformer: &Value, event: &Value) -> Value {
             && let Some(value) = values.get(&rest[1..end])
         {
             if in_string {
-                let s = value.as_str().unwrap_or_else(|| {
-                    panic!("<{}> is not a string inside a JSON string", &rest[1..end])
-                });
+                let s = value
+                    .as_str()
+                    .unwrap_or_else(|| panic!("<{}> is not a string inside a JSON string", &rest[1..end]));
                 let quoted = serde_json::to_string(s).unwrap();
                 out.push_str(&quoted[1..quoted.len() - 1]);
             } else {
@@ -228,15 +177,13 @@ fn transform_input(transformer: &Value, event: &Value) -> Value {
         out.push(c);
         i += c.len_utf8();
     }
-    serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("the transformed input is not JSON ({e}): {out}"))
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("the transformed input is not JSON ({e}): {out}"))
 }
 
 #[test]
 fn input_transformer_quotes_and_escapes_string_values() {
     let rule = staging_rule("b");
-    let event =
-        json!({"detail": {"object": {"key": "staging/a \"b\" \\ c.deb"}, "list": [{"x": 1}]}});
+    let event = json!({"detail": {"object": {"key": "staging/a \"b\" \\ c.deb"}, "list": [{"x": 1}]}});
     assert_eq!(
         transform_input(&rule["InputTransformer"], &event),
         json!({"trigger": "staging_upload", "key": "staging/a \"b\" \\ c.deb"})
@@ -279,23 +226,10 @@ async fn staged_deb_starts_the_pipeline_through_the_eventbridge_rule() {
     // no transformer to S3 events anyway) and the test applies the rule's.
     let rule = staging_rule(&aws.bucket);
     let queue_name = format!("staging-trigger-{}", aws.bucket);
-    let queue_url = sqs("CreateQueue", json!({"QueueName": queue_name})).await["QueueUrl"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let attrs = sqs(
-        "GetQueueAttributes",
-        json!({"QueueUrl": queue_url, "AttributeNames": ["QueueArn"]}),
-    )
-    .await;
-    let queue_arn = attrs["Attributes"]["QueueArn"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{attrs}"))
-        .to_owned();
-    assert!(
-        queue_arn.starts_with("arn:aws:sqs:us-east-1:"),
-        "{queue_arn}"
-    );
+    let queue_url = sqs("CreateQueue", json!({"QueueName": queue_name})).await["QueueUrl"].as_str().unwrap().to_owned();
+    let attrs = sqs("GetQueueAttributes", json!({"QueueUrl": queue_url, "AttributeNames": ["QueueArn"]})).await;
+    let queue_arn = attrs["Attributes"]["QueueArn"].as_str().unwrap_or_else(|| panic!("{attrs}")).to_owned();
+    assert!(queue_arn.starts_with("arn:aws:sqs:us-east-1:"), "{queue_arn}");
     let rule_name = format!("staging-upload-{}", aws.bucket);
     let put = events(
         "PutRule",
@@ -303,84 +237,42 @@ async fn staged_deb_starts_the_pipeline_through_the_eventbridge_rule() {
                "Description": "starts the pipeline when a .deb lands in staging/"}),
     )
     .await;
-    assert!(
-        put["RuleArn"]
-            .as_str()
-            .is_some_and(|a| a.ends_with(&format!(":rule/{rule_name}"))),
-        "{put}"
-    );
+    assert!(put["RuleArn"].as_str().is_some_and(|a| a.ends_with(&format!(":rule/{rule_name}"))), "{put}");
     let described = events("DescribeRule", json!({"Name": rule_name})).await;
     assert_eq!(
         serde_json::from_str::<Value>(described["EventPattern"].as_str().unwrap()).unwrap(),
         rule["EventPattern"],
         "the emulator keeps the pattern as given"
     );
-    let targets = events(
-        "PutTargets",
-        json!({"Rule": rule_name, "Targets": [{"Id": "pipeline", "Arn": queue_arn}]}),
-    )
-    .await;
+    let targets =
+        events("PutTargets", json!({"Rule": rule_name, "Targets": [{"Id": "pipeline", "Arn": queue_arn}]})).await;
     assert_eq!(targets["FailedEntryCount"], 0, "{targets}");
-    assert!(
-        receive_events(&queue_url, Duration::from_millis(500))
-            .await
-            .is_empty(),
-        "the queue starts empty"
-    );
+    assert!(receive_events(&queue_url, Duration::from_millis(500)).await.is_empty(), "the queue starts empty");
 
     // One .deb under staging/, and two objects the pattern must not match.
     let staged = deb("kiro-repo", "1.0", "all", None);
-    aws.put(
-        "staging/notes.txt",
-        b"release notes, not a package\n".to_vec(),
-    )
-    .await;
-    aws.put("other/x.deb", deb("kiro-repo", "0.9", "all", None))
-        .await;
-    aws.put("staging/kiro-repo_1.0_all.deb", staged.clone())
-        .await;
+    aws.put("staging/notes.txt", b"release notes, not a package\n".to_vec()).await;
+    aws.put("other/x.deb", deb("kiro-repo", "0.9", "all", None)).await;
+    aws.put("staging/kiro-repo_1.0_all.deb", staged.clone()).await;
 
     let received = receive_events(&queue_url, Duration::from_secs(5)).await;
-    let keys: Vec<&Value> = received
-        .iter()
-        .map(|e| &e["detail"]["object"]["key"])
-        .collect();
-    assert_eq!(
-        received.len(),
-        1,
-        "exactly one event, for the staged .deb; got keys {keys:?}: {received:#?}"
-    );
+    let keys: Vec<&Value> = received.iter().map(|e| &e["detail"]["object"]["key"]).collect();
+    assert_eq!(received.len(), 1, "exactly one event, for the staged .deb; got keys {keys:?}: {received:#?}");
     let event = &received[0];
     assert_eq!(event["source"], "aws.s3", "{event:#}");
     assert_eq!(event["detail-type"], "Object Created", "{event:#}");
-    assert_eq!(
-        event["detail"]["bucket"]["name"],
-        aws.bucket.as_str(),
-        "{event:#}"
-    );
-    assert_eq!(
-        event["detail"]["object"]["key"], "staging/kiro-repo_1.0_all.deb",
-        "{event:#}"
-    );
+    assert_eq!(event["detail"]["bucket"]["name"], aws.bucket.as_str(), "{event:#}");
+    assert_eq!(event["detail"]["object"]["key"], "staging/kiro-repo_1.0_all.deb", "{event:#}");
 
     let input = transform_input(&rule["InputTransformer"], event);
-    assert_eq!(
-        input,
-        json!({"trigger": "staging_upload", "key": "staging/kiro-repo_1.0_all.deb"})
-    );
+    assert_eq!(input, json!({"trigger": "staging_upload", "key": "staging/kiro-repo_1.0_all.deb"}));
 
     // The execution the rule starts.
     let r = aws.execute(input.clone());
     assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
-    assert_eq!(
-        r["output"]["input"]["trigger"], "staging_upload",
-        "the input reached the state machine: {r:#}"
-    );
+    assert_eq!(r["output"]["input"]["trigger"], "staging_upload", "the input reached the state machine: {r:#}");
     assert_eq!(r["output"]["input"]["key"], input["key"], "{r:#}");
-    let mut items: Vec<Value> = r["output"]["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{r:#}"))
-        .clone();
+    let mut items: Vec<Value> = r["output"]["items"].as_array().unwrap_or_else(|| panic!("{r:#}")).clone();
     items.sort_by_key(|i| i["package_id"].as_str().unwrap_or_default().to_owned());
     assert_eq!(
         items,
@@ -393,72 +285,32 @@ async fn staged_deb_starts_the_pipeline_through_the_eventbridge_rule() {
     assert_eq!(r["output"]["publish"]["status"], "published", "{r:#}");
 
     // The store has the staged package, with the staged bytes' digest.
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&aws.endpoint)
-        .region("us-east-1")
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            ACCESS_KEY_ID,
-            SECRET_ACCESS_KEY,
-            None,
-            None,
-            "test",
-        ))
-        .load()
-        .await;
+    let sdk = sdk_config(&aws.endpoint).await;
     let store = pkgrelay_aws::dynamo::DynamoStore::new(
         pkgrelay_aws::dynamo::client(&sdk),
         &aws.packages_table,
         &aws.state_table,
     );
-    let entry = store
-        .get("kiro-repo#1.0#all")
-        .await
-        .unwrap()
-        .expect("kiro-repo#1.0#all is in the packages table");
+    let entry = store.get("kiro-repo#1.0#all").await.unwrap().expect("kiro-repo#1.0#all is in the packages table");
     assert_eq!(entry.source_type, SourceType::StagingUpload);
     assert_eq!(entry.source_url, "staging/kiro-repo_1.0_all.deb");
     assert_eq!(entry.checksums.sha256, sha256(&staged));
-    assert_eq!(
-        entry.filename,
-        "pool/main/k/kiro-repo/kiro-repo_1.0_all.deb"
-    );
+    assert_eq!(entry.filename, "pool/main/k/kiro-repo/kiro-repo_1.0_all.deb");
 
     // The published index lists it; the pool and the convenience copy hold its bytes.
-    let packages = String::from_utf8(
-        aws.get("dists/stable/main/binary-amd64/Packages")
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let packages = String::from_utf8(aws.get("dists/stable/main/binary-amd64/Packages").await.unwrap()).unwrap();
     let stanza = packages
         .split("\n\n")
         .find(|s| s.lines().any(|l| l == "Package: kiro-repo"))
         .unwrap_or_else(|| panic!("no kiro-repo in Packages:\n{packages}"));
-    for line in [
-        "Version: 1.0",
-        "Architecture: all",
-        "Filename: pool/main/k/kiro-repo/kiro-repo_1.0_all.deb",
-    ] {
-        assert!(
-            stanza.lines().any(|l| l == line),
-            "{line:?} missing:\n{stanza}"
-        );
+    for line in ["Version: 1.0", "Architecture: all", "Filename: pool/main/k/kiro-repo/kiro-repo_1.0_all.deb"] {
+        assert!(stanza.lines().any(|l| l == line), "{line:?} missing:\n{stanza}");
     }
-    assert!(
-        stanza
-            .lines()
-            .any(|l| l == format!("SHA256: {}", sha256(&staged))),
-        "{stanza}"
-    );
-    let pool = aws
-        .get("pool/main/k/kiro-repo/kiro-repo_1.0_all.deb")
-        .await
-        .expect("pool copy");
+    assert!(stanza.lines().any(|l| l == format!("SHA256: {}", sha256(&staged))), "{stanza}");
+    let pool = aws.get("pool/main/k/kiro-repo/kiro-repo_1.0_all.deb").await.expect("pool copy");
     assert_eq!(pool, staged, "the pool copy is the staged file");
     assert_eq!(
-        aws.get("kiro-repo.deb")
-            .await
-            .expect("kiro-repo.deb at the root"),
+        aws.get("kiro-repo.deb").await.expect("kiro-repo.deb at the root"),
         pool,
         "convenience copy equals the pool copy"
     );
@@ -471,19 +323,12 @@ async fn staged_deb_starts_the_pipeline_through_the_eventbridge_rule() {
     // What the pipeline wrote (pool/, dists/, generations/, kiro-repo.deb at the
     // root) matches no rule: the run does not trigger itself.
     let after = receive_events(&queue_url, Duration::from_millis(1500)).await;
-    assert!(
-        after.is_empty(),
-        "the pipeline's own writes triggered the rule: {after:#?}"
-    );
+    assert!(after.is_empty(), "the pipeline's own writes triggered the rule: {after:#?}");
 
     // A real apt client reads the repository from the bucket, anonymously,
     // through the repository paths a bucket policy opens (as the stack does).
     aws.open_repository_paths().await;
-    assert_eq!(
-        aws.anonymous_status("staging/kiro-repo_1.0_all.deb").await,
-        403,
-        "staging/ is never public"
-    );
+    assert_eq!(aws.anonymous_status("staging/kiro-repo_1.0_all.deb").await, 403, "staging/ is never public");
     let apt = aws.apt_accepts().await;
     let (ok, text) = apt.run("apt-get", &["-s", "install", "kiro-repo"]);
     assert!(ok && text.contains("Inst kiro-repo (1.0"), "{text}");

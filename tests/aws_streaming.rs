@@ -45,20 +45,9 @@ fn ar_members(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut at = 8;
     while at < archive.len() {
         let header = &archive[at..at + 60];
-        assert_eq!(
-            &header[58..60],
-            b"`\n",
-            "ar header terminator at offset {at}"
-        );
-        let name = String::from_utf8_lossy(&header[0..16])
-            .trim_end()
-            .trim_end_matches('/')
-            .to_owned();
-        let size: usize = std::str::from_utf8(&header[48..58])
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        assert_eq!(&header[58..60], b"`\n", "ar header terminator at offset {at}");
+        let name = String::from_utf8_lossy(&header[0..16]).trim_end().trim_end_matches('/').to_owned();
+        let size: usize = std::str::from_utf8(&header[48..58]).unwrap().trim().parse().unwrap();
         let data = archive[at + 60..at + 60 + size].to_vec();
         members.push((name, data));
         at += 60 + size + size % 2;
@@ -69,10 +58,7 @@ fn ar_members(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
 /// One ar member header: name 16, mtime 12, uid 6, gid 6, mode 8 (octal), size 10, "`\n".
 fn ar_header(name: &str, size: u64) -> Vec<u8> {
     assert!(name.len() <= 16);
-    let header = format!(
-        "{name:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`\n",
-        0, 0, 0, 100644
-    );
+    let header = format!("{name:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`\n", 0, 0, 0, 100644);
     assert_eq!(header.len(), 60);
     header.into_bytes()
 }
@@ -81,8 +67,7 @@ fn ar_header(name: &str, size: u64) -> Vec<u8> {
 fn tar_header(path: &str, mode: u32, size: u64, typeflag: u8) -> [u8; 512] {
     let mut h = [0u8; 512];
     assert!(path.len() < 100, "{path}: too long for a plain ustar name");
-    let field =
-        |h: &mut [u8; 512], at: usize, bytes: &[u8]| h[at..at + bytes.len()].copy_from_slice(bytes);
+    let field = |h: &mut [u8; 512], at: usize, bytes: &[u8]| h[at..at + bytes.len()].copy_from_slice(bytes);
     field(&mut h, 0, path.as_bytes());
     field(&mut h, 100, format!("{mode:07o}\0").as_bytes());
     field(&mut h, 108, b"0000000\0");
@@ -129,25 +114,16 @@ fn big_deb(name: &str, version: &str, arch: &str, payload: usize) -> Vec<u8> {
             ("Version".into(), version.into()),
             ("Architecture".into(), arch.into()),
             ("Maintainer".into(), "Fixture <fixture@example.com>".into()),
-            (
-                "Installed-Size".into(),
-                (payload as u64).div_ceil(1024).to_string(),
-            ),
+            ("Installed-Size".into(), (payload as u64).div_ceil(1024).to_string()),
             ("Depends".into(), "libc6 (>= 2.28)".into()),
-            (
-                "Description".into(),
-                format!("{name} fixture, {payload} bytes\n Built by tests/aws_streaming.rs."),
-            ),
+            ("Description".into(), format!("{name} fixture, {payload} bytes\n Built by tests/aws_streaming.rs.")),
         ],
     };
     let small = DebBuilder::new(control).build().unwrap();
     let members = ar_members(&small);
     assert_eq!(members[0], ("debian-binary".to_owned(), b"2.0\n".to_vec()));
-    let (control_name, control_tar) = members
-        .iter()
-        .find(|(n, _)| n.starts_with("control.tar"))
-        .expect("DebBuilder writes a control member")
-        .clone();
+    let (control_name, control_tar) =
+        members.iter().find(|(n, _)| n.starts_with("control.tar")).expect("DebBuilder writes a control member").clone();
 
     // data.tar: ./, ./opt/, ./opt/kiro/, the big file, two zero blocks.
     let padded = payload.div_ceil(512) * 512;
@@ -214,10 +190,7 @@ struct Measured {
 }
 
 fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
 /// A `Vm*:` line of /proc/<pid>/status, in KiB.
@@ -232,8 +205,7 @@ fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
 #[test]
 #[ignore = "a helper process for a_200_mib_artifact_streams_through_download_package"]
 fn measured_launcher() {
-    let dir =
-        std::path::PathBuf::from(std::env::var_os(LAUNCH_ENV).expect("started by invoke_measured"));
+    let dir = std::path::PathBuf::from(std::env::var_os(LAUNCH_ENV).expect("started by invoke_measured"));
     let program = std::fs::read_to_string(dir.join("program")).unwrap();
     let launcher_hwm_kib = proc_status_kib("self", "VmHWM:").unwrap();
     let (t0, started) = (unix_ms(), Instant::now());
@@ -254,10 +226,7 @@ fn measured_launcher() {
             let pid = pid.to_string();
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
                 // A zombie has no Vm* lines: the run is over.
-                let (Some(rss), Some(hwm)) = (
-                    proc_status_kib(&pid, "VmRSS:"),
-                    proc_status_kib(&pid, "VmHWM:"),
-                ) else {
+                let (Some(rss), Some(hwm)) = (proc_status_kib(&pid, "VmRSS:"), proc_status_kib(&pid, "VmHWM:")) else {
                     break;
                 };
                 samples.push(json!([unix_ms(), rss]));
@@ -272,20 +241,12 @@ fn measured_launcher() {
     // pointers are valid for the call.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let reaped = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(
-        reaped,
-        pid as libc::pid_t,
-        "wait4: {}",
-        std::io::Error::last_os_error()
-    );
+    assert_eq!(reaped, pid as libc::pid_t, "wait4: {}", std::io::Error::last_os_error());
     let wall_ms = started.elapsed().as_millis() as u64;
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     drop(child); // already reaped: dropping neither waits nor kills
     let mut children: libc::rusage = unsafe { std::mem::zeroed() };
-    assert_eq!(
-        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut children) },
-        0
-    );
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut children) }, 0);
     let (samples, last_hwm) = sampler.join().unwrap();
     let report = json!({
         "success": libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
@@ -307,24 +268,14 @@ fn measured_launcher() {
 /// 20 ms while it runs (the test uses it to timestamp upstream requests).
 fn invoke_measured(aws: &Aws, binary: &str, event: &Value, mut during: impl FnMut()) -> Measured {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("program"),
-        bin_dir().join(binary).to_str().unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("program"), bin_dir().join(binary).to_str().unwrap()).unwrap();
     std::fs::write(dir.path().join("stdin"), event.to_string()).unwrap();
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "measured_launcher",
-        "--exact",
-        "--ignored",
-        "--test-threads=1",
-        "--nocapture",
-    ])
-    .env(LAUNCH_ENV, dir.path())
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.args(["measured_launcher", "--exact", "--ignored", "--test-threads=1", "--nocapture"])
+        .env(LAUNCH_ENV, dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     aws.function_env(&mut cmd); // inherited by the binary
     let mut launcher = cmd.spawn().unwrap();
     while launcher.try_wait().unwrap().is_none() {
@@ -338,13 +289,8 @@ fn invoke_measured(aws: &Aws, binary: &str, event: &Value, mut during: impl FnMu
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
-    let kib = |k: &str| {
-        report[k]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{k} in {report}"))
-    };
+    let report: Value = serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let kib = |k: &str| report[k].as_u64().unwrap_or_else(|| panic!("{k} in {report}"));
     let measured = Measured {
         success: report["success"] == true,
         stdout: std::fs::read(dir.path().join("stdout")).unwrap(),
@@ -355,10 +301,7 @@ fn invoke_measured(aws: &Aws, binary: &str, event: &Value, mut during: impl FnMu
         last_hwm_kib: kib("last_hwm_kib"),
         started_ms: kib("started_ms"),
         wall: Duration::from_millis(kib("wall_ms")),
-        cpu: (
-            Duration::from_micros(kib("user_us")),
-            Duration::from_micros(kib("system_us")),
-        ),
+        cpu: (Duration::from_micros(kib("user_us")), Duration::from_micros(kib("system_us"))),
         samples: report["samples"]
             .as_array()
             .unwrap()
@@ -372,13 +315,7 @@ fn invoke_measured(aws: &Aws, binary: &str, event: &Value, mut during: impl FnMu
 
 /// Peak sampled VmRSS (MiB) among samples taken in [from, to) (Unix ms).
 fn peak_between(samples: &[(u64, u64)], from: u64, to: u64) -> f64 {
-    samples
-        .iter()
-        .filter(|(t, _)| (from..to).contains(t))
-        .map(|(_, kib)| *kib)
-        .max()
-        .unwrap_or(0) as f64
-        / 1024.0
+    samples.iter().filter(|(t, _)| (from..to).contains(t)).map(|(_, kib)| *kib).max().unwrap_or(0) as f64 / 1024.0
 }
 
 /// A one-line picture of the RSS over time (about 16 points, seconds from the first sample).
@@ -390,27 +327,14 @@ fn rss_profile(samples: &[(u64, u64)]) -> String {
     let points: Vec<String> = samples
         .iter()
         .step_by(step)
-        .map(|(t, kib)| {
-            format!(
-                "{:.1}s:{:.0}M",
-                (t - t0) as f64 / 1000.0,
-                *kib as f64 / 1024.0
-            )
-        })
+        .map(|(t, kib)| format!("{:.1}s:{:.0}M", (t - t0) as f64 / 1000.0, *kib as f64 / 1024.0))
         .collect();
     points.join(" ")
 }
 
 /// SHA256 and length of an S3 object, read chunk by chunk.
 async fn s3_sha256(aws: &Aws, key: &str) -> (u64, String) {
-    let mut object = aws
-        .s3
-        .get_object()
-        .bucket(&aws.bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
+    let mut object = aws.s3.get_object().bucket(&aws.bucket).key(key).send().await.unwrap();
     let (mut hasher, mut len) = (Sha256::new(), 0u64);
     while let Some(chunk) = object.body.next().await {
         let chunk = chunk.unwrap();
@@ -436,44 +360,16 @@ fn hand_built_deb_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kiro_0.7.45_amd64.deb");
     std::fs::write(&path, &deb).unwrap();
-    let out = Command::new("dpkg-deb")
-        .arg("--contents")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = Command::new("dpkg-deb").arg("--contents").arg(&path).output().unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "dpkg-deb --contents: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        listing.contains("100003") && listing.contains(BIG_FILE),
-        "{listing}"
-    );
-    let out = Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dpkg-deb --fsys-tarfile: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "dpkg-deb --contents: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(listing.contains("100003") && listing.contains(BIG_FILE), "{listing}");
+    let out = Command::new("dpkg-deb").arg("--fsys-tarfile").arg(&path).output().unwrap();
+    assert!(out.status.success(), "dpkg-deb --fsys-tarfile: {}", String::from_utf8_lossy(&out.stderr));
     let tar = out.stdout;
     let in_deb = deb.len() - (100_003usize.div_ceil(512) * 512 + 2 * 512);
-    assert_eq!(
-        &tar[4 * 512..][..100_003],
-        &deb[in_deb..][..100_003],
-        "the big file's bytes"
-    );
-    let out = Command::new("dpkg-deb")
-        .args(["--field"])
-        .arg(&path)
-        .arg("Package")
-        .output()
-        .unwrap();
+    assert_eq!(&tar[4 * 512..][..100_003], &deb[in_deb..][..100_003], "the big file's bytes");
+    let out = Command::new("dpkg-deb").args(["--field"]).arg(&path).arg("Package").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "kiro");
 }
 
@@ -488,42 +384,20 @@ async fn a_200_mib_artifact_streams_through_download_package() {
     let deb = big_deb("kiro", version, "amd64", PAYLOAD);
     let (size, sha256) = (deb.len() as u64, sha256(&deb));
     assert!(size >= 200 * MIB);
-    assert_eq!(
-        pkgrelay_core::deb::read_control_from(&deb[..])
-            .unwrap()
-            .get("Package"),
-        Some("kiro")
-    );
-    eprintln!(
-        "built a {size}-byte .deb (SHA256 {sha256}) in {:.1}s",
-        t.elapsed().as_secs_f64()
-    );
+    assert_eq!(pkgrelay_core::deb::read_control_from(&deb[..]).unwrap().get("Package"), Some("kiro"));
+    eprintln!("built a {size}-byte .deb (SHA256 {sha256}) in {:.1}s", t.elapsed().as_secs_f64());
     let deb_path = format!("/signed/{version}/deb/kiro-ide-{version}-stable-linux-x64.deb");
     let pem_path = format!("/signed/{version}/certificate.pem");
     up.set(&deb_path, Reply::Body(deb)); // moved: the fixture holds the only copy
-    up.set(
-        &pem_path,
-        Reply::Body(format!("CERT {version}\n").into_bytes()),
-    );
-    up.set(
-        &format!("/signed/{version}/signature.bin"),
-        Reply::Body(format!("SIG {version}").into_bytes()),
-    );
-    up.set(
-        "/stable/metadata.json",
-        Reply::Body(kiro_metadata(&up, version, &deb_path)),
-    );
+    up.set(&pem_path, Reply::Body(format!("CERT {version}\n").into_bytes()));
+    up.set(&format!("/signed/{version}/signature.bin"), Reply::Body(format!("SIG {version}").into_bytes()));
+    up.set("/stable/metadata.json", Reply::Body(kiro_metadata(&up, version, &deb_path)));
 
     // check-sources first, as the state machine runs it: its candidate is
     // download-package's input.
     let event = json!({"payload": {"trigger": "manual"}, "execution_id": EXECUTION_ID});
     let checked = invoke_measured(&aws, "check-sources", &event, || {});
-    assert!(
-        checked.success,
-        "check-sources failed: {}\n{}",
-        String::from_utf8_lossy(&checked.stdout),
-        checked.stderr
-    );
+    assert!(checked.success, "check-sources failed: {}\n{}", String::from_utf8_lossy(&checked.stdout), checked.stderr);
     let sources: Value = serde_json::from_slice(&checked.stdout).unwrap();
     let candidates = sources["candidates"].as_array().unwrap();
     assert_eq!(candidates.len(), 1, "{sources:#}");
@@ -551,33 +425,19 @@ async fn a_200_mib_artifact_streams_through_download_package() {
         }
     });
     eprintln!("download-package log:\n{}", run.stderr);
-    assert!(
-        run.success,
-        "download-package failed: {}\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        run.stderr
-    );
+    assert!(run.success, "download-package failed: {}\n{}", String::from_utf8_lossy(&run.stdout), run.stderr);
     assert_eq!(up.hits(&deb_path), 1, "downloaded once, no retries");
 
     let rss_mib = run.maxrss_kib as f64 / 1024.0;
     let secs = run.wall.as_secs_f64();
     let (mib_per_s, mb_per_s) = (size as f64 / MIB as f64 / secs, size as f64 / 1e6 / secs);
     let end = run.started_ms + run.wall.as_millis() as u64;
-    let (deb_at, pem_at) = (
-        deb_at.expect("the .deb was requested"),
-        pem_at.expect("the certificate was requested"),
-    );
+    let (deb_at, pem_at) = (deb_at.expect("the .deb was requested"), pem_at.expect("the certificate was requested"));
     let phase = |name: &str, from: u64, to: u64| {
         let s = (to.saturating_sub(from)) as f64 / 1000.0;
-        format!(
-            "{name} {s:.1}s (sampled peak {:.1} MiB)",
-            peak_between(&run.samples, from, to)
-        )
+        format!("{name} {s:.1}s (sampled peak {:.1} MiB)", peak_between(&run.samples, from, to))
     };
-    eprintln!(
-        "download-package RSS over time: {}",
-        rss_profile(&run.samples)
-    );
+    eprintln!("download-package RSS over time: {}", rss_profile(&run.samples));
     eprintln!(
         "download-package phases: {}; {}, {:.1} MiB/s; {}, {:.1} MiB/s",
         phase("start-up + configuration", run.started_ms, deb_at),
@@ -599,10 +459,7 @@ async fn a_200_mib_artifact_streams_through_download_package() {
         "download-package peak RSS: {rss_mib:.0} MiB for a 200 MiB artifact ({size} bytes) in {secs:.1}s, \
          {mib_per_s:.1} MiB/s ({mb_per_s:.1} MB/s), debug build against moto on 127.0.0.1"
     );
-    assert_eq!(
-        run.children_maxrss_kib, run.maxrss_kib,
-        "the launcher waited for one child"
-    );
+    assert_eq!(run.children_maxrss_kib, run.maxrss_kib, "the launcher waited for one child");
     // Both come from the same kernel counters, which are approximate by a few pages.
     assert!(
         run.last_hwm_kib <= run.maxrss_kib + 1024,
@@ -619,46 +476,17 @@ async fn a_200_mib_artifact_streams_through_download_package() {
     assert_eq!(entry["filename"], key);
     assert_eq!(entry["size"], size, "{entry}");
     assert_eq!(entry["sha256"], sha256.as_str());
-    assert_eq!(
-        entry["control"]["fields"][0],
-        json!(["Package", "kiro"]),
-        "{entry}"
-    );
-    let companions: Vec<&str> = entry["companions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["key"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        companions,
-        [
-            "pool/main/k/kiro/kiro_0.7.45_amd64.pem",
-            "pool/main/k/kiro/kiro_0.7.45_amd64.sig"
-        ]
-    );
+    assert_eq!(entry["control"]["fields"][0], json!(["Package", "kiro"]), "{entry}");
+    let companions: Vec<&str> =
+        entry["companions"].as_array().unwrap().iter().map(|c| c["key"].as_str().unwrap()).collect();
+    assert_eq!(companions, ["pool/main/k/kiro/kiro_0.7.45_amd64.pem", "pool/main/k/kiro/kiro_0.7.45_amd64.sig"]);
     assert_eq!(aws.get(companions[0]).await.unwrap(), b"CERT 0.7.45\n");
 
     // The object in the pool: its size, its metadata, and its bytes.
-    let head = aws
-        .s3
-        .head_object()
-        .bucket(&aws.bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
+    let head = aws.s3.head_object().bucket(&aws.bucket).key(key).send().await.unwrap();
     assert_eq!(head.content_length(), Some(size as i64));
-    assert_eq!(
-        head.metadata()
-            .and_then(|m| m.get("sha256"))
-            .map(String::as_str),
-        Some(sha256.as_str())
-    );
-    assert_eq!(
-        head.content_type(),
-        Some("application/vnd.debian.binary-package")
-    );
+    assert_eq!(head.metadata().and_then(|m| m.get("sha256")).map(String::as_str), Some(sha256.as_str()));
+    assert_eq!(head.content_type(), Some("application/vnd.debian.binary-package"));
     assert_eq!(s3_sha256(&aws, key).await, (size, sha256.clone()));
 
     assert!(
@@ -666,8 +494,5 @@ async fn a_200_mib_artifact_streams_through_download_package() {
         "download-package peaked at {rss_mib:.1} MiB (bound {RSS_BOUND_MIB} MiB) for a {size}-byte artifact; RSS over time: {}",
         rss_profile(&run.samples)
     );
-    assert!(
-        !aws.logs.lock().unwrap().contains(SECRET_ACCESS_KEY),
-        "no secret in the logs"
-    );
+    assert!(!aws.logs.lock().unwrap().contains(SECRET_ACCESS_KEY), "no secret in the logs");
 }

@@ -36,20 +36,38 @@ fn kiro_repo_installs_upgrades_and_purges_through_apt() {
     let out_a = ws.path("build-a");
     let out_b = ws.path("build-b");
     for out in [&out_a, &out_b] {
-        let o = ws.pkgrelay(&["config-package", "build", "--version", "1.0", "--env", "test", "--out", out.to_str().unwrap()]);
+        let o = ws.pkgrelay(&[
+            "config-package",
+            "build",
+            "--version",
+            "1.0",
+            "--env",
+            "test",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         assert!(o.status.success());
     }
     let deb_a = out_a.join("kiro-repo_1.0_all.deb");
     assert_eq!(slurp(&deb_a), slurp(&out_b.join("kiro-repo_1.0_all.deb")), "byte-reproducible");
     let info = dpkg_deb(&["--info"], &deb_a);
-    for field in ["Package: kiro-repo", "Version: 1.0", "Architecture: all", "Maintainer: ", "Section: misc", "Priority: optional", "Homepage: ", "Description: "] {
+    for field in [
+        "Package: kiro-repo",
+        "Version: 1.0",
+        "Architecture: all",
+        "Maintainer: ",
+        "Section: misc",
+        "Priority: optional",
+        "Homepage: ",
+        "Description: ",
+    ] {
         assert!(info.contains(field), "{field} missing:\n{info}");
     }
     assert!(info.contains("postinst") && info.contains("prerm") && info.contains("conffiles"), "{info}");
     let contents = dpkg_deb(&["--contents"], &deb_a);
     assert!(contents.contains("./etc/apt/sources.list.d/kiro.list"), "{contents}");
     assert!(contents.contains("./usr/share/keyrings/kiro-archive-keyring.gpg"), "{contents}");
-    assert_eq!(dpkg_deb(&["--field"], &deb_a).lines().count() >= 7, true);
+    assert!(dpkg_deb(&["--field"], &deb_a).lines().count() >= 7);
 
     // Publish 1.0 into staging; sync picks it up; the convenience copy is the pool copy.
     let o = ws.pkgrelay(&["config-package", "publish", "--version", "1.0", "--env", "test"]);
@@ -72,8 +90,18 @@ fn kiro_repo_installs_upgrades_and_purges_through_apt() {
     assert!(ok, "apt-get install failed:\n{text}");
     let list = r.join("etc/apt/sources.list.d/kiro.list");
     let installed = std::fs::read_to_string(&list).unwrap();
-    assert!(installed.contains(&format!("deb [signed-by=/usr/share/keyrings/kiro-archive-keyring.gpg] {} stable main", served.url)), "{installed}");
-    assert_eq!(slurp(&r.join("usr/share/keyrings/kiro-archive-keyring.gpg")), slurp(&keyring), "binary keyring installed");
+    assert!(
+        installed.contains(&format!(
+            "deb [signed-by=/usr/share/keyrings/kiro-archive-keyring.gpg] {} stable main",
+            served.url
+        )),
+        "{installed}"
+    );
+    assert_eq!(
+        slurp(&r.join("usr/share/keyrings/kiro-archive-keyring.gpg")),
+        slurp(&keyring),
+        "binary keyring installed"
+    );
     assert!(!r.join("etc/apt/trusted.gpg.d/kiro-archive-keyring.gpg").exists(), "postinst removed the legacy key");
 
     // The installed source list works for apt-get update (keyring path moved into the private root).

@@ -45,7 +45,11 @@ fn index_page_renders_the_install_commands() {
     let profile = tempfile::tempdir().unwrap();
     let out = headless(profile.path()).args(["--dump-dom", &page]).output().unwrap();
     let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && dom.contains("</html>"), "chromium --dump-dom failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && dom.contains("</html>"),
+        "chromium --dump-dom failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for text in [
         "Kiro APT repository",
         "Step 1.",

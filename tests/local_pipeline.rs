@@ -13,9 +13,7 @@ fn stanzas(packages: &str) -> Vec<(String, String, String, String)> {
         .filter(|s| !s.trim().is_empty())
         .map(|s| {
             let f = |name: &str| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_owned))
-                    .unwrap_or_default()
+                s.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_owned)).unwrap_or_default()
             };
             (f("Package"), f("Version"), f("Filename"), f("SHA256"))
         })
@@ -30,21 +28,11 @@ fn sync_twice_then_apt_installs_from_the_repository() {
     // First release; kiro-repo dropped into staging; kiro-cli from a releases list.
     publish_kiro(&up, "0.7.44");
     std::fs::create_dir_all(ws.path(".pkgrelay/staging")).unwrap();
-    std::fs::write(
-        ws.path(".pkgrelay/staging/kiro-repo_1.0_all.deb"),
-        deb("kiro-repo", "1.0", "all", None),
-    )
-    .unwrap();
+    std::fs::write(ws.path(".pkgrelay/staging/kiro-repo_1.0_all.deb"), deb("kiro-repo", "1.0", "all", None)).unwrap();
     let cli_amd64 = deb("kiro-cli", "1.2.0", "amd64", None);
     let cli_arm64 = deb("kiro-cli", "1.2.0", "arm64", None);
-    up.set(
-        "/cli/kiro-cli_1.2.0_amd64.deb",
-        Reply::Body(cli_amd64.clone()),
-    );
-    up.set(
-        "/cli/kiro-cli_1.2.0_arm64.deb",
-        Reply::Body(cli_arm64.clone()),
-    );
+    up.set("/cli/kiro-cli_1.2.0_amd64.deb", Reply::Body(cli_amd64.clone()));
+    up.set("/cli/kiro-cli_1.2.0_arm64.deb", Reply::Body(cli_arm64.clone()));
     up.set(
         "/cli/releases",
         Reply::Body(
@@ -63,72 +51,32 @@ fn sync_twice_then_apt_installs_from_the_repository() {
     // The metadata moves on to a newer release; the older one stays in the store.
     let newest = publish_kiro(&up, "0.7.45");
     let out = ws.sync(&[]);
-    assert!(
-        out.contains("new: 1") && out.contains("kiro#0.7.45#amd64"),
-        "{out}"
-    );
+    assert!(out.contains("new: 1") && out.contains("kiro#0.7.45#amd64"), "{out}");
     assert!(out.contains("skipped (already processed): 3"), "{out}");
 
     // A third run with nothing new leaves the repository alone.
     let before = ws.snapshot();
     let out = ws.sync(&[]);
-    assert!(
-        out.contains("new: 0") && out.contains("repository unchanged"),
-        "{out}"
-    );
+    assert!(out.contains("new: 0") && out.contains("repository unchanged"), "{out}");
     assert_eq!(before, ws.snapshot());
 
     // Certificates and signatures sit beside the .deb, unmodified.
-    assert_eq!(
-        ws.read("public/pool/main/k/kiro/kiro_0.7.45_amd64.pem"),
-        b"CERT 0.7.45\n"
-    );
-    assert_eq!(
-        ws.read("public/pool/main/k/kiro/kiro_0.7.45_amd64.sig"),
-        b"SIG 0.7.45"
-    );
+    assert_eq!(ws.read("public/pool/main/k/kiro/kiro_0.7.45_amd64.pem"), b"CERT 0.7.45\n");
+    assert_eq!(ws.read("public/pool/main/k/kiro/kiro_0.7.45_amd64.sig"), b"SIG 0.7.45");
     // The convenience copy is the newest kiro-repo from the pool.
-    assert_eq!(
-        ws.read("public/kiro-repo.deb"),
-        ws.read("public/pool/main/k/kiro-repo/kiro-repo_1.0_all.deb")
-    );
+    assert_eq!(ws.read("public/kiro-repo.deb"), ws.read("public/pool/main/k/kiro-repo/kiro-repo_1.0_all.deb"));
     // Depends, Recommends and the real Description come from the .deb itself.
-    let packages =
-        String::from_utf8(ws.read("public/dists/stable/main/binary-amd64/Packages")).unwrap();
-    assert!(
-        packages.contains("Depends: libc6 (>= 2.28)\n"),
-        "{packages}"
-    );
+    let packages = String::from_utf8(ws.read("public/dists/stable/main/binary-amd64/Packages")).unwrap();
+    assert!(packages.contains("Depends: libc6 (>= 2.28)\n"), "{packages}");
     assert!(packages.contains("Recommends: kiro-repo\n"));
-    assert!(
-        packages.contains(
-            "Description: kiro fixture\n Built by the test suite.\n .\n Version 0.7.45.\n"
-        )
-    );
-    let listed: Vec<_> = stanzas(&packages)
-        .into_iter()
-        .map(|(p, v, _, _)| format!("{p} {v}"))
-        .collect();
-    assert_eq!(
-        listed,
-        [
-            "kiro 0.7.44",
-            "kiro 0.7.45",
-            "kiro-cli 1.2.0",
-            "kiro-repo 1.0"
-        ]
-    );
+    assert!(packages.contains("Description: kiro fixture\n Built by the test suite.\n .\n Version 0.7.45.\n"));
+    let listed: Vec<_> = stanzas(&packages).into_iter().map(|(p, v, _, _)| format!("{p} {v}")).collect();
+    assert_eq!(listed, ["kiro 0.7.44", "kiro 0.7.45", "kiro-cli 1.2.0", "kiro-repo 1.0"]);
     let arm = String::from_utf8(ws.read("public/dists/stable/main/binary-arm64/Packages")).unwrap();
-    let listed: Vec<_> = stanzas(&arm)
-        .into_iter()
-        .map(|(p, v, _, _)| format!("{p} {v}"))
-        .collect();
+    let listed: Vec<_> = stanzas(&arm).into_iter().map(|(p, v, _, _)| format!("{p} {v}")).collect();
     assert_eq!(listed, ["kiro-cli 1.2.0", "kiro-repo 1.0"]);
     let release = String::from_utf8(ws.read("public/dists/stable/Release")).unwrap();
-    assert!(
-        release.contains(" main/binary-amd64/Packages\n"),
-        "Release must list the uncompressed Packages"
-    );
+    assert!(release.contains(" main/binary-amd64/Packages\n"), "Release must list the uncompressed Packages");
     assert!(release.contains("Acquire-By-Hash: yes\n") && release.contains("Valid-Until: "));
     assert!(ws.verify().status.success());
 
@@ -141,48 +89,25 @@ fn sync_twice_then_apt_installs_from_the_repository() {
     ));
     let (ok, text) = apt.run("apt-get", &["update", "--error-on=any"]);
     assert!(ok, "apt-get update failed:\n{text}");
-    assert!(
-        !text
-            .lines()
-            .any(|l| l.starts_with("W:") || l.starts_with("E:")),
-        "apt-get update warned:\n{text}"
-    );
+    assert!(!text.lines().any(|l| l.starts_with("W:") || l.starts_with("E:")), "apt-get update warned:\n{text}");
 
     let (ok, text) = apt.run("apt-cache", &["madison", "kiro"]);
     assert!(ok);
-    let madison: Vec<String> = text
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let madison: Vec<String> = text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
     for v in ["0.7.45", "0.7.44"] {
-        assert!(
-            madison
-                .iter()
-                .any(|l| l.starts_with(&format!("kiro | {v} |"))),
-            "{v} missing:\n{text}"
-        );
+        assert!(madison.iter().any(|l| l.starts_with(&format!("kiro | {v} |"))), "{v} missing:\n{text}");
     }
 
     let (ok, text) = apt.run("apt-get", &["download", "kiro"]);
     assert!(ok, "{text}");
     let got = slurp(&apt.download_dir().join("kiro_0.7.45_amd64.deb"));
-    let (_, _, _, sha) = stanzas(&packages)
-        .into_iter()
-        .find(|(p, v, _, _)| p == "kiro" && v == "0.7.45")
-        .unwrap();
+    let (_, _, _, sha) = stanzas(&packages).into_iter().find(|(p, v, _, _)| p == "kiro" && v == "0.7.45").unwrap();
     assert_eq!(sha256(&got), sha);
     assert_eq!(got, newest);
 
-    let (ok, text) = apt.run(
-        "apt-get",
-        &["-s", "install", "kiro", "kiro-repo", "kiro-cli"],
-    );
+    let (ok, text) = apt.run("apt-get", &["-s", "install", "kiro", "kiro-repo", "kiro-cli"]);
     assert!(ok, "{text}");
-    for inst in [
-        "Inst kiro (0.7.45",
-        "Inst kiro-repo (1.0",
-        "Inst kiro-cli (1.2.0",
-    ] {
+    for inst in ["Inst kiro (0.7.45", "Inst kiro-repo (1.0", "Inst kiro-cli (1.2.0"] {
         assert!(text.contains(inst), "{inst} missing:\n{text}");
     }
 }
@@ -217,25 +142,13 @@ fn force_rebuild_works_from_the_store_alone() {
             .map(str::to_owned)
             .collect()
     };
-    assert_eq!(
-        strip(&before["dists/stable/Release"]),
-        strip(&after["dists/stable/Release"])
-    );
-    assert_ne!(
-        before["dists/stable/Release"], after["dists/stable/Release"],
-        "Date moves on"
-    );
+    assert_eq!(strip(&before["dists/stable/Release"]), strip(&after["dists/stable/Release"]));
+    assert_ne!(before["dists/stable/Release"], after["dists/stable/Release"], "Date moves on");
 
     let out = ws.verify();
-    assert!(
-        !out.status.success(),
-        "verify must report the deleted pool file"
-    );
+    assert!(!out.status.success(), "verify must report the deleted pool file");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("pool/main/k/kiro/kiro_0.7.44_amd64.deb: missing"),
-        "{text}"
-    );
+    assert!(text.contains("pool/main/k/kiro/kiro_0.7.44_amd64.deb: missing"), "{text}");
 }
 
 #[test]
@@ -243,23 +156,15 @@ fn stale_index_is_resigned_even_with_nothing_new() {
     let up = Upstream::start();
     let ws = Workspace::new(&up);
     let cfg = ws.path("config/repository.yaml");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("valid_for: 7d", "valid_for: 4s");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("valid_for: 7d", "valid_for: 4s");
     std::fs::write(&cfg, text).unwrap();
     publish_kiro(&up, "0.7.45");
     ws.sync(&[]);
     let first = ws.read("public/dists/stable/InRelease");
     let out = ws.sync(&[]);
-    assert!(
-        out.contains("repository unchanged"),
-        "fresh index is left alone: {out}"
-    );
+    assert!(out.contains("repository unchanged"), "fresh index is left alone: {out}");
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let out = ws.sync(&[]);
-    assert!(
-        out.contains("new: 0") && out.contains("published generation 2"),
-        "{out}"
-    );
+    assert!(out.contains("new: 0") && out.contains("published generation 2"), "{out}");
     assert_ne!(first, ws.read("public/dists/stable/InRelease"));
 }

@@ -8,14 +8,11 @@ use std::process::Command;
 fn harness_selftest_passes() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     assert!(
-        root.join("tests/stepfunctions/node_modules/aws-local-stepfunctions")
-            .exists(),
+        root.join("tests/stepfunctions/node_modules/aws-local-stepfunctions").exists(),
         "run the tests through `tests/run` (it installs the ASL interpreter with npm ci)"
     );
-    let out = Command::new("node")
-        .arg(root.join("tests/stepfunctions/selftest.mjs"))
-        .output()
-        .expect("node is installed");
+    let out =
+        Command::new("node").arg(root.join("tests/stepfunctions/selftest.mjs")).output().expect("node is installed");
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "selftest failed");

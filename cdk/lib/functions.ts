@@ -66,11 +66,11 @@ function allow(sid: string, actions: string[], resources: string[], conditions?:
 /**
  * HeadObject on a missing key answers 404 only to a caller that may ListBucket
  * (otherwise 403, which S3Store cannot tell from a real denial). download-package
- * heads its pool key before a multipart upload (write-once), publish heads the
- * source of each copy (the convenience copy is optional: a missing one is a
- * warning, not a failure). The condition keys of ListObjects do not apply to
- * that check, so this grant cannot be narrowed to a prefix; it reveals key
- * names, never contents.
+ * heads its pool key before a multipart upload (write-once), build-index heads
+ * each by-hash key to skip existing ones, publish heads the source of each copy
+ * (the convenience copy is optional: a missing one is a warning, not a
+ * failure). The condition keys of ListObjects do not apply to that check, so
+ * this grant cannot be narrowed to a prefix; it reveals key names, never contents.
  */
 function listForNotFound(bucket: s3.IBucket) {
   return allow('MissingKeysAnswer404', ['s3:ListBucket'], [bucket.bucketArn]);
@@ -104,10 +104,11 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
       return [
         allow('ReadStore', ['dynamodb:Scan'], [r.packagesTable.tableArn]),
         allow('AllocateGeneration', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [r.stateTable.tableArn]),
-        // by-hash files are write-once: an existing one is read back (HeadObject) and compared.
+        // by-hash files are write-once: existing ones are skipped or compared (HeadObject).
         allow('WriteByHash', ['s3:GetObject', 's3:PutObject'], objects('dists/*')),
         allow('StageGeneration', ['s3:PutObject'], objects(generations)),
         allow('ReadSigningKey', ['secretsmanager:GetSecretValue'], [r.signingKeySecretArn]),
+        listForNotFound(r.bucket),
       ];
     case 'publish':
       return [

@@ -1,5 +1,8 @@
 // dev, staging and prod can share an account and region: every name differs.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { createApp } from '../lib/app';
 import { environmentSettings } from '../lib/environments';
 import { readRepositorySettings } from '../lib/repository';
@@ -68,7 +71,12 @@ test('prod keeps its tables and secret on stack deletion; dev does not', () => {
 
 test('an unknown or missing environment is refused', () => {
   expect(() => environmentSettings('test')).toThrow(/unknown environment "test": pass -c env=dev\|staging\|prod/);
-  expect(() => createApp({ context: {} })).toThrow(/no environment given: pass -c env=dev\|staging\|prod/);
+  const outdir = mkdtempSync(path.join(tmpdir(), 'pkgrelay-cdk-test-'));
+  try {
+    expect(() => createApp({ outdir, context: {} })).toThrow(/no environment given: pass -c env=dev\|staging\|prod/);
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
 });
 
 test('the public file names come from config/repository.yaml', () => {

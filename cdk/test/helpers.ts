@@ -3,9 +3,10 @@
 // read its template in terms a reader can check (IAM statements as
 // action/resource pairs, resources named after what they are).
 
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { AppProps, Validations } from 'aws-cdk-lib';
+import { Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { BUNDLING_STACKS, createApp } from '../lib/app';
 
@@ -14,14 +15,20 @@ export const REPO_ROOT = path.resolve(CDK_DIR, '..');
 
 const cdkJson = JSON.parse(readFileSync(path.join(CDK_DIR, 'cdk.json'), 'utf8'));
 
-export function synthesize(env: string, extra: Partial<AppProps> & { context?: Record<string, unknown> } = {}) {
-  const { stack } = createApp({
-    ...extra,
-    context: { ...cdkJson.context, env, [BUNDLING_STACKS]: [], ...(extra.context ?? {}) },
-  });
-  // Expected here: these tests never build the Rust functions.
-  Validations.of(stack).acknowledge({ id: 'Annotation::pkgrelay:no-bundling', reason: 'template tests' });
-  return { stack, template: Template.fromStack(stack) };
+export function synthesize(env: string, context: Record<string, unknown> = {}) {
+  // A scratch cloud assembly, removed once the template is in memory.
+  const outdir = mkdtempSync(path.join(tmpdir(), 'pkgrelay-cdk-test-'));
+  try {
+    const { stack } = createApp({
+      outdir,
+      context: { ...cdkJson.context, env, [BUNDLING_STACKS]: [], ...context },
+    });
+    // Expected here: these tests never build the Rust functions.
+    Validations.of(stack).acknowledge({ id: 'Annotation::pkgrelay:no-bundling', reason: 'template tests' });
+    return { stack, template: Template.fromStack(stack) };
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
 }
 
 export type Json = any;

@@ -186,6 +186,8 @@ describe('function roles grant exactly what each step uses', () => {
         's3:PutObject BUCKET.Arn/dists/*',
         's3:PutObject BUCKET.Arn/generations/*',
         'secretsmanager:GetSecretValue SIGNING_KEY',
+        // HeadObject of a by-hash key not written yet must answer 404, not 403.
+        's3:ListBucket BUCKET.Arn',
         ...OWN_LOGS,
       ].sort(),
     );

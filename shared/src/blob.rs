@@ -19,14 +19,8 @@ pub enum WriteMode {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
-    #[error(
-        "{key}: already exists with different content (sha256 {existing}, refusing to overwrite with {new})"
-    )]
-    Conflict {
-        key: String,
-        existing: String,
-        new: String,
-    },
+    #[error("{key}: already exists with different content (sha256 {existing}, refusing to overwrite with {new})")]
+    Conflict { key: String, existing: String, new: String },
     #[error("{key}: not found")]
     NotFound { key: String },
     #[error("{key}: invalid object key")]
@@ -37,10 +31,7 @@ pub enum BlobError {
 
 impl BlobError {
     pub fn io(key: &str, e: impl std::fmt::Display) -> BlobError {
-        BlobError::Io {
-            key: key.to_owned(),
-            message: e.to_string(),
-        }
+        BlobError::Io { key: key.to_owned(), message: e.to_string() }
     }
 }
 
@@ -56,13 +47,7 @@ pub trait ObjectStore: Send + Sync {
     async fn put_bytes(&self, key: &str, data: Vec<u8>, mode: WriteMode) -> Result<(), BlobError>;
     /// Store the file at `path` (whose SHA256 the caller computed) at `key`. The
     /// file is consumed: it may be moved rather than copied.
-    async fn put_file(
-        &self,
-        key: &str,
-        path: &Path,
-        sha256: &str,
-        mode: WriteMode,
-    ) -> Result<(), BlobError>;
+    async fn put_file(&self, key: &str, path: &Path, sha256: &str, mode: WriteMode) -> Result<(), BlobError>;
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError>;
     /// Copy the object into a local file (streaming; objects can be gigabytes).
     async fn get_to_file(&self, key: &str, path: &Path) -> Result<(), BlobError>;
@@ -77,18 +62,8 @@ pub trait ObjectStore: Send + Sync {
 /// Keys must be plain relative paths: no `..`, no empty or `.` component, no
 /// leading `/`, no backslash. Checked here once for every backend.
 pub fn check_key(key: &str) -> Result<(), BlobError> {
-    let ok = !key.is_empty()
-        && !key.contains('\\')
-        && key
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..");
-    if ok {
-        Ok(())
-    } else {
-        Err(BlobError::BadKey {
-            key: key.to_owned(),
-        })
-    }
+    let ok = !key.is_empty() && !key.contains('\\') && key.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    if ok { Ok(()) } else { Err(BlobError::BadKey { key: key.to_owned() }) }
 }
 
 /// An [`ObjectStore`] over a local directory.
@@ -115,30 +90,18 @@ impl DirStore {
 
     /// Move the temporary file into place. Write-once keys never replace an
     /// existing file: identical content is accepted, anything else is a conflict.
-    fn commit(
-        &self,
-        key: &str,
-        tmp: tempfile::TempPath,
-        sha256: &str,
-        mode: WriteMode,
-    ) -> Result<(), BlobError> {
+    fn commit(&self, key: &str, tmp: tempfile::TempPath, sha256: &str, mode: WriteMode) -> Result<(), BlobError> {
         let dest = self.path(key)?;
         match mode {
             WriteMode::Overwrite => tmp.persist(&dest).map_err(|e| BlobError::io(key, e.error)),
             WriteMode::WriteOnce => match tmp.persist_noclobber(&dest) {
                 Ok(()) => Ok(()),
                 Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let existing = crate::digest::Checksums::of_file(&dest)
-                        .map_err(|e| BlobError::io(key, e))?
-                        .sha256;
+                    let existing = crate::digest::Checksums::of_file(&dest).map_err(|e| BlobError::io(key, e))?.sha256;
                     if existing.eq_ignore_ascii_case(sha256) {
                         Ok(())
                     } else {
-                        Err(BlobError::Conflict {
-                            key: key.to_owned(),
-                            existing,
-                            new: sha256.to_owned(),
-                        })
+                        Err(BlobError::Conflict { key: key.to_owned(), existing, new: sha256.to_owned() })
                     }
                 }
                 Err(e) => Err(BlobError::io(key, e.error)),
@@ -152,33 +115,17 @@ impl DirStore {
         let dest = self.path(key)?;
         let dir = dest.parent().expect("keys have a parent under root");
         std::fs::create_dir_all(dir).map_err(|e| BlobError::io(key, e))?;
-        tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)
-            .map_err(|e| BlobError::io(key, e))
+        tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|e| BlobError::io(key, e))
     }
 
     fn put_bytes_sync(&self, key: &str, data: &[u8], mode: WriteMode) -> Result<(), BlobError> {
         use std::io::Write;
         let mut tmp = self.temp_for(key)?;
-        tmp.write_all(data)
-            .and_then(|_| tmp.as_file().sync_all())
-            .map_err(|e| BlobError::io(key, e))?;
-        self.commit(
-            key,
-            tmp.into_temp_path(),
-            &crate::digest::sha256_hex(data),
-            mode,
-        )
+        tmp.write_all(data).and_then(|_| tmp.as_file().sync_all()).map_err(|e| BlobError::io(key, e))?;
+        self.commit(key, tmp.into_temp_path(), &crate::digest::sha256_hex(data), mode)
     }
 
-    fn put_file_sync(
-        &self,
-        key: &str,
-        path: &Path,
-        sha256: &str,
-        mode: WriteMode,
-    ) -> Result<(), BlobError> {
+    fn put_file_sync(&self, key: &str, path: &Path, sha256: &str, mode: WriteMode) -> Result<(), BlobError> {
         let tmp = self.temp_for(key)?;
         let tmp_path = tmp.into_temp_path();
         // A rename when the file is on the same filesystem, a copy otherwise.
@@ -191,9 +138,7 @@ impl DirStore {
 
 fn not_found_or_io(key: &str, e: std::io::Error) -> BlobError {
     if e.kind() == std::io::ErrorKind::NotFound {
-        BlobError::NotFound {
-            key: key.to_owned(),
-        }
+        BlobError::NotFound { key: key.to_owned() }
     } else {
         BlobError::io(key, e)
     }
@@ -205,13 +150,7 @@ impl ObjectStore for DirStore {
         self.put_bytes_sync(key, &data, mode)
     }
 
-    async fn put_file(
-        &self,
-        key: &str,
-        path: &Path,
-        sha256: &str,
-        mode: WriteMode,
-    ) -> Result<(), BlobError> {
+    async fn put_file(&self, key: &str, path: &Path, sha256: &str, mode: WriteMode) -> Result<(), BlobError> {
         self.put_file_sync(key, path, sha256, mode)
     }
 
@@ -220,18 +159,14 @@ impl ObjectStore for DirStore {
     }
 
     async fn get_to_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {
-        std::fs::copy(self.path(key)?, path)
-            .map(drop)
-            .map_err(|e| not_found_or_io(key, e))
+        std::fs::copy(self.path(key)?, path).map(drop).map_err(|e| not_found_or_io(key, e))
     }
 
     async fn copy(&self, from: &str, to: &str, mode: WriteMode) -> Result<(), BlobError> {
         let src = self.path(from)?;
         let tmp = self.temp_for(to)?.into_temp_path();
         std::fs::copy(&src, &tmp).map_err(|e| not_found_or_io(from, e))?;
-        let sha = crate::digest::Checksums::of_file(&tmp)
-            .map_err(|e| BlobError::io(to, e))?
-            .sha256;
+        let sha = crate::digest::Checksums::of_file(&tmp).map_err(|e| BlobError::io(to, e))?.sha256;
         self.commit(to, tmp, &sha, mode)
     }
 
@@ -251,11 +186,7 @@ impl ObjectStore for DirStore {
             for entry in entries {
                 let entry = entry.map_err(|e| BlobError::io(prefix, e))?;
                 let path = entry.path();
-                let rel = path
-                    .strip_prefix(&self.root)
-                    .expect("under root")
-                    .to_string_lossy()
-                    .replace('\\', "/");
+                let rel = path.strip_prefix(&self.root).expect("under root").to_string_lossy().replace('\\', "/");
                 if entry.file_name().to_string_lossy().starts_with(".tmp-") {
                     continue;
                 }
@@ -266,10 +197,7 @@ impl ObjectStore for DirStore {
                         stack.push(path);
                     }
                 } else if rel.starts_with(prefix) {
-                    out.push(ObjectInfo {
-                        key: rel,
-                        size: meta.len(),
-                    });
+                    out.push(ObjectInfo { key: rel, size: meta.len() });
                 }
             }
         }
@@ -294,24 +222,13 @@ mod tests {
     async fn write_once_accepts_same_bytes_and_refuses_others() {
         let dir = tempfile::tempdir().unwrap();
         let s = DirStore::new(dir.path()).unwrap();
-        s.put_bytes("pool/a/x.deb", b"one".to_vec(), WriteMode::WriteOnce)
-            .await
-            .unwrap();
-        s.put_bytes("pool/a/x.deb", b"one".to_vec(), WriteMode::WriteOnce)
-            .await
-            .unwrap();
-        let e = s
-            .put_bytes("pool/a/x.deb", b"two".to_vec(), WriteMode::WriteOnce)
-            .await
-            .unwrap_err();
+        s.put_bytes("pool/a/x.deb", b"one".to_vec(), WriteMode::WriteOnce).await.unwrap();
+        s.put_bytes("pool/a/x.deb", b"one".to_vec(), WriteMode::WriteOnce).await.unwrap();
+        let e = s.put_bytes("pool/a/x.deb", b"two".to_vec(), WriteMode::WriteOnce).await.unwrap_err();
         assert!(matches!(e, BlobError::Conflict { .. }), "{e}");
         assert_eq!(s.get_bytes("pool/a/x.deb").await.unwrap(), b"one");
-        s.put_bytes("index.html", b"a".to_vec(), WriteMode::Overwrite)
-            .await
-            .unwrap();
-        s.put_bytes("index.html", b"b".to_vec(), WriteMode::Overwrite)
-            .await
-            .unwrap();
+        s.put_bytes("index.html", b"a".to_vec(), WriteMode::Overwrite).await.unwrap();
+        s.put_bytes("index.html", b"b".to_vec(), WriteMode::Overwrite).await.unwrap();
         assert_eq!(s.get_bytes("index.html").await.unwrap(), b"b");
     }
 
@@ -321,10 +238,7 @@ mod tests {
         let s = DirStore::new(dir.path()).unwrap();
         for bad in ["../x", "/etc/passwd", "a//b", "a/./b", "", "a\\b"] {
             assert!(
-                matches!(
-                    s.put_bytes(bad, vec![], WriteMode::Overwrite).await,
-                    Err(BlobError::BadKey { .. })
-                ),
+                matches!(s.put_bytes(bad, vec![], WriteMode::Overwrite).await, Err(BlobError::BadKey { .. })),
                 "{bad}"
             );
         }
@@ -334,34 +248,14 @@ mod tests {
     async fn list_copy_and_missing() {
         let dir = tempfile::tempdir().unwrap();
         let s = DirStore::new(dir.path()).unwrap();
-        s.put_bytes("staging/b.deb", b"b".to_vec(), WriteMode::Overwrite)
-            .await
-            .unwrap();
-        s.put_bytes("staging/a.deb", b"a".to_vec(), WriteMode::Overwrite)
-            .await
-            .unwrap();
-        s.put_bytes("stagingx/c", b"c".to_vec(), WriteMode::Overwrite)
-            .await
-            .unwrap();
-        let keys: Vec<_> = s
-            .list("staging/")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|o| o.key)
-            .collect();
+        s.put_bytes("staging/b.deb", b"b".to_vec(), WriteMode::Overwrite).await.unwrap();
+        s.put_bytes("staging/a.deb", b"a".to_vec(), WriteMode::Overwrite).await.unwrap();
+        s.put_bytes("stagingx/c", b"c".to_vec(), WriteMode::Overwrite).await.unwrap();
+        let keys: Vec<_> = s.list("staging/").await.unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(keys, ["staging/a.deb", "staging/b.deb"]);
-        s.copy("staging/a.deb", "copy.deb", WriteMode::Overwrite)
-            .await
-            .unwrap();
+        s.copy("staging/a.deb", "copy.deb", WriteMode::Overwrite).await.unwrap();
         assert_eq!(s.get_bytes("copy.deb").await.unwrap(), b"a");
-        assert!(matches!(
-            s.get_bytes("nope").await,
-            Err(BlobError::NotFound { .. })
-        ));
-        assert!(matches!(
-            s.copy("nope", "x", WriteMode::Overwrite).await,
-            Err(BlobError::NotFound { .. })
-        ));
+        assert!(matches!(s.get_bytes("nope").await, Err(BlobError::NotFound { .. })));
+        assert!(matches!(s.copy("nope", "x", WriteMode::Overwrite).await, Err(BlobError::NotFound { .. })));
     }
 }

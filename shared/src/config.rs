@@ -22,23 +22,14 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.field {
-            Some(field) => write!(
-                f,
-                "{}: field `{field}`: {}",
-                self.file.display(),
-                self.message
-            ),
+            Some(field) => write!(f, "{}: field `{field}`: {}", self.file.display(), self.message),
             None => write!(f, "{}: {}", self.file.display(), self.message),
         }
     }
 }
 
 fn err(file: &Path, field: Option<&str>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        file: file.to_owned(),
-        field: field.map(str::to_owned),
-        message: message.into(),
-    }
+    ConfigError { file: file.to_owned(), field: field.map(str::to_owned), message: message.into() }
 }
 
 /// `config/repository.yaml`: how the published repository describes itself.
@@ -175,13 +166,7 @@ impl Config {
 
         let pkg_dir = dir.join("packages");
         let mut files: Vec<PathBuf> = std::fs::read_dir(&pkg_dir)
-            .map_err(|e| {
-                err(
-                    &pkg_dir,
-                    None,
-                    format!("cannot read package directory: {e}"),
-                )
-            })?
+            .map_err(|e| err(&pkg_dir, None, format!("cannot read package directory: {e}")))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
             .collect();
@@ -191,28 +176,16 @@ impl Config {
             let pkg: PackageConfig = read_yaml(&file)?;
             validate_package(&pkg, &file)?;
             if packages.iter().any(|p| p.name == pkg.name) {
-                return Err(err(
-                    &file,
-                    Some("name"),
-                    format!("package {:?} is configured twice", pkg.name),
-                ));
+                return Err(err(&file, Some("name"), format!("package {:?} is configured twice", pkg.name)));
             }
             packages.push(pkg);
         }
         if let Some(copy) = &repository.convenience_copy
             && !packages.iter().any(|p| &p.name == copy)
         {
-            return Err(err(
-                &repo_file,
-                Some("convenience_copy"),
-                format!("no package named {copy:?} is configured"),
-            ));
+            return Err(err(&repo_file, Some("convenience_copy"), format!("no package named {copy:?} is configured")));
         }
-        Ok(Config {
-            dir: dir.to_owned(),
-            repository,
-            packages,
-        })
+        Ok(Config { dir: dir.to_owned(), repository, packages })
     }
 
     pub fn package(&self, name: &str) -> Option<&PackageConfig> {
@@ -221,8 +194,7 @@ impl Config {
 }
 
 fn read_yaml<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T, ConfigError> {
-    let text =
-        std::fs::read_to_string(file).map_err(|e| err(file, None, format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(file).map_err(|e| err(file, None, format!("cannot read: {e}")))?;
     serde_norway::from_str(&text).map_err(|e| {
         // serde names the field ("unknown field `x`", "missing field `y`") and the
         // position; the file name is ours to add.
@@ -236,9 +208,7 @@ fn read_yaml<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T, ConfigError
 pub fn check_package_name(name: &str) -> Result<(), String> {
     let ok = name.len() >= 2
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
         && !name.contains("..");
     if ok {
         Ok(())
@@ -255,9 +225,7 @@ fn check_word(value: &str) -> bool {
     !value.is_empty()
         && value != "."
         && !value.contains("..")
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
 }
 
 /// A value that lands in a single-line deb822 field: no line breaks at all.
@@ -272,43 +240,24 @@ fn check_single_line(file: &Path, field: &str, value: &str) -> Result<(), Config
 }
 
 fn validate_repository(r: &RepositoryConfig, file: &Path) -> Result<(), ConfigError> {
-    for (field, value) in [
-        ("origin", &r.origin),
-        ("label", &r.label),
-        ("description", &r.description),
-    ] {
+    for (field, value) in [("origin", &r.origin), ("label", &r.label), ("description", &r.description)] {
         check_single_line(file, field, value)?;
     }
     for (field, value) in [("suite", &r.suite), ("codename", &r.codename)] {
         if !check_word(value) {
-            return Err(err(
-                file,
-                Some(field),
-                format!("{value:?} is not a valid suite name"),
-            ));
+            return Err(err(file, Some(field), format!("{value:?} is not a valid suite name")));
         }
     }
-    for (field, list) in [
-        ("components", &r.components),
-        ("architectures", &r.architectures),
-    ] {
+    for (field, list) in [("components", &r.components), ("architectures", &r.architectures)] {
         if list.is_empty() {
             return Err(err(file, Some(field), "must list at least one entry"));
         }
         if let Some(bad) = list.iter().find(|v| !check_word(v)) {
-            return Err(err(
-                file,
-                Some(field),
-                format!("{bad:?} is not a valid name"),
-            ));
+            return Err(err(file, Some(field), format!("{bad:?} is not a valid name")));
         }
     }
     if r.architectures.iter().any(|a| a == "all") {
-        return Err(err(
-            file,
-            Some("architectures"),
-            "list real architectures; `all` packages are listed under each",
-        ));
+        return Err(err(file, Some("architectures"), "list real architectures; `all` packages are listed under each"));
     }
     check_base_url(file, "base_url", &r.base_url)?;
     for (name, env) in &r.environments {
@@ -322,20 +271,14 @@ fn validate_repository(r: &RepositoryConfig, file: &Path) -> Result<(), ConfigEr
         return Err(err(
             file,
             Some("keyring_name"),
-            format!(
-                "{:?}: must be a plain file name ending in .gpg",
-                r.keyring_name
-            ),
+            format!("{:?}: must be a plain file name ending in .gpg", r.keyring_name),
         ));
     }
     if !check_word(&r.source_list_name) || !r.source_list_name.ends_with(".list") {
         return Err(err(
             file,
             Some("source_list_name"),
-            format!(
-                "{:?}: must be a plain file name ending in .list",
-                r.source_list_name
-            ),
+            format!("{:?}: must be a plain file name ending in .list", r.source_list_name),
         ));
     }
     check_single_line(file, "signing.user_id", &r.signing.user_id)?;
@@ -367,31 +310,17 @@ fn validate_package(p: &PackageConfig, file: &Path) -> Result<(), ConfigError> {
         check_single_line(file, field, value)?;
     }
     if let Some(bad) = p.architectures().find(|a| !check_word(a)) {
-        return Err(err(
-            file,
-            Some("architecture"),
-            format!("{bad:?} is not a valid architecture"),
-        ));
+        return Err(err(file, Some("architecture"), format!("{bad:?} is not a valid architecture")));
     }
-    if let Some(bad) = p
-        .depends
-        .iter()
-        .find(|d| d.contains(['\n', '\r', ',']) || d.trim().is_empty())
-    {
-        return Err(err(
-            file,
-            Some("depends"),
-            format!("{bad:?}: one relation per list entry, single line"),
-        ));
+    if let Some(bad) = p.depends.iter().find(|d| d.contains(['\n', '\r', ',']) || d.trim().is_empty()) {
+        return Err(err(file, Some("depends"), format!("{bad:?}: one relation per list entry, single line")));
     }
     match &p.source {
         SourceConfig::ExternalDownload { metadata_url } => {
-            check_url_allowed(metadata_url)
-                .map_err(|e| err(file, Some("source.metadata_url"), e.to_string()))?;
+            check_url_allowed(metadata_url).map_err(|e| err(file, Some("source.metadata_url"), e.to_string()))?;
         }
         SourceConfig::GithubRelease { releases_url, .. } => {
-            check_url_allowed(releases_url)
-                .map_err(|e| err(file, Some("source.releases_url"), e.to_string()))?;
+            check_url_allowed(releases_url).map_err(|e| err(file, Some("source.releases_url"), e.to_string()))?;
         }
         SourceConfig::StagingUpload {} => {}
     }
@@ -402,13 +331,9 @@ fn validate_package(p: &PackageConfig, file: &Path) -> Result<(), ConfigError> {
 /// dependency.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (num, unit) = text.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?}: expected a number followed by d, h, m or s"))?;
+    let n: u64 = num.parse().map_err(|_| format!("{text:?}: expected a number followed by d, h, m or s"))?;
     let secs = match unit {
         "d" => n * 86_400,
         "h" => n * 3_600,
@@ -472,64 +397,37 @@ section: devel\npriority: optional\narchitecture: amd64\nsource:\n  type: extern
 
     #[test]
     fn missing_field_names_file_and_field() {
-        let e = load_with(&PKG.replace("maintainer: Kiro <k@example.com>\n", ""))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("kiro.yaml") && e.contains("missing field `maintainer`"),
-            "{e}"
-        );
+        let e = load_with(&PKG.replace("maintainer: Kiro <k@example.com>\n", "")).unwrap_err().to_string();
+        assert!(e.contains("kiro.yaml") && e.contains("missing field `maintainer`"), "{e}");
     }
 
     #[test]
     fn unknown_field_is_refused() {
-        let e = load_with(&format!("{PKG}colour: blue\n"))
+        let e = load_with(&format!("{PKG}colour: blue\n")).unwrap_err().to_string();
+        assert!(e.contains("kiro.yaml") && e.contains("unknown field `colour`"), "{e}");
+        let e = load_with(&PKG.replace("type: external_download", "type: external_download\n  mirror: x"))
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("kiro.yaml") && e.contains("unknown field `colour`"),
-            "{e}"
-        );
-        let e = load_with(&PKG.replace(
-            "type: external_download",
-            "type: external_download\n  mirror: x",
-        ))
-        .unwrap_err()
-        .to_string();
         assert!(e.contains("unknown field `mirror`"), "{e}");
     }
 
     #[test]
     fn bad_names_and_urls() {
         for bad in ["ki/ro", "..", "a..b", "Kiro", "k"] {
-            let e = load_with(&PKG.replace("name: kiro", &format!("name: \"{bad}\"")))
-                .unwrap_err()
-                .to_string();
+            let e = load_with(&PKG.replace("name: kiro", &format!("name: \"{bad}\""))).unwrap_err().to_string();
             assert!(e.contains("field `name`"), "{bad}: {e}");
         }
-        let e = load_with(&PKG.replace("https://example.com/m.json", "http://example.com/m.json"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("source.metadata_url") && e.contains("https"),
-            "{e}"
-        );
-        let e = load_with(&PKG.replace("https://example.com/m.json", "not a url"))
-            .unwrap_err()
-            .to_string();
+        let e =
+            load_with(&PKG.replace("https://example.com/m.json", "http://example.com/m.json")).unwrap_err().to_string();
+        assert!(e.contains("source.metadata_url") && e.contains("https"), "{e}");
+        let e = load_with(&PKG.replace("https://example.com/m.json", "not a url")).unwrap_err().to_string();
         assert!(e.contains("source.metadata_url"), "{e}");
-        assert!(
-            load_with(&PKG.replace("https://example.com/m.json", "http://127.0.0.1:9/m.json"))
-                .is_ok()
-        );
+        assert!(load_with(&PKG.replace("https://example.com/m.json", "http://127.0.0.1:9/m.json")).is_ok());
     }
 
     #[test]
     fn durations() {
-        assert_eq!(
-            parse_duration("36h").unwrap(),
-            Duration::from_secs(36 * 3600)
-        );
+        assert_eq!(parse_duration("36h").unwrap(), Duration::from_secs(36 * 3600));
         assert!(parse_duration("7 weeks").is_err());
         assert!(parse_duration("0s").is_err());
     }

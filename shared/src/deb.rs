@@ -38,19 +38,12 @@ pub struct ControlParagraph {
 impl ControlParagraph {
     /// The value of field `name` (case-insensitive), if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(field, _)| field.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        self.fields.iter().find(|(field, _)| field.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
 
     /// Replace the value of field `name` (case-insensitive), or append the field if absent.
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        match self
-            .fields
-            .iter_mut()
-            .find(|(field, _)| field.eq_ignore_ascii_case(name))
-        {
+        match self.fields.iter_mut().find(|(field, _)| field.eq_ignore_ascii_case(name)) {
             Some((_, old)) => *old = value.into(),
             None => self.fields.push((name.to_string(), value.into())),
         }
@@ -70,10 +63,7 @@ impl ControlParagraph {
                 ended = !fields.is_empty();
                 continue;
             }
-            ensure!(
-                !ended,
-                "line {number}: a second paragraph starts here (expected exactly one)"
-            );
+            ensure!(!ended, "line {number}: a second paragraph starts here (expected exactly one)");
             if line.starts_with([' ', '\t']) {
                 let Some((_, value)) = fields.last_mut() else {
                     bail!("line {number}: continuation line before the first field");
@@ -90,9 +80,7 @@ impl ControlParagraph {
                 "line {number}: invalid field name {name:?}"
             );
             ensure!(
-                !fields
-                    .iter()
-                    .any(|(field, _)| field.eq_ignore_ascii_case(name)),
+                !fields.iter().any(|(field, _)| field.eq_ignore_ascii_case(name)),
                 "line {number}: duplicate field {name}"
             );
             fields.push((name.to_string(), value.trim().to_string()));
@@ -107,11 +95,7 @@ impl fmt::Display for ControlParagraph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (name, value) in &self.fields {
             // A value that starts on the next line (e.g. "Conffiles:\n /etc/x") gets no space.
-            let space = if value.is_empty() || value.starts_with('\n') {
-                ""
-            } else {
-                " "
-            };
+            let space = if value.is_empty() || value.starts_with('\n') { "" } else { " " };
             writeln!(f, "{name}:{space}{value}")?;
         }
         Ok(())
@@ -141,9 +125,7 @@ pub enum DebError {
     UnsupportedVersion(String),
     #[error("no control.tar member ({0})")]
     NoControlTar(String),
-    #[error(
-        "unsupported compression of control member {0} (expected control.tar, .tar.gz, .tar.xz or .tar.zst)"
-    )]
+    #[error("unsupported compression of control member {0} (expected control.tar, .tar.gz, .tar.xz or .tar.zst)")]
     UnsupportedCompression(String),
     #[error("cannot decompress or unpack {member}: {error}")]
     Decompress { member: String, error: io::Error },
@@ -158,10 +140,7 @@ pub enum DebError {
 /// Read the control paragraph from a .deb file at `path` without loading the whole file into
 /// memory (only the members up to and including control.tar.* are read).
 pub fn read_control(path: &Path) -> Result<ControlParagraph, DebError> {
-    let file = File::open(path).map_err(|error| DebError::Open {
-        path: path.to_owned(),
-        error,
-    })?;
+    let file = File::open(path).map_err(|error| DebError::Open { path: path.to_owned(), error })?;
     read_control_from(BufReader::new(file))
 }
 
@@ -174,9 +153,7 @@ pub fn read_control_from<R: Read>(mut reader: R) -> Result<ControlParagraph, Deb
         return Err(DebError::Empty);
     }
     if !head.starts_with(b"!<arch>\n") {
-        return Err(DebError::NoArMagic {
-            head: head.escape_ascii().to_string(),
-        });
+        return Err(DebError::NoArMagic { head: head.escape_ascii().to_string() });
     }
     let mut archive = ar::Archive::new(io::Cursor::new(head).chain(reader));
 
@@ -186,29 +163,19 @@ pub fn read_control_from<R: Read>(mut reader: R) -> Result<ControlParagraph, Deb
             .ok_or_else(|| DebError::MissingDebianBinary("the archive has no members".into()))?;
         let name = String::from_utf8_lossy(entry.header().identifier()).into_owned();
         if name != "debian-binary" {
-            return Err(DebError::MissingDebianBinary(format!(
-                "the first member is \"{name}\""
-            )));
+            return Err(DebError::MissingDebianBinary(format!("the first member is \"{name}\"")));
         }
         let short = Cell::new(false);
         let mut text = Vec::new();
         exact(&mut entry, &short)
             .take(64)
             .read_to_end(&mut text)
-            .map_err(|error| {
-                if short.get() {
-                    DebError::Truncated(format!("member {name}"))
-                } else {
-                    error.into()
-                }
-            })?;
+            .map_err(|error| if short.get() { DebError::Truncated(format!("member {name}")) } else { error.into() })?;
         let text = String::from_utf8_lossy(&text);
         let version = text.lines().next().unwrap_or_default();
         let minor = version.strip_prefix("2.").unwrap_or_default();
         if minor.is_empty() || !minor.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(DebError::UnsupportedVersion(
-                version.escape_default().to_string(),
-            ));
+            return Err(DebError::UnsupportedVersion(version.escape_default().to_string()));
         }
     }
 
@@ -222,17 +189,13 @@ pub fn read_control_from<R: Read>(mut reader: R) -> Result<ControlParagraph, Deb
             return read_control_member(exact(&mut entry, &short), &name, &short);
         }
         if !name.starts_with('_') {
-            return Err(DebError::NoControlTar(format!(
-                "found \"{name}\" where it was expected"
-            )));
+            return Err(DebError::NoControlTar(format!("found \"{name}\" where it was expected")));
         }
     }
 }
 
 /// The next ar member, with a premature end of file reported as truncation.
-fn next_member<R: Read>(
-    archive: &mut ar::Archive<R>,
-) -> Result<Option<ar::Entry<'_, R>>, DebError> {
+fn next_member<R: Read>(archive: &mut ar::Archive<R>) -> Result<Option<ar::Entry<'_, R>>, DebError> {
     match archive.next_entry() {
         None => Ok(None),
         Some(Ok(entry)) => Ok(Some(entry)),
@@ -253,10 +216,7 @@ fn read_control_member<'a>(
         if short.get() {
             DebError::Truncated(format!("member {name}"))
         } else {
-            DebError::Decompress {
-                member: name.to_string(),
-                error,
-            }
+            DebError::Decompress { member: name.to_string(), error }
         }
     };
     let reader: Box<dyn Read + 'a> = match &name["control.tar".len()..] {
@@ -278,24 +238,17 @@ fn read_control_member<'a>(
         }
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes).map_err(fail)?;
-        let bad = |message: String| DebError::BadControl {
-            member: name.to_string(),
-            message,
-        };
+        let bad = |message: String| DebError::BadControl { member: name.to_string(), message };
         let text = String::from_utf8(bytes).map_err(|_| bad("not valid UTF-8".into()))?;
         let control = ControlParagraph::parse(&text).map_err(|error| bad(format!("{error:#}")))?;
-        let missing: Vec<&'static str> = REQUIRED_FIELDS
-            .into_iter()
-            .filter(|field| control.get(field).is_none_or(str::is_empty))
-            .collect();
+        let missing: Vec<&'static str> =
+            REQUIRED_FIELDS.into_iter().filter(|field| control.get(field).is_none_or(str::is_empty)).collect();
         if !missing.is_empty() {
             return Err(DebError::MissingFields(missing));
         }
         return Ok(control);
     }
-    Err(DebError::NoControlFile {
-        member: name.to_string(),
-    })
+    Err(DebError::NoControlFile { member: name.to_string() })
 }
 
 /// Wrap an ar member so that running out of file before its declared size is an error (and is
@@ -305,11 +258,7 @@ fn exact<'e, 'a, 'c, R: Read>(
     short: &'c Cell<bool>,
 ) -> Exact<'c, &'e mut ar::Entry<'a, R>> {
     let left = entry.header().size();
-    Exact {
-        inner: entry,
-        left,
-        short,
-    }
+    Exact { inner: entry, left, short }
 }
 
 struct Exact<'c, E> {
@@ -326,10 +275,7 @@ impl<E: Read> Read for Exact<'_, E> {
         let n = self.inner.read(buf)?;
         if n == 0 {
             self.short.set(true);
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "ar member is truncated",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "ar member is truncated"));
         }
         self.left -= n as u64;
         Ok(n)
@@ -354,13 +300,7 @@ impl DebBuilder {
     /// Start a package; `control` must contain Package, Version and Architecture. Installed-Size
     /// is added at build time if absent.
     pub fn new(control: ControlParagraph) -> Self {
-        DebBuilder {
-            control,
-            files: BTreeMap::new(),
-            conffiles: BTreeSet::new(),
-            scripts: BTreeMap::new(),
-            mtime: 0,
-        }
+        DebBuilder { control, files: BTreeMap::new(), conffiles: BTreeSet::new(), scripts: BTreeMap::new(), mtime: 0 }
     }
 
     /// Timestamp for every tar entry and ar member (like SOURCE_DATE_EPOCH); default 0.
@@ -393,18 +333,11 @@ impl DebBuilder {
         let mut data: BTreeMap<Vec<&str>, Option<(u32, &[u8])>> = BTreeMap::new();
         data.insert(Vec::new(), None); // "./"
         for (path, (mode, contents)) in &self.files {
-            ensure!(
-                *mode <= 0o7777,
-                "file {path}: mode {mode:o} has bits beyond 07777"
-            );
+            ensure!(*mode <= 0o7777, "file {path}: mode {mode:o} has bits beyond 07777");
             let parts = split_path(path)?;
             for depth in 1..parts.len() {
                 let parent = data.entry(parts[..depth].to_vec()).or_insert(None);
-                ensure!(
-                    parent.is_none(),
-                    "file {path} would be inside /{}, which is a file",
-                    parts[..depth].join("/")
-                );
+                ensure!(parent.is_none(), "file {path} would be inside /{}, which is a file", parts[..depth].join("/"));
             }
             // Sorted order visits "/a" before "/a/b", so a file is never overwritten by a parent.
             data.insert(parts, Some((*mode, contents.as_slice())));
@@ -412,19 +345,12 @@ impl DebBuilder {
 
         // control.tar: control, conffiles, md5sums and scripts, sorted by name.
         let mut control = self.control.clone();
-        let total: usize = self
-            .files
-            .values()
-            .map(|(_, contents)| contents.len())
-            .sum();
+        let total: usize = self.files.values().map(|(_, contents)| contents.len()).sum();
         if control.get("Installed-Size").is_none() {
             control.set("Installed-Size", total.div_ceil(1024).to_string());
         }
         for field in REQUIRED_FIELDS {
-            ensure!(
-                control.get(field).is_some_and(|v| !v.is_empty()),
-                "control paragraph lacks {field}"
-            );
+            ensure!(control.get(field).is_some_and(|v| !v.is_empty()), "control paragraph lacks {field}");
         }
         let text = control.to_string();
         // Catches values with blank lines, bad field names and the like.
@@ -437,10 +363,7 @@ impl DebBuilder {
         if !self.conffiles.is_empty() {
             let mut list = String::new();
             for path in &self.conffiles {
-                ensure!(
-                    self.files.contains_key(path),
-                    "conffile {path} is not a file of the package"
-                );
+                ensure!(self.files.contains_key(path), "conffile {path} is not a file of the package");
                 list += &format!("{path}\n");
             }
             members.insert("conffiles", (0o644, list.into_bytes()));
@@ -449,11 +372,7 @@ impl DebBuilder {
             let mut sums = String::new();
             for (parts, entry) in &data {
                 if let Some((_, contents)) = entry {
-                    sums += &format!(
-                        "{}  {}\n",
-                        hex::encode(Md5::digest(contents)),
-                        parts.join("/")
-                    );
+                    sums += &format!("{}  {}\n", hex::encode(Md5::digest(contents)), parts.join("/"));
                 }
             }
             members.insert("md5sums", (0o644, sums.into_bytes()));
@@ -463,37 +382,29 @@ impl DebBuilder {
                 SCRIPT_NAMES.contains(&name.as_str()),
                 "unknown maintainer script {name:?} (expected one of {SCRIPT_NAMES:?})"
             );
-            ensure!(
-                script.starts_with(b"#!"),
-                "maintainer script {name} does not start with \"#!\""
-            );
+            ensure!(script.starts_with(b"#!"), "maintainer script {name} does not start with \"#!\"");
             members.insert(name, (0o755, script.clone()));
         }
 
-        let control_tar =
-            tar_gz(
-                std::iter::once(("./".to_string(), 0o755, None)).chain(members.iter().map(
-                    |(name, (mode, bytes))| (format!("./{name}"), *mode, Some(bytes.as_slice())),
-                )),
-                self.mtime,
-            )?;
+        let control_tar = tar_gz(
+            std::iter::once(("./".to_string(), 0o755, None)).chain(
+                members.iter().map(|(name, (mode, bytes))| (format!("./{name}"), *mode, Some(bytes.as_slice()))),
+            ),
+            self.mtime,
+        )?;
         let data_tar = tar_gz(
             data.iter().map(|(parts, entry)| match entry {
                 None if parts.is_empty() => ("./".to_string(), 0o755, None),
                 None => (format!("./{}/", parts.join("/")), 0o755, None),
-                Some((mode, contents)) => {
-                    (format!("./{}", parts.join("/")), *mode, Some(*contents))
-                }
+                Some((mode, contents)) => (format!("./{}", parts.join("/")), *mode, Some(*contents)),
             }),
             self.mtime,
         )?;
 
         let mut deb = ar::Builder::new(Vec::new());
-        for (name, bytes) in [
-            ("debian-binary", &b"2.0\n"[..]),
-            ("control.tar.gz", &control_tar),
-            ("data.tar.gz", &data_tar),
-        ] {
+        for (name, bytes) in
+            [("debian-binary", &b"2.0\n"[..]), ("control.tar.gz", &control_tar), ("data.tar.gz", &data_tar)]
+        {
             let mut header = ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64);
             header.set_mode(0o100644);
             header.set_mtime(self.mtime);
@@ -504,21 +415,16 @@ impl DebBuilder {
 
     /// Build and write the .deb to `path`.
     pub fn write_to(&self, path: &Path) -> anyhow::Result<()> {
-        std::fs::write(path, self.build()?)
-            .with_context(|| format!("cannot write {}", path.display()))
+        std::fs::write(path, self.build()?).with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
 /// "/a/b" -> ["a", "b"], rejecting relative paths and empty, "." or ".." components.
 fn split_path(path: &str) -> anyhow::Result<Vec<&str>> {
-    let rest = path
-        .strip_prefix('/')
-        .with_context(|| format!("path {path:?} must start with \"/\""))?;
+    let rest = path.strip_prefix('/').with_context(|| format!("path {path:?} must start with \"/\""))?;
     let parts: Vec<&str> = rest.split('/').collect();
     ensure!(
-        parts
-            .iter()
-            .all(|part| !part.is_empty() && *part != "." && *part != ".." && !part.contains('\0')),
+        parts.iter().all(|part| !part.is_empty() && *part != "." && *part != ".." && !part.contains('\0')),
         "invalid path {path:?}: empty, \".\" or \"..\" component"
     );
     Ok(parts)
@@ -531,17 +437,11 @@ fn tar_gz<'a>(
     entries: impl IntoIterator<Item = (String, u32, Option<&'a [u8]>)>,
     mtime: u64,
 ) -> anyhow::Result<Vec<u8>> {
-    let gzip = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::best());
+    let gzip = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::best());
     let mut tar = tar::Builder::new(gzip);
     for (name, mode, contents) in entries {
         let mut header = tar::Header::new_gnu();
-        header.set_entry_type(if contents.is_some() {
-            tar::EntryType::Regular
-        } else {
-            tar::EntryType::Directory
-        });
+        header.set_entry_type(if contents.is_some() { tar::EntryType::Regular } else { tar::EntryType::Directory });
         header.set_mode(mode);
         header.set_size(contents.map_or(0, |c| c.len() as u64));
         header.set_mtime(mtime);
@@ -579,7 +479,8 @@ mod tests {
     use std::process::Command;
 
     const DPKG_DEB: &str = "/usr/bin/dpkg-deb";
-    const DESCRIPTION: &str = "APT source for Kiro\n This package configures the Kiro repository.\n .\n   Indented, verbatim line.";
+    const DESCRIPTION: &str =
+        "APT source for Kiro\n This package configures the Kiro repository.\n .\n   Indented, verbatim line.";
 
     fn control() -> ControlParagraph {
         ControlParagraph {
@@ -597,30 +498,13 @@ mod tests {
 
     /// (path, mode, contents) of the fixture package's files.
     fn files() -> Vec<(String, u32, Vec<u8>)> {
-        let sources =
-            "deb [signed-by=/usr/share/keyrings/kiro.gpg] https://example.com/apt stable main\n";
+        let sources = "deb [signed-by=/usr/share/keyrings/kiro.gpg] https://example.com/apt stable main\n";
         vec![
-            (
-                "/etc/apt/sources.list.d/kiro.list".into(),
-                0o644,
-                sources.into(),
-            ),
-            (
-                "/usr/share/keyrings/kiro.gpg".into(),
-                0o644,
-                (0..=255u8).cycle().take(3000).collect(),
-            ),
-            (
-                "/usr/bin/kiro-hello".into(),
-                0o755,
-                "#!/bin/sh\necho hello\n".into(),
-            ),
+            ("/etc/apt/sources.list.d/kiro.list".into(), 0o644, sources.into()),
+            ("/usr/share/keyrings/kiro.gpg".into(), 0o644, (0..=255u8).cycle().take(3000).collect()),
+            ("/usr/bin/kiro-hello".into(), 0o755, "#!/bin/sh\necho hello\n".into()),
             // Longer than the 100 bytes of a tar header's name field.
-            (
-                format!("/usr/share/doc/kiro-repo/{}", "long-name-".repeat(12)),
-                0o644,
-                "long\n".into(),
-            ),
+            (format!("/usr/share/doc/kiro-repo/{}", "long-name-".repeat(12)), 0o644, "long\n".into()),
         ]
     }
 
@@ -638,31 +522,19 @@ mod tests {
     /// dpkg-deb is the independent judge of what we build: its absence is a
     /// broken test environment (`.ci/run` installs it), not a reason to pass.
     fn require_dpkg_deb() {
-        assert!(
-            Path::new(DPKG_DEB).exists(),
-            "{DPKG_DEB} is required (Debian package dpkg)"
-        );
+        assert!(Path::new(DPKG_DEB).exists(), "{DPKG_DEB} is required (Debian package dpkg)");
     }
 
     fn run(command: &mut Command) -> String {
         let output = command.output().expect("run dpkg-deb");
-        assert!(
-            output.status.success(),
-            "{command:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
     }
 
     fn ar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
         let mut builder = ar::Builder::new(Vec::new());
         for (name, bytes) in members {
-            builder
-                .append(
-                    &ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64),
-                    *bytes,
-                )
-                .unwrap();
+            builder.append(&ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64), *bytes).unwrap();
         }
         builder.into_inner().unwrap()
     }
@@ -687,10 +559,7 @@ mod tests {
         expected.fields.push(("Installed-Size".into(), "4".into()));
         assert_eq!(read, expected);
         assert_eq!(read.get("description"), Some(DESCRIPTION));
-        assert_eq!(
-            read_control_from(&std::fs::read(&path).unwrap()[..]).unwrap(),
-            expected
-        );
+        assert_eq!(read_control_from(&std::fs::read(&path).unwrap()[..]).unwrap(), expected);
 
         // An explicit Installed-Size is kept.
         let mut with_size = control();
@@ -733,18 +602,9 @@ mod tests {
         let mut archive = ar::Archive::new(&package[..]);
         archive.next_entry().unwrap().unwrap(); // debian-binary
         let mut control_tar = Vec::new();
-        archive
-            .next_entry()
-            .unwrap()
-            .unwrap()
-            .read_to_end(&mut control_tar)
-            .unwrap();
+        archive.next_entry().unwrap().unwrap().read_to_end(&mut control_tar).unwrap();
         let big = vec![0u8; 20 << 20]; // a 20 MiB "data.tar.xz" that is never looked at
-        let deb = ar_of(&[
-            ("debian-binary", b"2.0\n"),
-            ("control.tar.gz", &control_tar),
-            ("data.tar.xz", &big),
-        ]);
+        let deb = ar_of(&[("debian-binary", b"2.0\n"), ("control.tar.gz", &control_tar), ("data.tar.xz", &big)]);
         let read = Cell::new(0);
         let control = read_control_from(BufReader::new(Counting(&deb, &read))).unwrap();
         assert_eq!(control.get("Package"), Some("kiro-repo"));
@@ -759,30 +619,14 @@ mod tests {
         fixture().mtime(1_600_000_000).write_to(&deb).unwrap();
 
         let info = run(Command::new(DPKG_DEB).arg("--info").arg(&deb));
-        for needle in [
-            " Package: kiro-repo",
-            " Installed-Size: 4",
-            " .\n",
-            "conffiles",
-            "md5sums",
-            "postinst",
-        ] {
+        for needle in [" Package: kiro-repo", " Installed-Size: 4", " .\n", "conffiles", "md5sums", "postinst"] {
             assert!(info.contains(needle), "{needle:?} not in:\n{info}");
         }
-        let description = run(Command::new(DPKG_DEB)
-            .arg("--field")
-            .arg(&deb)
-            .arg("Description"));
+        let description = run(Command::new(DPKG_DEB).arg("--field").arg(&deb).arg("Description"));
         assert_eq!(description, format!("{DESCRIPTION}\n"));
-        let conffiles = run(Command::new(DPKG_DEB)
-            .arg("--info")
-            .arg(&deb)
-            .arg("conffiles"));
+        let conffiles = run(Command::new(DPKG_DEB).arg("--info").arg(&deb).arg("conffiles"));
         assert_eq!(conffiles, "/etc/apt/sources.list.d/kiro.list\n");
-        let md5sums = run(Command::new(DPKG_DEB)
-            .arg("--info")
-            .arg(&deb)
-            .arg("md5sums"));
+        let md5sums = run(Command::new(DPKG_DEB).arg("--info").arg(&deb).arg("md5sums"));
         assert!(md5sums.contains("  usr/bin/kiro-hello\n"), "{md5sums}");
         assert_eq!(md5sums.lines().count(), 4);
 
@@ -838,10 +682,7 @@ mod tests {
                 .arg(&root)
                 .arg(&deb));
             let bytes = std::fs::read(&deb).unwrap();
-            assert!(
-                bytes.windows(member.len()).any(|w| w == member.as_bytes()),
-                "{compression}: no {member:?} member"
-            );
+            assert!(bytes.windows(member.len()).any(|w| w == member.as_bytes()), "{compression}: no {member:?} member");
             assert_eq!(read_control(&deb).unwrap(), expected, "-Z{compression}");
         }
     }
@@ -862,14 +703,8 @@ mod tests {
         let deb = fixture().build().unwrap();
         let err = read_control_from(&deb[..200]).unwrap_err();
         assert!(matches!(err, DebError::Truncated(_)), "{err}");
-        assert_eq!(
-            err.to_string(),
-            "truncated package: the file ends inside member control.tar.gz"
-        );
-        assert_eq!(
-            error_of(&deb[..40]),
-            "truncated package: the file ends inside an ar member header"
-        );
+        assert_eq!(err.to_string(), "truncated package: the file ends inside member control.tar.gz");
+        assert_eq!(error_of(&deb[..40]), "truncated package: the file ends inside an ar member header");
         assert!(error_of(b"!<arch>\n").contains("missing debian-binary member"));
 
         // ar archives that are not (complete) packages.
@@ -878,19 +713,13 @@ mod tests {
             "no control.tar member (found \"data.tar.gz\" where it was expected)"
         );
         let err = error_of(&ar_of(&[("debian-binary", b"2.0\n")]));
-        assert_eq!(
-            err,
-            "no control.tar member (the archive ends after debian-binary)"
-        );
+        assert_eq!(err, "no control.tar member (the archive ends after debian-binary)");
         assert_eq!(
             error_of(&ar_of(&[("libfoo.o", b"\x7fELF")])),
             "not a Debian package: missing debian-binary member (the first member is \"libfoo.o\")"
         );
         let err = error_of(&ar_of(&[("debian-binary", b"3.0\n")]));
-        assert!(
-            err.starts_with("unsupported format version \"3.0\""),
-            "{err}"
-        );
+        assert!(err.starts_with("unsupported format version \"3.0\""), "{err}");
         let err = read_control_from(&deb_with("control.tar.bz2", b"BZh")[..]).unwrap_err();
         assert!(matches!(err, DebError::UnsupportedCompression(_)), "{err}");
 
@@ -911,36 +740,21 @@ mod tests {
         let err = error_of(&control_tar("control", b"Package: x\nVersion: 1\n"));
         assert_eq!(err, "control paragraph lacks Architecture");
         let err = error_of(&control_tar("./control", b"Package: x\nno colon\n"));
-        assert!(
-            err.starts_with("invalid control file in control.tar.gz: line 2"),
-            "{err}"
-        );
+        assert!(err.starts_with("invalid control file in control.tar.gz: line 2"), "{err}");
     }
 
     #[test]
     fn parse_paragraphs() {
         let text = "# comment\n\nPackage: a\nDescription: short\n long\n .\n# inside\n  more\nversion:  1.0  \n\n\n";
         let paragraph = ControlParagraph::parse(text).unwrap();
-        assert_eq!(
-            paragraph.get("DESCRIPTION"),
-            Some("short\n long\n .\n  more")
-        );
+        assert_eq!(paragraph.get("DESCRIPTION"), Some("short\n long\n .\n  more"));
         assert_eq!(paragraph.get("Version"), Some("1.0"));
         assert_eq!(paragraph.fields[2].0, "version");
-        assert_eq!(
-            ControlParagraph::parse(&paragraph.to_string()).unwrap(),
-            paragraph
-        );
+        assert_eq!(ControlParagraph::parse(&paragraph.to_string()).unwrap(), paragraph);
 
         let multiline = ControlParagraph::parse("Conffiles:\n /etc/a 123\n /etc/b 456\n").unwrap();
-        assert_eq!(
-            multiline.get("conffiles"),
-            Some("\n /etc/a 123\n /etc/b 456")
-        );
-        assert_eq!(
-            multiline.to_string(),
-            "Conffiles:\n /etc/a 123\n /etc/b 456\n"
-        );
+        assert_eq!(multiline.get("conffiles"), Some("\n /etc/a 123\n /etc/b 456"));
+        assert_eq!(multiline.to_string(), "Conffiles:\n /etc/a 123\n /etc/b 456\n");
 
         for (bad, message) in [
             ("Package: a\n\nPackage: b\n", "second paragraph"),

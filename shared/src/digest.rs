@@ -91,10 +91,7 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: Hasher::new(),
-        }
+        HashingWriter { inner, hasher: Hasher::new() }
     }
     pub fn finish(self) -> (W, Checksums) {
         (self.inner, self.hasher.finish())
@@ -122,10 +119,7 @@ mod tests {
         assert_eq!(c.size, 3);
         assert_eq!(c.md5, "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(c.sha1, "a9993e364706816aba3e25717850c26c9cd0d89d");
-        assert_eq!(
-            c.sha256,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(c.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

@@ -19,28 +19,13 @@ pub enum FetchError {
     #[error("{url}: refused: {reason}")]
     Refused { url: String, reason: String },
     #[error("{url}: HTTP status {status}")]
-    Status {
-        url: String,
-        status: u16,
-        retry_after: Option<Duration>,
-    },
+    Status { url: String, status: u16, retry_after: Option<Duration> },
     #[error("{url}: {message}")]
     Network { url: String, message: String },
-    #[error(
-        "{url}: body cut short or overlong: received {received} bytes, Content-Length announced {announced}"
-    )]
-    Length {
-        url: String,
-        received: u64,
-        announced: u64,
-    },
+    #[error("{url}: body cut short or overlong: received {received} bytes, Content-Length announced {announced}")]
+    Length { url: String, received: u64, announced: u64 },
     #[error("{url}: {what} mismatch: expected {expected}, received {received}")]
-    Mismatch {
-        url: String,
-        what: &'static str,
-        expected: String,
-        received: String,
-    },
+    Mismatch { url: String, what: &'static str, expected: String, received: String },
     #[error("{url}: response larger than the {limit}-byte limit")]
     TooLarge { url: String, limit: u64 },
     #[error("{path}: {message}")]
@@ -67,20 +52,13 @@ impl FetchError {
 
 /// `https://` anywhere, `http://` only to a loopback host.
 pub fn check_url_allowed(url: &str) -> Result<Url, FetchError> {
-    let refused = |reason: &str| FetchError::Refused {
-        url: url.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let refused = |reason: &str| FetchError::Refused { url: url.to_owned(), reason: reason.to_owned() };
     let parsed = Url::parse(url).map_err(|e| refused(&format!("not a valid URL ({e})")))?;
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if is_loopback(&parsed) => Ok(parsed),
-        "http" => Err(refused(
-            "plain http is only allowed to loopback hosts; use https",
-        )),
-        other => Err(refused(&format!(
-            "scheme {other:?} is not supported; use https"
-        ))),
+        "http" => Err(refused("plain http is only allowed to loopback hosts; use https")),
+        other => Err(refused(&format!("scheme {other:?} is not supported; use https"))),
     }
 }
 
@@ -105,11 +83,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            attempts: 4,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-        }
+        RetryPolicy { attempts: 4, base_delay: Duration::from_millis(500), max_delay: Duration::from_secs(30) }
     }
 }
 
@@ -173,20 +147,14 @@ impl Fetcher {
         let resp = self.send(url).await?;
         let announced = resp.content_length();
         if announced.is_some_and(|n| n > limit) {
-            return Err(FetchError::TooLarge {
-                url: url.to_owned(),
-                limit,
-            });
+            return Err(FetchError::TooLarge { url: url.to_owned(), limit });
         }
         let mut body = Vec::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| network(url, e))?;
             if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(FetchError::TooLarge {
-                    url: url.to_owned(),
-                    limit,
-                });
+                return Err(FetchError::TooLarge { url: url.to_owned(), limit });
             }
             body.extend_from_slice(&chunk);
         }
@@ -232,10 +200,7 @@ impl Fetcher {
         expected: &Expected,
         progress: &mut dyn DownloadProgress,
     ) -> Result<Checksums, FetchError> {
-        let io = |e: std::io::Error| FetchError::Io {
-            path: dest.display().to_string(),
-            message: e.to_string(),
-        };
+        let io = |e: std::io::Error| FetchError::Io { path: dest.display().to_string(), message: e.to_string() };
         let resp = self.send(url).await?;
         let announced = resp.content_length();
         if let (Some(want), Some(got)) = (expected.size, announced)
@@ -262,26 +227,14 @@ impl Fetcher {
     }
 
     async fn send(&self, url: &str) -> Result<reqwest::Response, FetchError> {
-        let resp = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| network(url, e))?;
+        let resp = self.client.get(url).send().await.map_err(|e| network(url, e))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
         }
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        Err(FetchError::Status {
-            url: url.to_owned(),
-            status: status.as_u16(),
-            retry_after,
-        })
+        let retry_after =
+            resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+        Err(FetchError::Status { url: url.to_owned(), status: status.as_u16(), retry_after })
     }
 }
 
@@ -294,11 +247,7 @@ struct Backoff<'a> {
 
 impl<'a> Backoff<'a> {
     fn new(policy: &'a RetryPolicy) -> Self {
-        Backoff {
-            policy,
-            tries: 1,
-            delay: policy.base_delay,
-        }
+        Backoff { policy, tries: 1, delay: policy.base_delay }
     }
 
     /// Sleep before the next try if `error` is transient and tries are left;
@@ -307,10 +256,7 @@ impl<'a> Backoff<'a> {
         if !error.is_transient() || self.tries >= self.policy.attempts {
             return Err(error);
         }
-        let wait = error
-            .retry_after()
-            .unwrap_or(self.delay)
-            .min(self.policy.max_delay);
+        let wait = error.retry_after().unwrap_or(self.delay).min(self.policy.max_delay);
         tracing::warn!(%url, attempt = self.tries, wait_ms = wait.as_millis() as u64, "transient failure, retrying: {error}");
         tokio::time::sleep(wait).await;
         self.tries += 1;
@@ -328,33 +274,18 @@ fn network(url: &str, e: reqwest::Error) -> FetchError {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    FetchError::Network {
-        url: url.to_owned(),
-        message,
-    }
+    FetchError::Network { url: url.to_owned(), message }
 }
 
-fn mismatch(
-    url: &str,
-    what: &'static str,
-    expected: impl ToString,
-    received: impl ToString,
-) -> FetchError {
-    FetchError::Mismatch {
-        url: url.to_owned(),
-        what,
-        expected: expected.to_string(),
-        received: received.to_string(),
-    }
+fn mismatch(url: &str, what: &'static str, expected: impl ToString, received: impl ToString) -> FetchError {
+    FetchError::Mismatch { url: url.to_owned(), what, expected: expected.to_string(), received: received.to_string() }
 }
 
 fn check_length(url: &str, received: u64, announced: Option<u64>) -> Result<(), FetchError> {
     match announced {
-        Some(announced) if announced != received => Err(FetchError::Length {
-            url: url.to_owned(),
-            received,
-            announced,
-        }),
+        Some(announced) if announced != received => {
+            Err(FetchError::Length { url: url.to_owned(), received, announced })
+        }
         _ => Ok(()),
     }
 }
@@ -388,10 +319,7 @@ mod tests {
     #[test]
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

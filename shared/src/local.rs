@@ -40,33 +40,18 @@ impl LocalPaths {
 
 /// The archive key: the configured file, else `<state>/signing-key.asc`,
 /// generated there on first use. Returns the key and whether it was generated.
-pub fn load_or_generate_key(
-    config: &Config,
-    paths: &LocalPaths,
-) -> anyhow::Result<(SigningKey, bool)> {
+pub fn load_or_generate_key(config: &Config, paths: &LocalPaths) -> anyhow::Result<(SigningKey, bool)> {
+    let read = |file: &Path| -> anyhow::Result<SigningKey> {
+        let data = std::fs::read(file).with_context(|| format!("signing key {}", file.display()))?;
+        SigningKey::from_bytes(&data).with_context(|| format!("signing key {}", file.display()))
+    };
     if let Some(file) = &config.repository.signing.key_file {
-        let file = if file.is_absolute() {
-            file.clone()
-        } else {
-            config.dir.join(file)
-        };
-        let data =
-            std::fs::read(&file).with_context(|| format!("signing key {}", file.display()))?;
-        return Ok((
-            SigningKey::from_bytes(&data)
-                .with_context(|| format!("signing key {}", file.display()))?,
-            false,
-        ));
+        let file = if file.is_absolute() { file.clone() } else { config.dir.join(file) };
+        return Ok((read(&file)?, false));
     }
     let file = paths.key_file();
     if file.exists() {
-        let data =
-            std::fs::read(&file).with_context(|| format!("signing key {}", file.display()))?;
-        return Ok((
-            SigningKey::from_bytes(&data)
-                .with_context(|| format!("signing key {}", file.display()))?,
-            false,
-        ));
+        return Ok((read(&file)?, false));
     }
     let key = SigningKey::generate(&config.repository.signing.user_id)?;
     std::fs::create_dir_all(&paths.state)?;
@@ -81,9 +66,7 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
     f.write_all(data)?;
     f.sync_all()?;
     Ok(())
@@ -101,11 +84,7 @@ pub fn context(
 
 /// The same context without a signing key, for work that never signs
 /// (download and record: `pkgrelay migrate`); no key is generated.
-pub fn unsigned_context(
-    config: Config,
-    paths: &LocalPaths,
-    observer: Arc<dyn Observer>,
-) -> anyhow::Result<Context> {
+pub fn unsigned_context(config: Config, paths: &LocalPaths, observer: Arc<dyn Observer>) -> anyhow::Result<Context> {
     build(config, paths, None, observer)
 }
 
@@ -119,16 +98,11 @@ fn build(
     std::fs::create_dir_all(&work_dir)?;
     std::fs::create_dir_all(paths.staging())?;
     let store = SqliteStore::open(&paths.state.join("state.db"))?;
-    let format = AptRepository {
-        config: config.repository.clone(),
-        key,
-    };
+    let format = AptRepository { config: config.repository.clone(), key };
     Ok(Context {
         config: Arc::new(config),
         store: Arc::new(store),
-        public: Arc::new(
-            DirStore::new(&paths.out).with_context(|| format!("{}", paths.out.display()))?,
-        ),
+        public: Arc::new(DirStore::new(&paths.out).with_context(|| format!("{}", paths.out.display()))?),
         private: Arc::new(DirStore::new(&paths.state)?),
         fetcher: Fetcher::new(RetryPolicy::default())?,
         format: Arc::new(format),

@@ -176,10 +176,7 @@ impl Publication {
 /// Current UTC time as RFC 3339 (seconds precision).
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     use time::format_description::well_known::Rfc3339;
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&Rfc3339)
-        .unwrap_or_default()
+    t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -7,8 +7,7 @@
 
 use crate::model::Candidate;
 use crate::steps::{
-    self, BuildIndexInput, CheckSourcesInput, Context, PublishInput, PublishOutput, RecordOutcome,
-    StepError,
+    self, BuildIndexInput, CheckSourcesInput, Context, PublishInput, PublishOutput, RecordOutcome, StepError,
 };
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -35,22 +34,15 @@ pub struct RunSummary {
 
 async fn ingest(ctx: &Context, candidate: Candidate) -> Result<(String, RecordOutcome), StepError> {
     let id = candidate.package_id();
-    let staged = steps::download_package(ctx, candidate)
-        .await
-        .map_err(|e| e.context(&id))?;
-    let recorded = steps::record_metadata(ctx, staged)
-        .await
-        .map_err(|e| e.context(&id))?;
+    let staged = steps::download_package(ctx, candidate).await.map_err(|e| e.context(&id))?;
+    let recorded = steps::record_metadata(ctx, staged).await.map_err(|e| e.context(&id))?;
     Ok((recorded.package_id, recorded.outcome))
 }
 
 pub async fn run(ctx: &Context, input: CheckSourcesInput) -> Result<RunSummary, StepError> {
     let force = input.force_rebuild;
     let checked = steps::check_sources(ctx, input).await?;
-    let mut summary = RunSummary {
-        already_processed: checked.already_processed,
-        ..Default::default()
-    };
+    let mut summary = RunSummary { already_processed: checked.already_processed, ..Default::default() };
     for f in checked.failures {
         summary.failed.push(Failure {
             what: format!("source of {}", f.package),
@@ -77,11 +69,7 @@ pub async fn run(ctx: &Context, input: CheckSourcesInput) -> Result<RunSummary, 
             Ok((_, RecordOutcome::AlreadyPresent)) => summary.already_processed += 1,
             Err(e) => {
                 tracing::error!(package_id = %what, error_type = e.error_type(), "failed: {e}");
-                summary.failed.push(Failure {
-                    what,
-                    error_type: e.error_type().into(),
-                    message: e.to_string(),
-                });
+                summary.failed.push(Failure { what, error_type: e.error_type().into(), message: e.to_string() });
             }
         }
     }
@@ -92,14 +80,8 @@ pub async fn run(ctx: &Context, input: CheckSourcesInput) -> Result<RunSummary, 
         return Ok(summary);
     }
     let built = steps::build_index(ctx, BuildIndexInput { force_rebuild: force }).await?;
-    let published = steps::publish(
-        ctx,
-        PublishInput {
-            generation: built.generation,
-            manifest_key: built.manifest_key,
-        },
-    )
-    .await?;
+    let published =
+        steps::publish(ctx, PublishInput { generation: built.generation, manifest_key: built.manifest_key }).await?;
     summary.published = Some(published);
     Ok(summary)
 }

@@ -55,12 +55,7 @@ pub struct PlanEntry {
 
 impl PlanEntry {
     pub fn public(key: &str, from: &str) -> PlanEntry {
-        PlanEntry {
-            key: key.to_owned(),
-            from: ObjectRef::Public(from.to_owned()),
-            optional: false,
-            note: None,
-        }
+        PlanEntry { key: key.to_owned(), from: ObjectRef::Public(from.to_owned()), optional: false, note: None }
     }
     pub fn inline(key: &str, from: ObjectRef) -> PlanEntry {
         PlanEntry { key: key.to_owned(), from, optional: false, note: None }
@@ -96,17 +91,9 @@ pub trait RepositoryFormat: Send + Sync {
     /// Read the artifact at `path` (downloaded for `candidate`), check that it is
     /// what the candidate announced, and name its public key. Errors here mean
     /// the artifact is bad, not that the system is.
-    fn describe_artifact(
-        &self,
-        candidate: &Candidate,
-        path: &Path,
-    ) -> anyhow::Result<ArtifactDescription>;
+    fn describe_artifact(&self, candidate: &Candidate, path: &Path) -> anyhow::Result<ArtifactDescription>;
     /// Render a generation of the index from every store entry.
-    fn render(
-        &self,
-        entries: &[PackageEntry],
-        now: OffsetDateTime,
-    ) -> anyhow::Result<RenderedIndex>;
+    fn render(&self, entries: &[PackageEntry], now: OffsetDateTime) -> anyhow::Result<RenderedIndex>;
 }
 
 /// What build-index leaves for publish: the generation and its plan. Stored as

@@ -76,9 +76,8 @@ impl SigningKey {
 
     /// Parse an ASCII-armored (or binary) OpenPGP secret key (TSK). Clear error if the data holds no secret signing-capable key, or is not OpenPGP at all. Unencrypted keys only; if the secret key material is encrypted, error saying passphrase-protected keys are not supported.
     pub fn from_bytes(data: &[u8]) -> Result<SigningKey> {
-        let cert = Cert::from_bytes(data).context(
-            "signing key is not an OpenPGP key (expected one ASCII-armored or binary secret key)",
-        )?;
+        let cert = Cert::from_bytes(data)
+            .context("signing key is not an OpenPGP key (expected one ASCII-armored or binary secret key)")?;
         Self::from_cert(cert)
     }
 
@@ -93,15 +92,8 @@ impl SigningKey {
     fn keypair(&self) -> Result<KeyPair> {
         let policy = StandardPolicy::new();
         let fpr = self.fingerprint();
-        let candidates = self
-            .cert
-            .keys()
-            .secret()
-            .with_policy(&policy, None)
-            .supported()
-            .alive()
-            .revoked(false)
-            .for_signing();
+        let candidates =
+            self.cert.keys().secret().with_policy(&policy, None).supported().alive().revoked(false).for_signing();
         let mut encrypted = false;
         for ka in candidates {
             if ka.key().has_unencrypted_secret() {
@@ -117,9 +109,7 @@ impl SigningKey {
         if !self.cert.is_tsk() {
             bail!("OpenPGP key {fpr} is a public key: it holds no secret key material");
         }
-        bail!(
-            "OpenPGP key {fpr} has no secret key that can sign (valid, unexpired, unrevoked, signing-capable)"
-        )
+        bail!("OpenPGP key {fpr} has no secret key that can sign (valid, unexpired, unrevoked, signing-capable)")
     }
 
     /// The secret key, ASCII-armored (for saving to a file / a secret).
@@ -184,9 +174,7 @@ impl SigningKey {
 /// Prints only the fingerprint: secret material must never reach a log.
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("fingerprint", &self.fingerprint())
-            .finish()
+        f.debug_struct("SigningKey").field("fingerprint", &self.fingerprint()).finish()
     }
 }
 
@@ -194,13 +182,9 @@ impl fmt::Debug for SigningKey {
 /// `SignatureType::Text`, sequoia hashes with line endings normalized to CRLF.
 fn sign_armored(keypair: KeyPair, typ: SignatureType, data: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    let message = Armorer::new(Message::new(&mut out))
-        .kind(armor::Kind::Signature)
-        .build()?;
-    let mut signer = Signer::with_template(message, keypair, SignatureBuilder::new(typ))?
-        .hash_algo(HASH)?
-        .detached()
-        .build()?;
+    let message = Armorer::new(Message::new(&mut out)).kind(armor::Kind::Signature).build()?;
+    let mut signer =
+        Signer::with_template(message, keypair, SignatureBuilder::new(typ))?.hash_algo(HASH)?.detached().build()?;
     signer.write_all(data)?;
     signer.finalize()?;
     Ok(out)
@@ -213,10 +197,7 @@ fn csf_lines(text: &[u8]) -> Vec<&[u8]> {
     if text.is_empty() {
         return Vec::new();
     }
-    text.strip_suffix(b"\n")
-        .unwrap_or(text)
-        .split(|&b| b == b'\n')
-        .collect()
+    text.strip_suffix(b"\n").unwrap_or(text).split(|&b| b == b'\n').collect()
 }
 
 /// The bytes a cleartext signature covers (RFC 9580 §7.2): each line without
@@ -228,10 +209,7 @@ fn csf_signed_text(lines: &[&[u8]]) -> Vec<u8> {
         if i > 0 {
             out.extend_from_slice(b"\r\n");
         }
-        let end = line
-            .iter()
-            .rposition(|b| !b" \t\r".contains(b))
-            .map_or(0, |p| p + 1);
+        let end = line.iter().rposition(|b| !b" \t\r".contains(b)).map_or(0, |p| p + 1);
         out.extend_from_slice(&line[..end]);
     }
     out
@@ -261,11 +239,8 @@ pub fn verify_clearsigned(inrelease: &[u8], keyring: &[u8]) -> Result<Vec<u8>> {
         Some((line, start))
     };
 
-    let not_clearsigned = || {
-        anyhow!(
-            "not a cleartext-signed document (no leading '-----BEGIN PGP SIGNED MESSAGE-----' line)"
-        )
-    };
+    let not_clearsigned =
+        || anyhow!("not a cleartext-signed document (no leading '-----BEGIN PGP SIGNED MESSAGE-----' line)");
     let (first, _) = next_line().ok_or_else(not_clearsigned)?;
     ensure!(first.trim_ascii_end() == BEGIN_SIGNED, not_clearsigned());
 
@@ -273,8 +248,8 @@ pub fn verify_clearsigned(inrelease: &[u8], keyring: &[u8]) -> Result<Vec<u8>> {
     // and the verifier takes the digest from the signature, so only their
     // form is checked.
     loop {
-        let (line, _) = next_line()
-            .ok_or_else(|| anyhow!("cleartext-signed document ends inside its armor headers"))?;
+        let (line, _) =
+            next_line().ok_or_else(|| anyhow!("cleartext-signed document ends inside its armor headers"))?;
         let line = line.trim_ascii_end();
         if line.is_empty() {
             break;
@@ -289,8 +264,7 @@ pub fn verify_clearsigned(inrelease: &[u8], keyring: &[u8]) -> Result<Vec<u8>> {
     // The text, up to the signature's armor; `signature` is the armor block.
     let mut lines = Vec::new();
     let signature = loop {
-        let (line, start) =
-            next_line().ok_or_else(|| anyhow!("cleartext-signed document has no signature"))?;
+        let (line, start) = next_line().ok_or_else(|| anyhow!("cleartext-signed document has no signature"))?;
         if line.trim_ascii_end() == BEGIN_SIGNATURE {
             break start;
         }
@@ -314,10 +288,7 @@ pub fn verify_clearsigned(inrelease: &[u8], keyring: &[u8]) -> Result<Vec<u8>> {
     verify_detached(&csf_signed_text(&lines), &signature[..end], keyring)?;
     // Each text line was ended by a '\n' (the last by the one before the
     // signature armor): put them back.
-    Ok(lines
-        .iter()
-        .flat_map(|line| line.iter().copied().chain([b'\n']))
-        .collect())
+    Ok(lines.iter().flat_map(|line| line.iter().copied().chain([b'\n'])).collect())
 }
 
 /// Verify a detached signature (armored or binary) over `data` against a keyring.
@@ -331,9 +302,7 @@ pub fn verify_detached(data: &[u8], signature: &[u8], keyring: &[u8]) -> Result<
     let mut verifier = DetachedVerifierBuilder::from_bytes(signature)
         .context("not an OpenPGP signature")?
         .with_policy(&policy, None, Helper { certs })?;
-    verifier
-        .verify_bytes(data)
-        .context("signature verification failed")
+    verifier.verify_bytes(data).context("signature verification failed")
 }
 
 /// Reads every certificate of a keyring (binary, e.g. `*.gpg`, or armored).
@@ -343,10 +312,7 @@ fn parse_keyring(keyring: &[u8]) -> Result<Vec<Cert>> {
         // Skip certificates sequoia cannot use; fail below if none is left.
         .filter_map(Result::ok)
         .collect();
-    ensure!(
-        !certs.is_empty(),
-        "keyring holds no usable OpenPGP certificate"
-    );
+    ensure!(!certs.is_empty(), "keyring holds no usable OpenPGP certificate");
     Ok(certs)
 }
 
@@ -387,10 +353,7 @@ impl VerificationHelper for Helper {
         } else if problems.is_empty() {
             Err(anyhow!("no signature found"))
         } else {
-            Err(anyhow!(
-                "no good signature by a key in the keyring: {}",
-                problems.join("; ")
-            ))
+            Err(anyhow!("no good signature by a key in the keyring: {}", problems.join("; ")))
         }
     }
 }
@@ -420,26 +383,13 @@ mod tests {
         assert_eq!(again.fingerprint(), key.fingerprint());
         // Binary secret keys load too.
         let binary = key.cert.as_tsk().to_vec().unwrap();
-        assert_eq!(
-            SigningKey::from_bytes(&binary).unwrap().fingerprint(),
-            key.fingerprint()
-        );
+        assert_eq!(SigningKey::from_bytes(&binary).unwrap().fingerprint(), key.fingerprint());
 
         let fpr = key.fingerprint();
         assert_eq!(fpr.len(), 40);
-        assert!(
-            fpr.chars()
-                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
-        );
-        assert_eq!(
-            format!("{key:?}"),
-            format!("SigningKey {{ fingerprint: {fpr:?} }}")
-        );
-        assert!(
-            key.public_armored()
-                .unwrap()
-                .starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----")
-        );
+        assert!(fpr.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        assert_eq!(format!("{key:?}"), format!("SigningKey {{ fingerprint: {fpr:?} }}"));
+        assert!(key.public_armored().unwrap().starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
         // A v4 key that never expires.
         let policy = StandardPolicy::new();
         let valid = key.cert.with_policy(&policy, None).unwrap();
@@ -453,11 +403,7 @@ mod tests {
         let public = Cert::from_bytes(&key.public_keyring().unwrap()).unwrap();
         assert!(!public.is_tsk());
         assert_eq!(public.fingerprint().to_hex(), key.fingerprint());
-        assert!(
-            !Cert::from_bytes(key.public_armored().unwrap().as_bytes())
-                .unwrap()
-                .is_tsk()
-        );
+        assert!(!Cert::from_bytes(key.public_armored().unwrap().as_bytes()).unwrap().is_tsk());
     }
 
     #[test]
@@ -470,20 +416,11 @@ mod tests {
         assert!(format!("{err:#}").contains("public key"), "{err:#}");
 
         // The same key with its secret encrypted under a passphrase.
-        let primary = key
-            .cert
-            .primary_key()
-            .key()
-            .clone()
-            .parts_into_secret()
-            .unwrap();
+        let primary = key.cert.primary_key().key().clone().parts_into_secret().unwrap();
         let encrypted = primary.encrypt_secret(&"hunter2".into()).unwrap();
         let (cert, _) = key.cert.clone().insert_packets([encrypted]).unwrap();
         let err = SigningKey::from_bytes(&cert.as_tsk().to_vec().unwrap()).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("passphrase-protected"),
-            "{err:#}"
-        );
+        assert!(format!("{err:#}").contains("passphrase-protected"), "{err:#}");
     }
 
     #[test]
@@ -493,24 +430,18 @@ mod tests {
         for text in [TRICKY, b"a\n", b"\n", b"a\n\n", b"", b"crlf\r\nline  \r\n"] {
             let inrelease = key.clearsign(text).unwrap();
             let shown = String::from_utf8(inrelease.clone()).unwrap();
-            assert!(
-                shown.starts_with("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n"),
-                "{shown}"
-            );
-            assert_eq!(
-                verify_clearsigned(&inrelease, &keyring).unwrap(),
-                text,
-                "{shown}"
-            );
+            assert!(shown.starts_with("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n"), "{shown}");
+            assert_eq!(verify_clearsigned(&inrelease, &keyring).unwrap(), text, "{shown}");
             // The armored keyring works as well.
-            assert_eq!(
-                verify_clearsigned(&inrelease, key.public_armored().unwrap().as_bytes()).unwrap(),
-                text
-            );
+            assert_eq!(verify_clearsigned(&inrelease, key.public_armored().unwrap().as_bytes()).unwrap(), text);
         }
         // Dash-escaping as written.
         let shown = String::from_utf8(key.clearsign(TRICKY).unwrap()).unwrap();
-        assert!(shown.contains("\n- -leading dash\n- - looks escaped\n- -----BEGIN PGP SIGNATURE-----\n- --\n- -\nFrom here\n"));
+        assert!(
+            shown.contains(
+                "\n- -leading dash\n- - looks escaped\n- -----BEGIN PGP SIGNATURE-----\n- --\n- -\nFrom here\n"
+            )
+        );
     }
 
     #[test]
@@ -519,9 +450,7 @@ mod tests {
         let keyring = key.public_keyring().unwrap();
         let inrelease = key.clearsign(TRICKY).unwrap();
 
-        let tampered = String::from_utf8(inrelease.clone())
-            .unwrap()
-            .replace("Suite: stable", "Suite: stabla");
+        let tampered = String::from_utf8(inrelease.clone()).unwrap().replace("Suite: stable", "Suite: stabla");
         let err = verify_clearsigned(tampered.as_bytes(), &keyring).unwrap_err();
         assert!(format!("{err:#}").contains("signature"), "{err:#}");
 
@@ -535,17 +464,9 @@ mod tests {
         let mut junk_after = inrelease.clone();
         junk_after.extend_from_slice(b"Origin: evil\n");
         assert!(verify_clearsigned(&junk_after, &keyring).is_err());
-        let unescaped = String::from_utf8(inrelease.clone())
-            .unwrap()
-            .replace("- -leading", "-leading");
+        let unescaped = String::from_utf8(inrelease.clone()).unwrap().replace("- -leading", "-leading");
         assert!(verify_clearsigned(unescaped.as_bytes(), &keyring).is_err());
-        assert!(
-            verify_clearsigned(
-                b"-----BEGIN PGP SIGNED MESSAGE-----\n\nOrigin: x\n",
-                &keyring
-            )
-            .is_err()
-        );
+        assert!(verify_clearsigned(b"-----BEGIN PGP SIGNED MESSAGE-----\n\nOrigin: x\n", &keyring).is_err());
         assert!(verify_clearsigned(TRICKY, &keyring).is_err());
     }
 
@@ -607,9 +528,7 @@ mod tests {
         let mut changed = TRICKY.to_vec();
         changed[0] ^= 1;
         std::fs::write(path("Release"), &changed).unwrap();
-        let tampered = String::from_utf8(inrelease)
-            .unwrap()
-            .replace("Suite: stable", "Suite: stabla");
+        let tampered = String::from_utf8(inrelease).unwrap().replace("Suite: stable", "Suite: stabla");
         std::fs::write(path("InRelease"), tampered).unwrap();
         for files in [&["InRelease"][..], &["Release.gpg", "Release"]] {
             let (ok, report) = gpgv(dir.path(), files);

@@ -65,21 +65,12 @@ pub trait PackageStore: Send + Sync {
     /// Atomically increment the suite's generation counter and give the new
     /// generation the lease until `now + lease_secs` — unless another
     /// generation holds an unexpired lease.
-    async fn allocate_generation(
-        &self,
-        suite: &str,
-        now: i64,
-        lease_secs: i64,
-    ) -> Result<Allocation, StoreError>;
+    async fn allocate_generation(&self, suite: &str, now: i64, lease_secs: i64) -> Result<Allocation, StoreError>;
     /// Give the lease back (after a failed build); no-op unless `generation` holds it.
     async fn release_lease(&self, suite: &str, generation: u64) -> Result<(), StoreError>;
     /// Record `publication` as live and release its lease, provided its
     /// generation holds the lease and no generation at least as new is live.
-    async fn record_published(
-        &self,
-        suite: &str,
-        publication: &Publication,
-    ) -> Result<PublishRecord, StoreError>;
+    async fn record_published(&self, suite: &str, publication: &Publication) -> Result<PublishRecord, StoreError>;
 }
 
 /// [`PackageStore`] in one SQLite file (the embedded default, `.pkgrelay/state.db`).
@@ -116,68 +107,41 @@ CREATE TABLE IF NOT EXISTS suites (
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
         }
-        let conn = rusqlite::Connection::open(path)
-            .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(backend)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(backend)?;
+        let conn =
+            rusqlite::Connection::open(path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         // Stores written before the lease existed lack its columns.
         for column in ["lease_generation", "lease_until"] {
             let present: bool = conn
-                .query_row(
-                    "SELECT COUNT(*) FROM pragma_table_info('suites') WHERE name = ?1",
-                    [column],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT COUNT(*) FROM pragma_table_info('suites') WHERE name = ?1", [column], |r| r.get(0))
                 .map_err(backend)?;
             if !present {
-                conn.execute(
-                    &format!("ALTER TABLE suites ADD COLUMN {column} INTEGER"),
-                    [],
-                )
-                .map_err(backend)?;
+                conn.execute(&format!("ALTER TABLE suites ADD COLUMN {column} INTEGER"), []).map_err(backend)?;
             }
         }
-        Ok(SqliteStore {
-            conn: Mutex::new(conn),
-        })
+        Ok(SqliteStore { conn: Mutex::new(conn) })
     }
 
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
+    fn with<T>(&self, f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut conn).map_err(backend)
     }
 
     fn decode(id: &str, json: &str) -> Result<PackageEntry, StoreError> {
-        serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
-            id: id.to_owned(),
-            message: e.to_string(),
-        })
+        serde_json::from_str(json).map_err(|e| StoreError::Corrupt { id: id.to_owned(), message: e.to_string() })
     }
 
-    fn query_entries(
-        &self,
-        sql: &str,
-        args: impl rusqlite::Params,
-    ) -> Result<Vec<PackageEntry>, StoreError> {
+    fn query_entries(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<PackageEntry>, StoreError> {
         let rows: Vec<(String, String)> = self.with(|c| {
             let mut stmt = c.prepare_cached(sql)?;
-            stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect()
+            stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
         })?;
-        rows.iter()
-            .map(|(id, json)| Self::decode(id, json))
-            .collect()
+        rows.iter().map(|(id, json)| Self::decode(id, json)).collect()
     }
 }
 
@@ -185,12 +149,7 @@ impl SqliteStore {
 impl PackageStore for SqliteStore {
     async fn get(&self, package_id: &str) -> Result<Option<PackageEntry>, StoreError> {
         let json: Option<String> = self.with(|c| {
-            c.query_row(
-                "SELECT record FROM packages WHERE package_id = ?1",
-                [package_id],
-                |r| r.get(0),
-            )
-            .optional()
+            c.query_row("SELECT record FROM packages WHERE package_id = ?1", [package_id], |r| r.get(0)).optional()
         })?;
         json.map(|j| Self::decode(package_id, &j)).transpose()
     }
@@ -231,10 +190,7 @@ impl PackageStore for SqliteStore {
     }
 
     async fn versions_of(&self, package_name: &str) -> Result<Vec<PackageEntry>, StoreError> {
-        self.query_entries(
-            "SELECT package_id, record FROM packages WHERE package_name = ?1",
-            [package_name],
-        )
+        self.query_entries("SELECT package_id, record FROM packages WHERE package_name = ?1", [package_name])
     }
 
     async fn suite(&self, suite: &str) -> Result<SuiteState, StoreError> {
@@ -248,39 +204,20 @@ impl PackageStore for SqliteStore {
             .optional()
         })?;
         let Some((generation, publication, lease_generation, lease_until)) = row else {
-            return Ok(SuiteState {
-                suite: suite.to_owned(),
-                ..Default::default()
-            });
+            return Ok(SuiteState { suite: suite.to_owned(), ..Default::default() });
         };
         let published = publication
             .map(|p| serde_json::from_str(&p))
             .transpose()
-            .map_err(|e| StoreError::Corrupt {
-                id: format!("suite {suite}"),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| StoreError::Corrupt { id: format!("suite {suite}"), message: e.to_string() })?;
         let lease = match (lease_generation, lease_until) {
-            (Some(g), Some(until)) => Some(Lease {
-                generation: g as u64,
-                until,
-            }),
+            (Some(g), Some(until)) => Some(Lease { generation: g as u64, until }),
             _ => None,
         };
-        Ok(SuiteState {
-            suite: suite.to_owned(),
-            generation: generation as u64,
-            published,
-            lease,
-        })
+        Ok(SuiteState { suite: suite.to_owned(), generation: generation as u64, published, lease })
     }
 
-    async fn allocate_generation(
-        &self,
-        suite: &str,
-        now: i64,
-        lease_secs: i64,
-    ) -> Result<Allocation, StoreError> {
+    async fn allocate_generation(&self, suite: &str, now: i64, lease_secs: i64) -> Result<Allocation, StoreError> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let held: Option<(Option<i64>, Option<i64>)> = tx
@@ -316,11 +253,7 @@ impl PackageStore for SqliteStore {
         })
     }
 
-    async fn record_published(
-        &self,
-        suite: &str,
-        publication: &Publication,
-    ) -> Result<PublishRecord, StoreError> {
+    async fn record_published(&self, suite: &str, publication: &Publication) -> Result<PublishRecord, StoreError> {
         let json = serde_json::to_string(publication).map_err(backend)?;
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -330,10 +263,8 @@ impl PackageStore for SqliteStore {
                 })
                 .optional()?;
             let (current, lease) = row.unwrap_or((None, None));
-            let published = current
-                .and_then(|p| serde_json::from_str::<Publication>(&p).ok())
-                .map(|p| p.generation)
-                .unwrap_or(0);
+            let published =
+                current.and_then(|p| serde_json::from_str::<Publication>(&p).ok()).map(|p| p.generation).unwrap_or(0);
             if published >= publication.generation {
                 return Ok(PublishRecord::Superseded { published });
             }
@@ -363,17 +294,10 @@ mod tests {
         assert_eq!(s.insert(&a).await.unwrap(), InsertOutcome::Inserted);
         assert_eq!(s.insert(&a).await.unwrap(), InsertOutcome::AlreadyPresent);
         let b = entry("kiro", "0.7.45", "amd64", b"two");
-        assert!(matches!(
-            s.insert(&b).await.unwrap(),
-            InsertOutcome::Conflict { .. }
-        ));
+        assert!(matches!(s.insert(&b).await.unwrap(), InsertOutcome::Conflict { .. }));
         assert_eq!(s.get(&a.package_id).await.unwrap().unwrap(), a);
-        s.insert(&entry("kiro", "0.9.9", "amd64", b"x"))
-            .await
-            .unwrap();
-        s.insert(&entry("kiro-cli", "1.0", "arm64", b"y"))
-            .await
-            .unwrap();
+        s.insert(&entry("kiro", "0.9.9", "amd64", b"x")).await.unwrap();
+        s.insert(&entry("kiro-cli", "1.0", "arm64", b"y")).await.unwrap();
         assert_eq!(s.versions_of("kiro").await.unwrap().len(), 2);
         assert_eq!(s.all().await.unwrap().len(), 3);
     }
@@ -384,21 +308,12 @@ mod tests {
         let s = SqliteStore::open(&dir.path().join("state.db")).unwrap();
         // The first generation holds the lease; a second build waits until it is
         // published (or the lease runs out).
-        assert_eq!(
-            s.allocate_generation("stable", 100, 60).await.unwrap(),
-            Allocation::Granted(1)
-        );
+        assert_eq!(s.allocate_generation("stable", 100, 60).await.unwrap(), Allocation::Granted(1));
         assert_eq!(
             s.allocate_generation("stable", 110, 60).await.unwrap(),
-            Allocation::Busy(Lease {
-                generation: 1,
-                until: 160
-            })
+            Allocation::Busy(Lease { generation: 1, until: 160 })
         );
-        assert_eq!(
-            s.allocate_generation("stable", 161, 60).await.unwrap(),
-            Allocation::Granted(2)
-        );
+        assert_eq!(s.allocate_generation("stable", 161, 60).await.unwrap(), Allocation::Granted(2));
         let p = |generation| Publication {
             generation,
             date: "2026-01-01T00:00:00Z".into(),
@@ -406,44 +321,17 @@ mod tests {
             manifest_key: format!("generations/{generation}/manifest.json"),
         };
         // Generation 1 lost its lease to 2 when it ran out.
-        assert_eq!(
-            s.record_published("stable", &p(1)).await.unwrap(),
-            PublishRecord::LeaseLost
-        );
-        assert_eq!(
-            s.suite("stable").await.unwrap().lease,
-            Some(Lease {
-                generation: 2,
-                until: 221
-            })
-        );
-        assert_eq!(
-            s.record_published("stable", &p(2)).await.unwrap(),
-            PublishRecord::Recorded
-        );
-        assert_eq!(
-            s.record_published("stable", &p(1)).await.unwrap(),
-            PublishRecord::Superseded { published: 2 }
-        );
+        assert_eq!(s.record_published("stable", &p(1)).await.unwrap(), PublishRecord::LeaseLost);
+        assert_eq!(s.suite("stable").await.unwrap().lease, Some(Lease { generation: 2, until: 221 }));
+        assert_eq!(s.record_published("stable", &p(2)).await.unwrap(), PublishRecord::Recorded);
+        assert_eq!(s.record_published("stable", &p(1)).await.unwrap(), PublishRecord::Superseded { published: 2 });
         let st = s.suite("stable").await.unwrap();
-        assert_eq!(
-            (st.generation, st.published.unwrap().generation, st.lease),
-            (2, 2, None)
-        );
+        assert_eq!((st.generation, st.published.unwrap().generation, st.lease), (2, 2, None));
         // Publishing released the lease; a failed build gives its own back.
-        assert_eq!(
-            s.allocate_generation("stable", 300, 60).await.unwrap(),
-            Allocation::Granted(3)
-        );
+        assert_eq!(s.allocate_generation("stable", 300, 60).await.unwrap(), Allocation::Granted(3));
         s.release_lease("stable", 2).await.unwrap();
-        assert!(
-            s.suite("stable").await.unwrap().lease.is_some(),
-            "only the holder releases"
-        );
+        assert!(s.suite("stable").await.unwrap().lease.is_some(), "only the holder releases");
         s.release_lease("stable", 3).await.unwrap();
-        assert_eq!(
-            s.allocate_generation("stable", 301, 60).await.unwrap(),
-            Allocation::Granted(4)
-        );
+        assert_eq!(s.allocate_generation("stable", 301, 60).await.unwrap(), Allocation::Granted(4));
     }
 }

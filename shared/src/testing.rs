@@ -20,10 +20,7 @@ pub fn entry(name: &str, version: &str, arch: &str, bytes: &[u8]) -> PackageEntr
             ],
         },
         config: ConfigFields::default(),
-        filename: format!(
-            "pool/main/{}/{name}/{name}_{version}_{arch}.deb",
-            &name[..1]
-        ),
+        filename: format!("pool/main/{}/{name}/{name}_{version}_{arch}.deb", &name[..1]),
         checksums: Checksums::of(bytes),
         source_type: SourceType::ExternalDownload,
         source_url: format!("https://example.com/{name}_{version}.deb"),

@@ -11,8 +11,7 @@ pub use debversion::Version;
 
 /// Parse a Debian version, naming the offending text on failure.
 pub fn parse(text: &str) -> anyhow::Result<Version> {
-    text.parse::<Version>()
-        .map_err(|e| anyhow::anyhow!("invalid Debian version {text:?}: {e}"))
+    text.parse::<Version>().map_err(|e| anyhow::anyhow!("invalid Debian version {text:?}: {e}"))
 }
 
 /// Compare two version strings by Debian rules. Unparseable versions sort before
@@ -30,9 +29,7 @@ pub fn compare(a: &str, b: &str) -> Ordering {
 /// Debian archive names files (`1:2.0-1` -> `2.0-1`).
 pub fn without_epoch(version: &str) -> &str {
     match version.split_once(':') {
-        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => {
-            rest
-        }
+        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => rest,
         _ => version,
     }
 }

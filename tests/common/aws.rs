@@ -23,13 +23,7 @@ pub fn endpoint() -> String {
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().to_owned(); // target/<profile>/deps/.. 
-    for f in [
-        "check-sources",
-        "download-package",
-        "record-metadata",
-        "build-index",
-        "publish",
-    ] {
+    for f in ["check-sources", "download-package", "record-metadata", "build-index", "publish"] {
         assert!(
             dir.join(f).exists(),
             "{} missing: run `cargo build --workspace --bins` (tests/run does)",
@@ -75,10 +69,7 @@ pub struct Aws {
 async fn create_topic(endpoint: &str, name: &str) -> String {
     let body = reqwest::Client::new()
         .post(format!("{endpoint}/"))
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sns/aws4_request",
-        )
+        .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sns/aws4_request")
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body(format!("Action=CreateTopic&Name={name}"))
         .send()
@@ -97,30 +88,17 @@ impl Aws {
         let n = format!(
             "{}-{}",
             std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-                % 1_000_000_000
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000
         );
         let sdk = sdk_config(&endpoint).await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
         let bucket = format!("pkgrelay-e2e-{n}");
         s3.create_bucket().bucket(&bucket).send().await.unwrap();
         let (packages_table, state_table) = (format!("packages-{n}"), format!("state-{n}"));
-        pkgrelay_aws::dynamo::create_tables(
-            &aws_sdk_dynamodb::Client::new(&sdk),
-            &packages_table,
-            &state_table,
-        )
-        .await
-        .unwrap();
-        let key =
-            pkgrelay_core::sign::SigningKey::generate("pkgrelay e2e <e2e@example.com>").unwrap();
+        pkgrelay_aws::dynamo::create_tables(&aws_sdk_dynamodb::Client::new(&sdk), &packages_table, &state_table)
+            .await
+            .unwrap();
+        let key = pkgrelay_core::sign::SigningKey::generate("pkgrelay e2e <e2e@example.com>").unwrap();
         let armored = key.to_armored_secret().unwrap();
         let secret = aws_sdk_secretsmanager::Client::new(&sdk)
             .create_secret()
@@ -130,18 +108,10 @@ impl Aws {
             .await
             .unwrap();
         // The configuration lives in the bucket's private config/ prefix, as deployed.
-        for rel in [
-            "repository.yaml",
-            "packages/kiro.yaml",
-            "packages/kiro-repo.yaml",
-            "packages/kiro-cli.yaml",
-        ] {
+        for rel in ["repository.yaml", "packages/kiro.yaml", "packages/kiro-repo.yaml", "packages/kiro-cli.yaml"] {
             let mut text = std::fs::read_to_string(ws.path(&format!("config/{rel}"))).unwrap();
             if rel == "repository.yaml" {
-                text = text.replace(
-                    "base_url: http://127.0.0.1:8080/",
-                    &format!("base_url: {endpoint}/{bucket}/"),
-                );
+                text = text.replace("base_url: http://127.0.0.1:8080/", &format!("base_url: {endpoint}/{bucket}/"));
             }
             s3.put_object()
                 .bucket(&bucket)
@@ -197,20 +167,10 @@ impl Aws {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut cmd = Command::new("node");
         cmd.arg(root.join("tests/stepfunctions/run-execution.mjs"))
-            .args([
-                "--definition",
-                root.join("statemachine/pipeline.asl.json")
-                    .to_str()
-                    .unwrap(),
-            ])
+            .args(["--definition", root.join("statemachine/pipeline.asl.json").to_str().unwrap()])
             .args(["--input", &input.to_string()])
             .args(["--bin-dir", bin_dir().to_str().unwrap()])
-            .args([
-                "--success-topic-arn",
-                &self.success_topic,
-                "--failure-topic-arn",
-                &self.failure_topic,
-            ])
+            .args(["--success-topic-arn", &self.success_topic, "--failure-topic-arn", &self.failure_topic])
             .args(["--retry-interval-ms", &retry_ms.to_string()])
             .env("SNS_ENDPOINT", &self.endpoint);
         self.function_env(&mut cmd);
@@ -229,43 +189,21 @@ impl Aws {
     }
 
     pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let out = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .ok()?;
+        let out = self.s3.get_object().bucket(&self.bucket).key(key).send().await.ok()?;
         Some(out.body.collect().await.unwrap().into_bytes().to_vec())
     }
 
     pub async fn put(&self, key: &str, data: Vec<u8>) {
-        self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(data))
-            .send()
-            .await
-            .unwrap();
+        self.s3.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(data)).send().await.unwrap();
     }
 
     /// Copy the public part of the bucket into `dir` (for `pkgrelay verify`).
     pub async fn download_public(&self, dir: &Path) {
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .into_paginator()
-            .send();
+        let mut pages = self.s3.list_objects_v2().bucket(&self.bucket).into_paginator().send();
         while let Some(page) = pages.next().await {
             for o in page.unwrap().contents() {
                 let key = o.key().unwrap();
-                if key.starts_with("staging/")
-                    || key.starts_with("generations/")
-                    || key.starts_with("config/")
-                {
+                if key.starts_with("staging/") || key.starts_with("generations/") || key.starts_with("config/") {
                     continue;
                 }
                 let path = dir.join(key);
@@ -291,43 +229,26 @@ pub fn states_entered(report: &Value) -> Vec<String> {
 pub fn madison(apt: &Apt, package: &str) -> Vec<String> {
     let (ok, text) = apt.run("apt-cache", &["madison", package]);
     assert!(ok, "{text}");
-    text.lines()
-        .filter_map(|l| l.split('|').nth(1).map(|v| v.trim().to_owned()))
-        .collect()
+    text.lines().filter_map(|l| l.split('|').nth(1).map(|v| v.trim().to_owned())).collect()
 }
 
 impl Aws {
     /// Open the repository paths to anonymous reads, as the stack does;
     /// staging/ and the private prefixes stay closed.
     pub async fn open_repository_paths(&self) {
-        let public_paths: Vec<String> = [
-            "pool/*",
-            "dists/*",
-            "index.html",
-            "kiro-repo.deb",
-            "kiro-archive-keyring.gpg",
-        ]
-        .iter()
-        .map(|p| format!("arn:aws:s3:::{}/{p}", self.bucket))
-        .collect();
+        let public_paths: Vec<String> =
+            ["pool/*", "dists/*", "index.html", "kiro-repo.deb", "kiro-archive-keyring.gpg"]
+                .iter()
+                .map(|p| format!("arn:aws:s3:::{}/{p}", self.bucket))
+                .collect();
         let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "PublicRepository",
             "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": public_paths}]});
-        self.s3
-            .put_bucket_policy()
-            .bucket(&self.bucket)
-            .policy(policy.to_string())
-            .send()
-            .await
-            .unwrap();
+        self.s3.put_bucket_policy().bucket(&self.bucket).policy(policy.to_string()).send().await.unwrap();
     }
 
     /// HTTP status of an anonymous GET of `key` from the bucket.
     pub async fn anonymous_status(&self, key: &str) -> u16 {
-        reqwest::get(format!("{}/{}/{key}", self.endpoint, self.bucket))
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        reqwest::get(format!("{}/{}/{key}", self.endpoint, self.bucket)).await.unwrap().status().as_u16()
     }
 
     /// A real apt client reads the repository straight from the emulated
@@ -335,26 +256,11 @@ impl Aws {
     /// --error-on=any` succeeds without a warning. Returns the client.
     pub async fn apt_accepts(&self) -> Apt {
         let keyring = self.work.path().join("keyring.gpg");
-        std::fs::write(
-            &keyring,
-            self.get("kiro-archive-keyring.gpg")
-                .await
-                .expect("keyring published"),
-        )
-        .unwrap();
-        let apt = Apt::new(&format!(
-            "deb [signed-by={}] {}/{}/ stable main",
-            keyring.display(),
-            self.endpoint,
-            self.bucket
-        ));
+        std::fs::write(&keyring, self.get("kiro-archive-keyring.gpg").await.expect("keyring published")).unwrap();
+        let apt =
+            Apt::new(&format!("deb [signed-by={}] {}/{}/ stable main", keyring.display(), self.endpoint, self.bucket));
         let (ok, text) = apt.run("apt-get", &["update", "--error-on=any"]);
-        assert!(
-            ok && !text
-                .lines()
-                .any(|l| l.starts_with("W:") || l.starts_with("E:")),
-            "apt-get update:\n{text}"
-        );
+        assert!(ok && !text.lines().any(|l| l.starts_with("W:") || l.starts_with("E:")), "apt-get update:\n{text}");
         apt
     }
 }

@@ -53,13 +53,7 @@ impl Upstream {
                 std::thread::spawn(move || serve_one(conn, &r, &h));
             }
         });
-        Upstream {
-            base: format!("http://{addr}"),
-            routes,
-            hits,
-            stop,
-            addr,
-        }
+        Upstream { base: format!("http://{addr}"), routes, hits, stop, addr }
     }
 
     pub fn set(&self, path: &str, reply: Reply) {
@@ -87,11 +81,7 @@ impl Drop for Upstream {
     }
 }
 
-fn serve_one(
-    conn: TcpStream,
-    routes: &Mutex<HashMap<String, Reply>>,
-    hits: &Mutex<HashMap<String, usize>>,
-) {
+fn serve_one(conn: TcpStream, routes: &Mutex<HashMap<String, Reply>>, hits: &Mutex<HashMap<String, usize>>) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -105,32 +95,18 @@ fn serve_one(
         }
     }
     *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
-    let reply = routes
-        .lock()
-        .unwrap()
-        .get(&path)
-        .cloned()
-        .unwrap_or(Reply::Status(404));
+    let reply = routes.lock().unwrap().get(&path).cloned().unwrap_or(Reply::Status(404));
     let mut out = conn;
     let _ = match reply {
         Reply::Body(b) => {
-            let _ = write!(
-                out,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                b.len()
-            );
+            let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len());
             out.write_all(&b)
         }
-        Reply::Status(code) => write!(
-            out,
-            "HTTP/1.1 {code} Oops\r\nContent-Length: 5\r\nRetry-After: 0\r\nConnection: close\r\n\r\noops!"
-        ),
+        Reply::Status(code) => {
+            write!(out, "HTTP/1.1 {code} Oops\r\nContent-Length: 5\r\nRetry-After: 0\r\nConnection: close\r\n\r\noops!")
+        }
         Reply::CutShort(b) => {
-            let _ = write!(
-                out,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                b.len()
-            );
+            let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len());
             out.write_all(&b[..b.len() / 2])
         }
     };
@@ -144,10 +120,7 @@ pub fn deb(name: &str, version: &str, arch: &str, depends: Option<&str>) -> Vec<
         ("Package".to_owned(), name.to_owned()),
         ("Version".to_owned(), version.to_owned()),
         ("Architecture".to_owned(), arch.to_owned()),
-        (
-            "Maintainer".to_owned(),
-            "Fixture <fixture@example.com>".to_owned(),
-        ),
+        ("Maintainer".to_owned(), "Fixture <fixture@example.com>".to_owned()),
     ];
     if let Some(d) = depends {
         fields.push(("Depends".to_owned(), d.to_owned()));
@@ -158,11 +131,7 @@ pub fn deb(name: &str, version: &str, arch: &str, depends: Option<&str>) -> Vec<
         format!("{name} fixture\n Built by the test suite.\n .\n Version {version}."),
     ));
     let mut b = DebBuilder::new(ControlParagraph { fields });
-    b.file(
-        &format!("/usr/share/doc/{name}/VERSION"),
-        0o644,
-        format!("{version}\n"),
-    );
+    b.file(&format!("/usr/share/doc/{name}/VERSION"), 0o644, format!("{version}\n"));
     b.build().unwrap()
 }
 
@@ -190,18 +159,9 @@ pub fn publish_kiro(up: &Upstream, version: &str) -> Vec<u8> {
     let bytes = deb("kiro", version, "amd64", Some("libc6 (>= 2.28)"));
     let deb_path = format!("/signed/{version}/deb/kiro-ide-{version}-stable-linux-x64.deb");
     up.set(&deb_path, Reply::Body(bytes.clone()));
-    up.set(
-        &format!("/signed/{version}/certificate.pem"),
-        Reply::Body(format!("CERT {version}\n").into_bytes()),
-    );
-    up.set(
-        &format!("/signed/{version}/signature.bin"),
-        Reply::Body(format!("SIG {version}").into_bytes()),
-    );
-    up.set(
-        "/stable/metadata.json",
-        Reply::Body(kiro_metadata(up, version, &deb_path)),
-    );
+    up.set(&format!("/signed/{version}/certificate.pem"), Reply::Body(format!("CERT {version}\n").into_bytes()));
+    up.set(&format!("/signed/{version}/signature.bin"), Reply::Body(format!("SIG {version}").into_bytes()));
+    up.set("/stable/metadata.json", Reply::Body(kiro_metadata(up, version, &deb_path)));
     bytes
 }
 
@@ -279,10 +239,7 @@ impl Workspace {
                 if p.is_dir() {
                     stack.push(p);
                 } else {
-                    out.insert(
-                        p.strip_prefix(&root).unwrap().display().to_string(),
-                        std::fs::read(&p).unwrap(),
-                    );
+                    out.insert(p.strip_prefix(&root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
                 }
             }
         }
@@ -303,14 +260,8 @@ impl Workspace {
             .spawn()
             .unwrap();
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .expect("serve prints its URL")
-            .to_owned();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect("serve prints its URL").to_owned();
         Served { child, url }
     }
 }
@@ -406,11 +357,7 @@ DPkg::Run-Directory \"{d}\";\n"
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         eprintln!("$ {tool} {}\n{text}", args.join(" "));
         (out.status.success(), text)
     }
@@ -427,15 +374,32 @@ DPkg::Run-Directory \"{d}\";\n"
 pub fn dpkg_root() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
-    for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/log", "bin", "usr/bin", "sbin", "usr/sbin", "tmp", "etc"] {
+    for d in [
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/lib/dpkg/triggers",
+        "var/log",
+        "bin",
+        "usr/bin",
+        "sbin",
+        "usr/sbin",
+        "tmp",
+        "etc",
+    ] {
         std::fs::create_dir_all(r.join(d)).unwrap();
     }
     std::fs::write(r.join("var/lib/dpkg/status"), "").unwrap();
     std::fs::write(r.join("var/lib/dpkg/available"), "").unwrap();
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(Path::new).find(|p| p.exists())
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
         .expect("busybox-static is required for maintainer scripts in the private root (.ci/run installs it)");
     std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
-    for tool in ["sh", "sed", "rm", "mv", "cat", "cp", "mkdir", "chmod", "ls", "tar", "diff", "find", "rmdir", "readlink", "test", "grep"] {
+    for tool in [
+        "sh", "sed", "rm", "mv", "cat", "cp", "mkdir", "chmod", "ls", "tar", "diff", "find", "rmdir", "readlink",
+        "test", "grep",
+    ] {
         for dir in ["bin", "usr/bin"] {
             let _ = std::os::unix::fs::symlink("/bin/busybox", r.join(dir).join(tool));
         }
@@ -452,9 +416,6 @@ pub fn dpkg_root() -> tempfile::TempDir {
 /// Read a file completely (helper for readability in tests).
 pub fn slurp(path: &Path) -> Vec<u8> {
     let mut v = Vec::new();
-    std::fs::File::open(path)
-        .unwrap()
-        .read_to_end(&mut v)
-        .unwrap();
+    std::fs::File::open(path).unwrap().read_to_end(&mut v).unwrap();
     v
 }

@@ -25,9 +25,8 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
 };
 use pkgrelay_core::model::{Lease, PackageEntry, Publication, SuiteState};
 use pkgrelay_core::store::{Allocation, InsertOutcome, PackageStore, PublishRecord, StoreError};
@@ -60,17 +59,8 @@ pub struct DynamoStore {
 impl DynamoStore {
     /// The client should be built with [`client`] (or carry an equivalent retry
     /// configuration): throttling is retried by the SDK, not here.
-    pub fn new(
-        client: Client,
-        packages_table: impl Into<String>,
-        state_table: impl Into<String>,
-    ) -> DynamoStore {
-        DynamoStore {
-            client,
-            packages_table: packages_table.into(),
-            state_table: state_table.into(),
-            page_size: None,
-        }
+    pub fn new(client: Client, packages_table: impl Into<String>, state_table: impl Into<String>) -> DynamoStore {
+        DynamoStore { client, packages_table: packages_table.into(), state_table: state_table.into(), page_size: None }
     }
 
     /// Items per Scan/Query page (DynamoDB's default is 1 MB of data). Mostly
@@ -82,11 +72,7 @@ impl DynamoStore {
 
     fn decode(item: Item) -> Result<PackageEntry, StoreError> {
         serde_dynamo::from_item(item.clone()).map_err(|e| StoreError::Corrupt {
-            id: item
-                .get("package_id")
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_else(|| "?".into()),
+            id: item.get("package_id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_else(|| "?".into()),
             message: e.to_string(),
         })
     }
@@ -128,10 +114,7 @@ where
     R: std::fmt::Debug,
 {
     let code = err.code().unwrap_or("no error code").to_owned();
-    StoreError::Backend(format!(
-        "DynamoDB {operation} on table {table}: {code}: {}",
-        DisplayErrorContext(&err)
-    ))
+    StoreError::Backend(format!("DynamoDB {operation} on table {table}: {code}: {}", DisplayErrorContext(&err)))
 }
 
 fn string_attr(item: &Item, name: &str) -> Option<String> {
@@ -139,9 +122,7 @@ fn string_attr(item: &Item, name: &str) -> Option<String> {
 }
 
 fn number_attr(item: &Item, name: &str) -> Option<u64> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
 }
 
 #[async_trait::async_trait]
@@ -160,12 +141,8 @@ impl PackageStore for DynamoStore {
     }
 
     async fn insert(&self, entry: &PackageEntry) -> Result<InsertOutcome, StoreError> {
-        let item: Item = serde_dynamo::to_item(entry).map_err(|e| {
-            StoreError::Backend(format!(
-                "{}: cannot encode as a DynamoDB item: {e}",
-                entry.package_id
-            ))
-        })?;
+        let item: Item = serde_dynamo::to_item(entry)
+            .map_err(|e| StoreError::Backend(format!("{}: cannot encode as a DynamoDB item: {e}", entry.package_id)))?;
         let result = self
             .client
             .put_item()
@@ -179,28 +156,22 @@ impl PackageStore for DynamoStore {
             Ok(_) => return Ok(InsertOutcome::Inserted),
             Err(e) => e,
         };
-        let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error()
-        else {
+        let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() else {
             return Err(backend(&self.packages_table, "PutItem", err));
         };
         // The id exists. The failed check usually carries the stored item; read it
         // if the service did not send it back.
         let existing = match failed.item().and_then(|i| string_attr(i, "sha256")) {
             Some(sha) => sha,
-            None => self
-                .stored_sha256(&entry.package_id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt {
-                    id: entry.package_id.clone(),
-                    message: "the conditional insert failed but the item has no sha256".into(),
-                })?,
+            None => self.stored_sha256(&entry.package_id).await?.ok_or_else(|| StoreError::Corrupt {
+                id: entry.package_id.clone(),
+                message: "the conditional insert failed but the item has no sha256".into(),
+            })?,
         };
         Ok(if existing == entry.checksums.sha256 {
             InsertOutcome::AlreadyPresent
         } else {
-            InsertOutcome::Conflict {
-                existing_sha256: existing,
-            }
+            InsertOutcome::Conflict { existing_sha256: existing }
         })
     }
 
@@ -234,31 +205,19 @@ impl PackageStore for DynamoStore {
             .send()
             .try_collect()
             .await
-            .map_err(|e| {
-                backend(
-                    &self.packages_table,
-                    &format!("Query ({PACKAGE_NAME_INDEX})"),
-                    e,
-                )
-            })?;
+            .map_err(|e| backend(&self.packages_table, &format!("Query ({PACKAGE_NAME_INDEX})"), e))?;
         items.into_iter().map(Self::decode).collect()
     }
 
     async fn suite(&self, suite: &str) -> Result<SuiteState, StoreError> {
         let Some(item) = self.suite_item(suite).await? else {
-            return Ok(SuiteState {
-                suite: suite.to_owned(),
-                ..Default::default()
-            });
+            return Ok(SuiteState { suite: suite.to_owned(), ..Default::default() });
         };
         let published = item
             .get("published")
             .map(|p| serde_dynamo::from_attribute_value::<_, Publication>(p.clone()))
             .transpose()
-            .map_err(|e| StoreError::Corrupt {
-                id: format!("suite {suite}"),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| StoreError::Corrupt { id: format!("suite {suite}"), message: e.to_string() })?;
         Ok(SuiteState {
             suite: suite.to_owned(),
             generation: number_attr(&item, "generation").unwrap_or(0),
@@ -267,12 +226,7 @@ impl PackageStore for DynamoStore {
         })
     }
 
-    async fn allocate_generation(
-        &self,
-        suite: &str,
-        now: i64,
-        lease_secs: i64,
-    ) -> Result<Allocation, StoreError> {
+    async fn allocate_generation(&self, suite: &str, now: i64, lease_secs: i64) -> Result<Allocation, StoreError> {
         // One conditional update: the counter moves and the new generation takes
         // the lease, unless an unexpired lease is held. Both SET expressions read
         // the item as it was before the update.
@@ -297,19 +251,13 @@ impl PackageStore for DynamoStore {
             .send()
             .await;
         match result {
-            Ok(out) => out
-                .attributes
-                .as_ref()
-                .and_then(|a| number_attr(a, "generation"))
-                .map(Allocation::Granted)
-                .ok_or_else(|| StoreError::Corrupt {
-                    id: format!("suite {suite}"),
-                    message: "no generation returned".into(),
-                }),
+            Ok(out) => {
+                out.attributes.as_ref().and_then(|a| number_attr(a, "generation")).map(Allocation::Granted).ok_or_else(
+                    || StoreError::Corrupt { id: format!("suite {suite}"), message: "no generation returned".into() },
+                )
+            }
             Err(err) => {
-                let Some(UpdateItemError::ConditionalCheckFailedException(failed)) =
-                    err.as_service_error()
-                else {
+                let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() else {
                     return Err(backend(&self.state_table, "UpdateItem", err));
                 };
                 let lease = match failed.item() {
@@ -317,10 +265,7 @@ impl PackageStore for DynamoStore {
                     None => self.suite_item(suite).await?.as_ref().and_then(lease_of),
                 };
                 // The lease may have been released between the check and the read.
-                Ok(Allocation::Busy(lease.unwrap_or(Lease {
-                    generation: 0,
-                    until: now,
-                })))
+                Ok(Allocation::Busy(lease.unwrap_or(Lease { generation: 0, until: now })))
             }
         }
     }
@@ -340,27 +285,16 @@ impl PackageStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
                 Ok(())
             }
             Err(err) => Err(backend(&self.state_table, "UpdateItem", err)),
         }
     }
 
-    async fn record_published(
-        &self,
-        suite: &str,
-        publication: &Publication,
-    ) -> Result<PublishRecord, StoreError> {
-        let published: AttributeValue =
-            serde_dynamo::to_attribute_value(publication).map_err(|e| {
-                StoreError::Backend(format!("suite {suite}: cannot encode the publication: {e}"))
-            })?;
+    async fn record_published(&self, suite: &str, publication: &Publication) -> Result<PublishRecord, StoreError> {
+        let published: AttributeValue = serde_dynamo::to_attribute_value(publication)
+            .map_err(|e| StoreError::Backend(format!("suite {suite}: cannot encode the publication: {e}")))?;
         let result = self
             .client
             .update_item()
@@ -373,10 +307,7 @@ impl PackageStore for DynamoStore {
             .expression_attribute_names("#lg", "lease_generation")
             .expression_attribute_names("#lu", "lease_until")
             .expression_attribute_values(":p", published)
-            .expression_attribute_values(
-                ":g",
-                AttributeValue::N(publication.generation.to_string()),
-            )
+            .expression_attribute_values(":g", AttributeValue::N(publication.generation.to_string()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -384,18 +315,14 @@ impl PackageStore for DynamoStore {
             Ok(_) => return Ok(PublishRecord::Recorded),
             Err(e) => e,
         };
-        let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error()
-        else {
+        let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() else {
             return Err(backend(&self.state_table, "UpdateItem", err));
         };
         let item = match failed.item() {
             Some(item) => Some(item.clone()),
             None => self.suite_item(suite).await?,
         };
-        let published = item
-            .as_ref()
-            .and_then(|i| number_attr(i, "published_generation"))
-            .unwrap_or(0);
+        let published = item.as_ref().and_then(|i| number_attr(i, "published_generation")).unwrap_or(0);
         if published >= publication.generation {
             Ok(PublishRecord::Superseded { published })
         } else {
@@ -407,45 +334,24 @@ impl PackageStore for DynamoStore {
 /// The lease fields of a state item, when both are present.
 fn lease_of(item: &Item) -> Option<Lease> {
     let generation = number_attr(item, "lease_generation")?;
-    let until = item
-        .get("lease_until")
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())?;
+    let until = item.get("lease_until").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())?;
     Some(Lease { generation, until })
 }
 
 /// Create the packages table (with its GSI) and the state table, on-demand
 /// billing, and wait until both are active. Tables that already exist are left
 /// as they are. For tests and local tooling; deployments create them with CDK.
-pub async fn create_tables(
-    client: &Client,
-    packages_table: &str,
-    state_table: &str,
-) -> Result<(), StoreError> {
-    let key = |name: &str, key_type| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
-    let schema =
-        |e: aws_sdk_dynamodb::error::BuildError| StoreError::Backend(format!("table schema: {e}"));
+pub async fn create_tables(client: &Client, packages_table: &str, state_table: &str) -> Result<(), StoreError> {
+    let key = |name: &str, key_type| KeySchemaElement::builder().attribute_name(name).key_type(key_type).build();
+    let attr =
+        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+    let schema = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Backend(format!("table schema: {e}"));
 
     let gsi = GlobalSecondaryIndex::builder()
         .index_name(PACKAGE_NAME_INDEX)
         .key_schema(key("package_name", KeyType::Hash).map_err(schema)?)
         .key_schema(key("version", KeyType::Range).map_err(schema)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
         .build()
         .map_err(schema)?;
     let packages = client
@@ -467,25 +373,20 @@ pub async fn create_tables(
     for (table, request) in [(packages_table, packages), (state_table, state)] {
         match request.send().await {
             Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
             Err(e) => return Err(backend(table, "CreateTable", e)),
         }
     }
     for table in [packages_table, state_table] {
         use aws_sdk_dynamodb::client::Waiters;
-        client
-            .wait_until_table_exists()
-            .table_name(table)
-            .wait(std::time::Duration::from_secs(300))
-            .await
-            .map_err(|e| {
+        client.wait_until_table_exists().table_name(table).wait(std::time::Duration::from_secs(300)).await.map_err(
+            |e| {
                 StoreError::Backend(format!(
                     "DynamoDB table {table} did not become active: {}",
                     DisplayErrorContext(&e)
                 ))
-            })?;
+            },
+        )?;
     }
     Ok(())
 }

@@ -52,22 +52,15 @@ impl FunctionEnv {
             state_table: var("STATE_TABLE")?,
             bucket: var("BUCKET")?,
             config_location: var("CONFIG_LOCATION")?,
-            signing_key_secret: std::env::var("SIGNING_KEY_SECRET_ARN")
-                .ok()
-                .filter(|s| !s.is_empty()),
-            work_dir: std::env::var("WORK_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| std::env::temp_dir()),
-            force_path_style: std::env::var("PKGRELAY_S3_FORCE_PATH_STYLE")
-                .is_ok_and(|v| v == "true" || v == "1"),
+            signing_key_secret: std::env::var("SIGNING_KEY_SECRET_ARN").ok().filter(|s| !s.is_empty()),
+            work_dir: std::env::var("WORK_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir()),
+            force_path_style: std::env::var("PKGRELAY_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1"),
         })
     }
 
     /// Build the step context: AWS clients once per cold start.
     pub async fn context(&self, needs: Needs) -> anyhow::Result<Context> {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         // Both clients retry throttling with backoff (standard mode, 8 attempts).
         let s3 = crate::s3::client(&sdk, self.force_path_style);
         let dynamodb = crate::dynamo::client(&sdk);
@@ -78,26 +71,16 @@ impl FunctionEnv {
                 .signing_key_secret
                 .as_deref()
                 .ok_or_else(|| anyhow!("environment variable SIGNING_KEY_SECRET_ARN is not set"))?;
-            Some(Arc::new(
-                crate::secrets::signing_key(&aws_sdk_secretsmanager::Client::new(&sdk), arn)
-                    .await?,
-            ))
+            Some(Arc::new(crate::secrets::signing_key(&aws_sdk_secretsmanager::Client::new(&sdk), arn).await?))
         } else {
             None
         };
         let work_dir = self.work_dir.join("pkgrelay");
         std::fs::create_dir_all(&work_dir).with_context(|| format!("{}", work_dir.display()))?;
         Ok(Context {
-            format: Arc::new(AptRepository {
-                config: config.repository.clone(),
-                key,
-            }),
+            format: Arc::new(AptRepository { config: config.repository.clone(), key }),
             config: Arc::new(config),
-            store: Arc::new(DynamoStore::new(
-                dynamodb,
-                &self.packages_table,
-                &self.state_table,
-            )),
+            store: Arc::new(DynamoStore::new(dynamodb, &self.packages_table, &self.state_table)),
             public: bucket.clone(),
             private: bucket,
             fetcher: Fetcher::new(RetryPolicy::default())?,
@@ -117,9 +100,7 @@ impl FunctionEnv {
         // A directory of this process's own: warm containers and, in tests,
         // processes sharing WORK_DIR must never read each other's half-written copy.
         std::fs::create_dir_all(&self.work_dir)?;
-        let tmp = tempfile::Builder::new()
-            .prefix("pkgrelay-config-")
-            .tempdir_in(&self.work_dir)?;
+        let tmp = tempfile::Builder::new().prefix("pkgrelay-config-").tempdir_in(&self.work_dir)?;
         let dir = tmp.path();
         for object in store.list(prefix).await? {
             let rel = object.key[prefix.len()..].trim_start_matches('/');

@@ -42,10 +42,7 @@ pub fn init_logging() {
 pub fn unwrap_event(event: Value) -> (Value, Option<String>) {
     match event {
         Value::Object(mut map) if map.contains_key("payload") => {
-            let execution_id = map
-                .get("execution_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+            let execution_id = map.get("execution_id").and_then(Value::as_str).map(str::to_owned);
             (map.remove("payload").unwrap_or(Value::Null), execution_id)
         }
         other => (other, None),
@@ -53,10 +50,7 @@ pub fn unwrap_event(event: Value) -> (Value, Option<String>) {
 }
 
 fn diagnostic(e: &StepError) -> Diagnostic {
-    Diagnostic {
-        error_type: e.error_type().to_owned(),
-        error_message: e.to_string(),
-    }
+    Diagnostic { error_type: e.error_type().to_owned(), error_message: e.to_string() }
 }
 
 /// Decode the input, run the step inside a span naming the execution, encode the output.
@@ -74,12 +68,7 @@ where
     Fut: Future<Output = Result<O, StepError>>,
 {
     let (payload, execution_id) = unwrap_event(event);
-    let span = tracing::info_span!(
-        "step",
-        step,
-        execution_id = execution_id.as_deref().unwrap_or("-"),
-        request_id
-    );
+    let span = tracing::info_span!("step", step, execution_id = execution_id.as_deref().unwrap_or("-"), request_id);
     async move {
         let input: I = serde_json::from_value(payload).map_err(|e| Diagnostic {
             error_type: "InvalidInput".into(),
@@ -101,11 +90,7 @@ where
 }
 
 /// Run `f` as the Lambda function `step` (or once, with `--invoke`).
-pub async fn run<I, O, F, Fut>(
-    step: &'static str,
-    needs: Needs,
-    f: F,
-) -> Result<(), lambda_runtime::Error>
+pub async fn run<I, O, F, Fut>(step: &'static str, needs: Needs, f: F) -> Result<(), lambda_runtime::Error>
 where
     I: DeserializeOwned + Send + 'static,
     O: Serialize + Send + 'static,
@@ -149,25 +134,13 @@ where
     let f = Arc::new(f);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (ctx, f) = (ctx.clone(), f.clone());
-        async move {
-            handle(
-                ctx,
-                step,
-                event.payload,
-                &event.context.request_id,
-                f.as_ref(),
-            )
-            .await
-        }
+        async move { handle(ctx, step, event.payload, &event.context.request_id, f.as_ref()).await }
     }))
     .await
 }
 
 fn print_error(error_type: &str, message: &str) {
-    println!(
-        "{}",
-        serde_json::json!({"errorType": error_type, "errorMessage": message})
-    );
+    println!("{}", serde_json::json!({"errorType": error_type, "errorMessage": message}));
 }
 
 #[cfg(test)]
@@ -176,9 +149,7 @@ mod tests {
 
     #[test]
     fn envelopes() {
-        let (p, id) = unwrap_event(
-            serde_json::json!({"payload": {"force_rebuild": true}, "execution_id": "arn:x"}),
-        );
+        let (p, id) = unwrap_event(serde_json::json!({"payload": {"force_rebuild": true}, "execution_id": "arn:x"}));
         assert_eq!(p, serde_json::json!({"force_rebuild": true}));
         assert_eq!(id.as_deref(), Some("arn:x"));
         let (p, id) = unwrap_event(serde_json::json!({"force_rebuild": true}));

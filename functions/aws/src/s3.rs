@@ -126,10 +126,7 @@ fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
 
 /// The key exists (412), or a concurrent conditional write is in flight (409).
 fn is_precondition_failure<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
-    matches!(
-        err.code(),
-        Some("PreconditionFailed" | "ConditionalRequestConflict")
-    ) || status(err) == Some(412)
+    matches!(err.code(), Some("PreconditionFailed" | "ConditionalRequestConflict")) || status(err) == Some(412)
 }
 
 fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
@@ -153,9 +150,7 @@ fn compare(key: &str, existing: Option<&str>, new: &str) -> Result<(), BlobError
 }
 
 fn sha256_of(head: &HeadObjectOutput) -> Option<&str> {
-    head.metadata()
-        .and_then(|m| m.get(SHA256_METADATA))
-        .map(String::as_str)
+    head.metadata().and_then(|m| m.get(SHA256_METADATA)).map(String::as_str)
 }
 
 /// [`ObjectStore`] over one S3 bucket.
@@ -175,11 +170,7 @@ enum Completion {
 impl S3Store {
     /// Build the client with [`client`] (or an equivalent retry configuration).
     pub fn new(client: Client, bucket: impl Into<String>) -> S3Store {
-        S3Store {
-            client,
-            bucket: bucket.into(),
-            list_page_size: None,
-        }
+        S3Store { client, bucket: bucket.into(), list_page_size: None }
     }
 
     /// Keys per ListObjectsV2 page (S3's maximum and default is 1000). Mostly
@@ -200,26 +191,12 @@ impl S3Store {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let code = err.code().unwrap_or("no error code").to_owned();
-        BlobError::io(
-            key,
-            format!(
-                "S3 {operation} in bucket {}: {code}: {}",
-                self.bucket,
-                DisplayErrorContext(&err)
-            ),
-        )
+        BlobError::io(key, format!("S3 {operation} in bucket {}: {code}: {}", self.bucket, DisplayErrorContext(&err)))
     }
 
     /// HeadObject; `None` when the key does not exist.
     async fn head(&self, key: &str) -> Result<Option<HeadObjectOutput>, BlobError> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
             Ok(head) => Ok(Some(head)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(self.io_err(key, "HeadObject", e)),
@@ -231,10 +208,7 @@ impl S3Store {
         match self.head(key).await? {
             Some(head) => compare(key, sha256_of(&head), sha256),
             // 409: a concurrent write has not landed yet. The caller retries.
-            None => Err(BlobError::io(
-                key,
-                "a concurrent write to this write-once key is in progress; retry",
-            )),
+            None => Err(BlobError::io(key, "a concurrent write to this write-once key is in progress; retry")),
         }
     }
 
@@ -271,13 +245,7 @@ impl S3Store {
     }
 
     /// Multipart upload of a large file; aborted on any failure.
-    async fn put_multipart(
-        &self,
-        key: &str,
-        path: &Path,
-        digest: &[u8; 32],
-        mode: WriteMode,
-    ) -> Result<(), BlobError> {
+    async fn put_multipart(&self, key: &str, path: &Path, digest: &[u8; 32], mode: WriteMode) -> Result<(), BlobError> {
         let sha256 = hex::encode(digest);
         let created = self
             .client
@@ -290,9 +258,8 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| self.io_err(key, "CreateMultipartUpload", e))?;
-        let upload_id = created
-            .upload_id()
-            .ok_or_else(|| BlobError::io(key, "CreateMultipartUpload returned no upload id"))?;
+        let upload_id =
+            created.upload_id().ok_or_else(|| BlobError::io(key, "CreateMultipartUpload returned no upload id"))?;
 
         let result = self.upload_parts(key, path, upload_id, digest, mode).await;
         if !matches!(result, Ok(Completion::Done)) {
@@ -312,27 +279,18 @@ impl S3Store {
         digest: &[u8; 32],
         mode: WriteMode,
     ) -> Result<Completion, BlobError> {
-        let mut file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| BlobError::io(key, e))?;
+        let mut file = tokio::fs::File::open(path).await.map_err(|e| BlobError::io(key, e))?;
         let mut hasher = Sha256::new();
         let mut parts = Vec::new();
         for number in 1.. {
             // One part in memory at a time; the SDK can resend it on retry.
             let mut part = Vec::with_capacity(PART_SIZE as usize);
-            (&mut file)
-                .take(PART_SIZE)
-                .read_to_end(&mut part)
-                .await
-                .map_err(|e| BlobError::io(key, e))?;
+            (&mut file).take(PART_SIZE).read_to_end(&mut part).await.map_err(|e| BlobError::io(key, e))?;
             if part.is_empty() {
                 break;
             }
             if number > MAX_PARTS as i32 {
-                return Err(BlobError::io(
-                    key,
-                    format!("larger than {MAX_PARTS} parts of {PART_SIZE} bytes"),
-                ));
+                return Err(BlobError::io(key, format!("larger than {MAX_PARTS} parts of {PART_SIZE} bytes")));
             }
             hasher.update(&part);
             let uploaded = self
@@ -346,21 +304,12 @@ impl S3Store {
                 .send()
                 .await
                 .map_err(|e| self.io_err(key, "UploadPart", e))?;
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(uploaded.e_tag)
-                    .build(),
-            );
+            parts.push(CompletedPart::builder().part_number(number).set_e_tag(uploaded.e_tag).build());
         }
         if hasher.finalize().as_slice() != digest.as_slice() {
             return Err(BlobError::io(
                 key,
-                format!(
-                    "{} does not have the SHA256 {}",
-                    path.display(),
-                    hex::encode(digest)
-                ),
+                format!("{} does not have the SHA256 {}", path.display(), hex::encode(digest)),
             ));
         }
 
@@ -370,33 +319,21 @@ impl S3Store {
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            );
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
         if mode == WriteMode::WriteOnce {
             request = request.if_none_match("*");
         }
         match request.send().await {
             Ok(_) => Ok(Completion::Done),
-            Err(e) if mode == WriteMode::WriteOnce && is_precondition_failure(&e) => {
-                Ok(Completion::KeyExists)
-            }
+            Err(e) if mode == WriteMode::WriteOnce && is_precondition_failure(&e) => Ok(Completion::KeyExists),
             Err(e) => Err(self.io_err(key, "CompleteMultipartUpload", e)),
         }
     }
 
     /// Best effort: the error that led here is the one worth reporting.
     async fn abort(&self, key: &str, upload_id: &str) {
-        let aborted = self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await;
+        let aborted =
+            self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload_id).send().await;
         if let Err(e) = aborted {
             let error = DisplayErrorContext(&e);
             tracing::warn!(bucket = %self.bucket, key, upload_id, %error, "AbortMultipartUpload failed");
@@ -409,23 +346,14 @@ impl ObjectStore for S3Store {
     async fn put_bytes(&self, key: &str, data: Vec<u8>, mode: WriteMode) -> Result<(), BlobError> {
         check_key(key)?;
         let digest: [u8; 32] = Sha256::digest(&data).into();
-        self.put_object(key, ByteStream::from(data), &digest, mode)
-            .await
+        self.put_object(key, ByteStream::from(data), &digest, mode).await
     }
 
-    async fn put_file(
-        &self,
-        key: &str,
-        path: &Path,
-        sha256: &str,
-        mode: WriteMode,
-    ) -> Result<(), BlobError> {
+    async fn put_file(&self, key: &str, path: &Path, sha256: &str, mode: WriteMode) -> Result<(), BlobError> {
         check_key(key)?;
         let digest = parse_sha256(key, sha256)?;
-        let size = tokio::fs::metadata(path)
-            .await
-            .map_err(|e| BlobError::io(key, format!("{}: {e}", path.display())))?
-            .len();
+        let size =
+            tokio::fs::metadata(path).await.map_err(|e| BlobError::io(key, format!("{}: {e}", path.display())))?.len();
         if size <= PART_SIZE {
             let body = ByteStream::from_path(path)
                 .await
@@ -444,52 +372,28 @@ impl ObjectStore for S3Store {
 
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError> {
         check_key(key)?;
-        let object = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        let object = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(o) => o,
             Err(e) if is_not_found(&e) => {
-                return Err(BlobError::NotFound {
-                    key: key.to_owned(),
-                });
+                return Err(BlobError::NotFound { key: key.to_owned() });
             }
             Err(e) => return Err(self.io_err(key, "GetObject", e)),
         };
-        let data = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| BlobError::io(key, format!("reading the body: {e}")))?;
+        let data = object.body.collect().await.map_err(|e| BlobError::io(key, format!("reading the body: {e}")))?;
         Ok(data.into_bytes().to_vec())
     }
 
     async fn get_to_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {
         check_key(key)?;
-        let mut object = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        let mut object = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(o) => o,
             Err(e) if is_not_found(&e) => {
-                return Err(BlobError::NotFound {
-                    key: key.to_owned(),
-                });
+                return Err(BlobError::NotFound { key: key.to_owned() });
             }
             Err(e) => return Err(self.io_err(key, "GetObject", e)),
         };
         let write = async {
-            let mut file = tokio::fs::File::create(path)
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut file = tokio::fs::File::create(path).await.map_err(|e| e.to_string())?;
             while let Some(chunk) = object.body.next().await {
                 file.write_all(&chunk.map_err(|e| format!("reading the body: {e}"))?)
                     .await
@@ -508,9 +412,7 @@ impl ObjectStore for S3Store {
     async fn copy(&self, from: &str, to: &str, mode: WriteMode) -> Result<(), BlobError> {
         check_key(from)?;
         check_key(to)?;
-        let source = self.head(from).await?.ok_or_else(|| BlobError::NotFound {
-            key: from.to_owned(),
-        })?;
+        let source = self.head(from).await?.ok_or_else(|| BlobError::NotFound { key: from.to_owned() })?;
         let sha256 = sha256_of(&source).map(str::to_owned);
         // CopyObject honours If-None-Match on S3 but not on every emulator:
         // check first (this is also the cheap path when the copy already
@@ -518,11 +420,7 @@ impl ObjectStore for S3Store {
         if mode == WriteMode::WriteOnce
             && let Some(existing) = self.head(to).await?
         {
-            return compare(
-                to,
-                sha256_of(&existing),
-                sha256.as_deref().unwrap_or("(no sha256 metadata)"),
-            );
+            return compare(to, sha256_of(&existing), sha256.as_deref().unwrap_or("(no sha256 metadata)"));
         }
         // A single CopyObject handles objects up to 5 GiB; larger ones would
         // need a multipart upload with UploadPartCopy. Repository files stay far below.
@@ -543,12 +441,9 @@ impl ObjectStore for S3Store {
         }
         match request.send().await {
             Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Err(BlobError::NotFound {
-                key: from.to_owned(),
-            }),
+            Err(e) if is_not_found(&e) => Err(BlobError::NotFound { key: from.to_owned() }),
             Err(e) if mode == WriteMode::WriteOnce && is_precondition_failure(&e) => {
-                self.settle_existing(to, sha256.as_deref().unwrap_or("(no sha256 metadata)"))
-                    .await
+                self.settle_existing(to, sha256.as_deref().unwrap_or("(no sha256 metadata)")).await
             }
             Err(e) => Err(self.io_err(to, "CopyObject", e)),
         }
@@ -572,10 +467,7 @@ impl ObjectStore for S3Store {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.io_err(prefix, "ListObjectsV2", e))?;
             out.extend(page.contents().iter().filter_map(|o| {
-                Some(ObjectInfo {
-                    key: o.key()?.to_owned(),
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                })
+                Some(ObjectInfo { key: o.key()?.to_owned(), size: o.size().unwrap_or(0).max(0) as u64 })
             }));
         }
         // S3 lists in UTF-8 byte order already; sort anyway, as the trait promises.
@@ -604,37 +496,19 @@ mod tests {
     #[test]
     fn content_types() {
         for (key, expected) in [
-            (
-                "pool/main/k/kiro/kiro_0.7.45_amd64.deb",
-                "application/vnd.debian.binary-package",
-            ),
+            ("pool/main/k/kiro/kiro_0.7.45_amd64.deb", "application/vnd.debian.binary-package"),
             ("kiro-repo.deb", "application/vnd.debian.binary-package"),
-            (
-                "dists/stable/main/binary-amd64/Packages.gz",
-                "application/gzip",
-            ),
-            (
-                "dists/stable/main/binary-amd64/Packages.xz",
-                "application/x-xz",
-            ),
-            (
-                "dists/stable/main/binary-amd64/Packages",
-                "text/plain; charset=utf-8",
-            ),
+            ("dists/stable/main/binary-amd64/Packages.gz", "application/gzip"),
+            ("dists/stable/main/binary-amd64/Packages.xz", "application/x-xz"),
+            ("dists/stable/main/binary-amd64/Packages", "text/plain; charset=utf-8"),
             ("dists/stable/InRelease", "text/plain; charset=utf-8"),
             ("dists/stable/Release", "text/plain; charset=utf-8"),
             ("dists/stable/Release.gpg", "application/pgp-signature"),
             ("kiro-archive-keyring.gpg", "application/pgp-keys"),
             ("index.html", "text/html; charset=utf-8"),
             ("generations/stable/3/manifest.json", "application/json"),
-            (
-                "dists/stable/main/binary-amd64/by-hash/SHA256/ab12",
-                "application/octet-stream",
-            ),
-            (
-                "pool/main/k/kiro/kiro_0.7.45_amd64.sig",
-                "application/octet-stream",
-            ),
+            ("dists/stable/main/binary-amd64/by-hash/SHA256/ab12", "application/octet-stream"),
+            ("pool/main/k/kiro/kiro_0.7.45_amd64.sig", "application/octet-stream"),
         ] {
             assert_eq!(content_type(key), expected, "{key}");
         }
@@ -647,10 +521,7 @@ mod tests {
         for (key, expected) in [
             ("pool/main/k/kiro/kiro_0.7.45_amd64.deb", IMMUTABLE),
             ("pool/main/k/kiro/kiro_0.7.45_amd64.pem", IMMUTABLE),
-            (
-                "dists/stable/main/binary-amd64/by-hash/SHA256/ab12",
-                IMMUTABLE,
-            ),
+            ("dists/stable/main/binary-amd64/by-hash/SHA256/ab12", IMMUTABLE),
             ("dists/stable/InRelease", SHORT),
             ("dists/stable/Release", SHORT),
             ("dists/stable/Release.gpg", SHORT),
@@ -667,10 +538,7 @@ mod tests {
 
     #[test]
     fn copy_source_encoding() {
-        assert_eq!(
-            encode_copy_source("pool/a/b_1.0+dfsg~rc1_all.deb"),
-            "pool/a/b_1.0%2Bdfsg~rc1_all.deb"
-        );
+        assert_eq!(encode_copy_source("pool/a/b_1.0+dfsg~rc1_all.deb"), "pool/a/b_1.0%2Bdfsg~rc1_all.deb");
         assert_eq!(encode_copy_source("a b/1:2"), "a%20b/1%3A2");
     }
 }

@@ -10,9 +10,7 @@ use pkgrelay_aws::dynamo::{self, DynamoStore};
 use pkgrelay_aws::s3::{self, S3Store};
 use pkgrelay_core::blob::{BlobError, ObjectStore, WriteMode};
 
-use pkgrelay_core::model::{
-    ConfigFields, Lease, Publication, SourceType, StoredCompanion, SuiteState,
-};
+use pkgrelay_core::model::{ConfigFields, Lease, Publication, SourceType, StoredCompanion, SuiteState};
 use pkgrelay_core::store::{Allocation, InsertOutcome, PackageStore, PublishRecord, StoreError};
 use pkgrelay_core::testing::entry;
 use sha2::{Digest, Sha256};
@@ -37,9 +35,7 @@ async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "test"))
         .load()
         .await
 }
@@ -47,15 +43,8 @@ async fn sdk_config() -> SdkConfig {
 /// A name no other test (in this run or an earlier one on the same server) uses.
 fn unique(tag: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    format!(
-        "pkgrelay-{tag}-{}-{millis:x}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    format!("pkgrelay-{tag}-{}-{millis:x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 // ---------------------------------------------------------------- DynamoDB
@@ -68,22 +57,11 @@ struct Tables {
 
 async fn tables(tag: &str) -> Tables {
     let client = dynamo::client(&sdk_config().await);
-    let (packages, state) = (
-        unique(&format!("{tag}-packages")),
-        unique(&format!("{tag}-state")),
-    );
-    dynamo::create_tables(&client, &packages, &state)
-        .await
-        .unwrap();
+    let (packages, state) = (unique(&format!("{tag}-packages")), unique(&format!("{tag}-state")));
+    dynamo::create_tables(&client, &packages, &state).await.unwrap();
     // Creating again is a no-op (local tooling runs it on every start).
-    dynamo::create_tables(&client, &packages, &state)
-        .await
-        .unwrap();
-    Tables {
-        store: DynamoStore::new(client.clone(), &packages, &state),
-        client,
-        packages,
-    }
+    dynamo::create_tables(&client, &packages, &state).await.unwrap();
+    Tables { store: DynamoStore::new(client.clone(), &packages, &state), client, packages }
 }
 
 fn publication(generation: u64) -> Publication {
@@ -100,16 +78,11 @@ async fn dynamo_insert_is_conditional() {
     let t = tables("insert").await;
     let a = entry("kiro", "0.7.45", "amd64", b"one");
     assert_eq!(t.store.insert(&a).await.unwrap(), InsertOutcome::Inserted);
-    assert_eq!(
-        t.store.insert(&a).await.unwrap(),
-        InsertOutcome::AlreadyPresent
-    );
+    assert_eq!(t.store.insert(&a).await.unwrap(), InsertOutcome::AlreadyPresent);
     let b = entry("kiro", "0.7.45", "amd64", b"two");
     assert_eq!(
         t.store.insert(&b).await.unwrap(),
-        InsertOutcome::Conflict {
-            existing_sha256: a.checksums.sha256.clone()
-        }
+        InsertOutcome::Conflict { existing_sha256: a.checksums.sha256.clone() }
     );
     // The first entry is kept, untouched.
     assert_eq!(t.store.get(&a.package_id).await.unwrap().unwrap(), a);
@@ -122,14 +95,8 @@ async fn dynamo_round_trips_a_full_entry_as_native_attributes() {
     let mut e = entry("kiro", "1:0.7.45~rc1+b2", "amd64", b"deb bytes");
     e.control.fields.extend([
         ("Installed-Size".into(), "412345".into()),
-        (
-            "Depends".into(),
-            "libgtk-3-0 (>= 3.24), libnss3 | libnss3-tools".into(),
-        ),
-        (
-            "Description".into(),
-            "Kiro IDE\n An agentic IDE.\n .\n Unicode: ünïcødé ✓".into(),
-        ),
+        ("Depends".into(), "libgtk-3-0 (>= 3.24), libnss3 | libnss3-tools".into()),
+        ("Description".into(), "Kiro IDE\n An agentic IDE.\n .\n Unicode: ünïcødé ✓".into()),
         ("X-Empty".into(), String::new()),
     ]);
     e.config = ConfigFields {
@@ -183,16 +150,8 @@ async fn dynamo_round_trips_a_full_entry_as_native_attributes() {
     assert_eq!(s("sha256"), Some(e.checksums.sha256.clone()));
     assert_eq!(s("filename"), Some(e.filename.clone()));
     assert_eq!(s("source_type").as_deref(), Some("github_release"));
-    assert_eq!(
-        item.get("size")
-            .and_then(|v| v.as_n().ok())
-            .map(String::as_str),
-        Some("3000000000")
-    );
-    assert!(
-        item.get("companions")
-            .is_some_and(|v| v.as_l().is_ok_and(|l| l.len() == 2))
-    );
+    assert_eq!(item.get("size").and_then(|v| v.as_n().ok()).map(String::as_str), Some("3000000000"));
+    assert!(item.get("companions").is_some_and(|v| v.as_l().is_ok_and(|l| l.len() == 2)));
 }
 
 #[tokio::test]
@@ -201,12 +160,7 @@ async fn dynamo_scan_and_index_query_paginate() {
     let store = t.store.with_page_size(3);
     let mut ids = Vec::new();
     for i in 0..8 {
-        let e = entry(
-            "kiro",
-            &format!("0.{i}.0"),
-            "amd64",
-            format!("kiro {i}").as_bytes(),
-        );
+        let e = entry("kiro", &format!("0.{i}.0"), "amd64", format!("kiro {i}").as_bytes());
         ids.push(e.package_id.clone());
         store.insert(&e).await.unwrap();
     }
@@ -215,24 +169,12 @@ async fn dynamo_scan_and_index_query_paginate() {
         ids.push(e.package_id.clone());
         store.insert(&e).await.unwrap();
     }
-    let mut all: Vec<_> = store
-        .all()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.package_id)
-        .collect();
+    let mut all: Vec<_> = store.all().await.unwrap().into_iter().map(|e| e.package_id).collect();
     all.sort();
     ids.sort();
     assert_eq!(all, ids, "every item, each once, across 4 scan pages");
 
-    let mut kiro: Vec<_> = store
-        .versions_of("kiro")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.version)
-        .collect();
+    let mut kiro: Vec<_> = store.versions_of("kiro").await.unwrap().into_iter().map(|e| e.version).collect();
     kiro.sort();
     assert_eq!(kiro, (0..8).map(|i| format!("0.{i}.0")).collect::<Vec<_>>());
     assert_eq!(store.versions_of("kiro-cli").await.unwrap().len(), 4);
@@ -254,57 +196,27 @@ async fn dynamo_generation_counter_is_atomic_and_leased() {
     assert_eq!(got.iter().filter(|a| **a == Allocation::Busy(Lease { generation: 1, until: 1_060 })).count(), 19);
     // Once the lease runs out (or is released), the counter moves on one by one.
     for (n, now) in (2..=5).zip([1_060, 2_000, 3_000, 4_000]) {
-        assert_eq!(
-            store.allocate_generation("stable", now, 60).await.unwrap(),
-            Allocation::Granted(n)
-        );
+        assert_eq!(store.allocate_generation("stable", now, 60).await.unwrap(), Allocation::Granted(n));
         store.release_lease("stable", n).await.unwrap();
     }
     store.release_lease("stable", 99).await.unwrap(); // not the holder: no-op
     assert_eq!(store.suite("stable").await.unwrap().generation, 5);
     assert_eq!(store.suite("stable").await.unwrap().lease, None);
     // Suites count separately.
-    assert_eq!(
-        store.allocate_generation("beta", 1_000, 60).await.unwrap(),
-        Allocation::Granted(1)
-    );
+    assert_eq!(store.allocate_generation("beta", 1_000, 60).await.unwrap(), Allocation::Granted(1));
 }
 
 #[tokio::test]
 async fn dynamo_record_published_refuses_older_generations_and_lost_leases() {
     let t = tables("publish").await;
     let s = &t.store;
-    assert_eq!(
-        s.suite("stable").await.unwrap(),
-        SuiteState {
-            suite: "stable".into(),
-            ..Default::default()
-        }
-    );
-    assert_eq!(
-        s.allocate_generation("stable", 100, 60).await.unwrap(),
-        Allocation::Granted(1)
-    );
+    assert_eq!(s.suite("stable").await.unwrap(), SuiteState { suite: "stable".into(), ..Default::default() });
+    assert_eq!(s.allocate_generation("stable", 100, 60).await.unwrap(), Allocation::Granted(1));
     // Generation 1 stalls past its lease; generation 2 takes over.
-    assert_eq!(
-        s.allocate_generation("stable", 200, 60).await.unwrap(),
-        Allocation::Granted(2)
-    );
-    assert_eq!(
-        s.record_published("stable", &publication(1)).await.unwrap(),
-        PublishRecord::LeaseLost
-    );
-    assert_eq!(
-        s.suite("stable").await.unwrap().lease,
-        Some(Lease {
-            generation: 2,
-            until: 260
-        })
-    );
-    assert_eq!(
-        s.record_published("stable", &publication(2)).await.unwrap(),
-        PublishRecord::Recorded
-    );
+    assert_eq!(s.allocate_generation("stable", 200, 60).await.unwrap(), Allocation::Granted(2));
+    assert_eq!(s.record_published("stable", &publication(1)).await.unwrap(), PublishRecord::LeaseLost);
+    assert_eq!(s.suite("stable").await.unwrap().lease, Some(Lease { generation: 2, until: 260 }));
+    assert_eq!(s.record_published("stable", &publication(2)).await.unwrap(), PublishRecord::Recorded);
     let st = s.suite("stable").await.unwrap();
     assert_eq!(
         (st.generation, st.published.clone(), st.lease),
@@ -319,45 +231,21 @@ async fn dynamo_record_published_refuses_older_generations_and_lost_leases() {
         s.record_published("stable", &publication(2)).await.unwrap(),
         PublishRecord::Superseded { published: 2 }
     );
-    assert_eq!(
-        s.allocate_generation("stable", 300, 60).await.unwrap(),
-        Allocation::Granted(3)
-    );
-    assert_eq!(
-        s.record_published("stable", &publication(3)).await.unwrap(),
-        PublishRecord::Recorded
-    );
-    assert_eq!(
-        s.suite("stable").await.unwrap().published,
-        Some(publication(3))
-    );
+    assert_eq!(s.allocate_generation("stable", 300, 60).await.unwrap(), Allocation::Granted(3));
+    assert_eq!(s.record_published("stable", &publication(3)).await.unwrap(), PublishRecord::Recorded);
+    assert_eq!(s.suite("stable").await.unwrap().published, Some(publication(3)));
 }
 
 #[tokio::test]
 async fn dynamo_errors_name_table_operation_and_code() {
     let client = dynamo::client(&sdk_config().await);
-    let store = DynamoStore::new(
-        client,
-        "pkgrelay-no-such-packages",
-        "pkgrelay-no-such-state",
-    );
-    let StoreError::Backend(message) = store.get("kiro#1#amd64").await.unwrap_err() else {
-        panic!("not Backend")
-    };
+    let store = DynamoStore::new(client, "pkgrelay-no-such-packages", "pkgrelay-no-such-state");
+    let StoreError::Backend(message) = store.get("kiro#1#amd64").await.unwrap_err() else { panic!("not Backend") };
     assert!(message.contains("pkgrelay-no-such-packages"), "{message}");
     assert!(message.contains("GetItem"), "{message}");
     assert!(message.contains("ResourceNotFoundException"), "{message}");
-    let StoreError::Backend(message) = store
-        .allocate_generation("stable", 0, 60)
-        .await
-        .unwrap_err()
-    else {
-        panic!()
-    };
-    assert!(
-        message.contains("pkgrelay-no-such-state") && message.contains("UpdateItem"),
-        "{message}"
-    );
+    let StoreError::Backend(message) = store.allocate_generation("stable", 0, 60).await.unwrap_err() else { panic!() };
+    assert!(message.contains("pkgrelay-no-such-state") && message.contains("UpdateItem"), "{message}");
 }
 
 // ---------------------------------------------------------------------- S3
@@ -372,32 +260,16 @@ async fn bucket(tag: &str) -> Bucket {
     let client = s3::client(&sdk_config().await, true);
     let name = unique(tag);
     client.create_bucket().bucket(&name).send().await.unwrap();
-    Bucket {
-        store: S3Store::new(client.clone(), &name),
-        client,
-        name,
-    }
+    Bucket { store: S3Store::new(client.clone(), &name), client, name }
 }
 
 impl Bucket {
     async fn head(&self, key: &str) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
-        self.client
-            .head_object()
-            .bucket(&self.name)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
+        self.client.head_object().bucket(&self.name).key(key).send().await.unwrap()
     }
 
     async fn pending_uploads(&self) -> usize {
-        let out = self
-            .client
-            .list_multipart_uploads()
-            .bucket(&self.name)
-            .send()
-            .await
-            .unwrap();
+        let out = self.client.list_multipart_uploads().bucket(&self.name).send().await.unwrap();
         out.uploads().len()
     }
 }
@@ -435,28 +307,11 @@ fn file_sha256(path: &Path) -> String {
 async fn s3_write_once_small_objects() {
     let b = bucket("small").await;
     let key = "pool/main/k/kiro/kiro_1.0_amd64.deb";
-    b.store
-        .put_bytes(key, b"one".to_vec(), WriteMode::WriteOnce)
-        .await
-        .unwrap();
-    b.store
-        .put_bytes(key, b"one".to_vec(), WriteMode::WriteOnce)
-        .await
-        .unwrap();
-    match b
-        .store
-        .put_bytes(key, b"two".to_vec(), WriteMode::WriteOnce)
-        .await
-    {
-        Err(BlobError::Conflict {
-            key: k,
-            existing,
-            new,
-        }) => {
-            assert_eq!(
-                (k.as_str(), existing, new),
-                (key, sha256_hex(b"one"), sha256_hex(b"two"))
-            );
+    b.store.put_bytes(key, b"one".to_vec(), WriteMode::WriteOnce).await.unwrap();
+    b.store.put_bytes(key, b"one".to_vec(), WriteMode::WriteOnce).await.unwrap();
+    match b.store.put_bytes(key, b"two".to_vec(), WriteMode::WriteOnce).await {
+        Err(BlobError::Conflict { key: k, existing, new }) => {
+            assert_eq!((k.as_str(), existing, new), (key, sha256_hex(b"one"), sha256_hex(b"two")));
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -467,48 +322,20 @@ async fn s3_write_once_small_objects() {
     let (same, other) = (dir.path().join("same"), dir.path().join("other"));
     std::fs::write(&same, b"one").unwrap();
     std::fs::write(&other, b"three").unwrap();
-    b.store
-        .put_file(key, &same, &sha256_hex(b"one"), WriteMode::WriteOnce)
-        .await
-        .unwrap();
-    let e = b
-        .store
-        .put_file(key, &other, &sha256_hex(b"three"), WriteMode::WriteOnce)
-        .await
-        .unwrap_err();
+    b.store.put_file(key, &same, &sha256_hex(b"one"), WriteMode::WriteOnce).await.unwrap();
+    let e = b.store.put_file(key, &other, &sha256_hex(b"three"), WriteMode::WriteOnce).await.unwrap_err();
     assert!(matches!(e, BlobError::Conflict { .. }), "{e}");
     assert_eq!(b.store.get_bytes(key).await.unwrap(), b"one");
-    assert_eq!(
-        b.head(key).await.metadata().unwrap()["sha256"],
-        sha256_hex(b"one")
-    );
+    assert_eq!(b.head(key).await.metadata().unwrap()["sha256"], sha256_hex(b"one"));
 
     // Overwrite replaces.
-    b.store
-        .put_bytes("index.html", b"a".to_vec(), WriteMode::Overwrite)
-        .await
-        .unwrap();
-    b.store
-        .put_file(
-            "index.html",
-            &other,
-            &sha256_hex(b"three"),
-            WriteMode::Overwrite,
-        )
-        .await
-        .unwrap();
+    b.store.put_bytes("index.html", b"a".to_vec(), WriteMode::Overwrite).await.unwrap();
+    b.store.put_file("index.html", &other, &sha256_hex(b"three"), WriteMode::Overwrite).await.unwrap();
     assert_eq!(b.store.get_bytes("index.html").await.unwrap(), b"three");
-    assert_eq!(
-        b.head("index.html").await.metadata().unwrap()["sha256"],
-        sha256_hex(b"three")
-    );
+    assert_eq!(b.head("index.html").await.metadata().unwrap()["sha256"], sha256_hex(b"three"));
 
     // A SHA256 that is not one is refused before anything is sent.
-    let e = b
-        .store
-        .put_file("x.deb", &same, "not-a-sha", WriteMode::Overwrite)
-        .await
-        .unwrap_err();
+    let e = b.store.put_file("x.deb", &same, "not-a-sha", WriteMode::Overwrite).await.unwrap_err();
     assert!(matches!(e, BlobError::Io { .. }), "{e}");
 }
 
@@ -521,35 +348,16 @@ async fn s3_multipart_upload_is_write_once() {
     let sha_second = write_random_file(&second, 40 * MIB, 2);
     let key = "pool/main/k/kiro/kiro_2.0_amd64.deb";
 
-    b.store
-        .put_file(key, &first, &sha_first, WriteMode::WriteOnce)
-        .await
-        .unwrap();
+    b.store.put_file(key, &first, &sha_first, WriteMode::WriteOnce).await.unwrap();
     let head = b.head(key).await;
     assert_eq!(head.content_length(), Some(40 * MIB as i64));
     assert_eq!(head.metadata().unwrap()["sha256"], sha_first);
-    assert_eq!(
-        head.content_type(),
-        Some("application/vnd.debian.binary-package")
-    );
-    assert_eq!(
-        head.cache_control(),
-        Some("public, max-age=31536000, immutable")
-    );
+    assert_eq!(head.content_type(), Some("application/vnd.debian.binary-package"));
+    assert_eq!(head.cache_control(), Some("public, max-age=31536000, immutable"));
 
-    b.store
-        .put_file(key, &first, &sha_first, WriteMode::WriteOnce)
-        .await
-        .unwrap();
-    let e = b
-        .store
-        .put_file(key, &second, &sha_second, WriteMode::WriteOnce)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&e, BlobError::Conflict { existing, .. } if *existing == sha_first),
-        "{e}"
-    );
+    b.store.put_file(key, &first, &sha_first, WriteMode::WriteOnce).await.unwrap();
+    let e = b.store.put_file(key, &second, &sha_second, WriteMode::WriteOnce).await.unwrap_err();
+    assert!(matches!(&e, BlobError::Conflict { existing, .. } if *existing == sha_first), "{e}");
 
     let back = dir.path().join("back.deb");
     b.store.get_to_file(key, &back).await.unwrap();
@@ -557,10 +365,7 @@ async fn s3_multipart_upload_is_write_once() {
     assert_eq!(b.pending_uploads().await, 0);
 
     // Overwrite goes through multipart too.
-    b.store
-        .put_file(key, &second, &sha_second, WriteMode::Overwrite)
-        .await
-        .unwrap();
+    b.store.put_file(key, &second, &sha_second, WriteMode::Overwrite).await.unwrap();
     assert_eq!(b.head(key).await.metadata().unwrap()["sha256"], sha_second);
 }
 
@@ -582,10 +387,7 @@ async fn s3_multipart_write_once_loses_a_race_cleanly() {
         while b.pending_uploads().await == 0 {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        b.store
-            .put_bytes(key, b"first".to_vec(), WriteMode::WriteOnce)
-            .await
-            .unwrap();
+        b.store.put_bytes(key, b"first".to_vec(), WriteMode::WriteOnce).await.unwrap();
     };
     let (result, ()) = tokio::join!(upload, interloper);
     match result {
@@ -595,11 +397,7 @@ async fn s3_multipart_write_once_loses_a_race_cleanly() {
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert_eq!(b.store.get_bytes(key).await.unwrap(), b"first");
-    assert_eq!(
-        b.pending_uploads().await,
-        0,
-        "the refused upload was aborted"
-    );
+    assert_eq!(b.pending_uploads().await, 0, "the refused upload was aborted");
 }
 
 #[tokio::test]
@@ -611,32 +409,13 @@ async fn s3_failed_multipart_upload_is_aborted() {
     // A wrong SHA256 is caught after the last part, before completing.
     let wrong = sha256_hex(b"something else");
     for mode in [WriteMode::WriteOnce, WriteMode::Overwrite] {
-        let e = b
-            .store
-            .put_file("pool/big.deb", &file, &wrong, mode)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&e, BlobError::Io { message, .. } if message.contains(&wrong)),
-            "{e}"
-        );
+        let e = b.store.put_file("pool/big.deb", &file, &wrong, mode).await.unwrap_err();
+        assert!(matches!(&e, BlobError::Io { message, .. } if message.contains(&wrong)), "{e}");
         assert!(!b.store.exists("pool/big.deb").await.unwrap());
-        assert_eq!(
-            b.pending_uploads().await,
-            0,
-            "no multipart upload left behind"
-        );
+        assert_eq!(b.pending_uploads().await, 0, "no multipart upload left behind");
     }
     // A file that vanishes is an error too, before any upload starts.
-    let e = b
-        .store
-        .put_file(
-            "pool/gone.deb",
-            &dir.path().join("gone"),
-            &wrong,
-            WriteMode::Overwrite,
-        )
-        .await;
+    let e = b.store.put_file("pool/gone.deb", &dir.path().join("gone"), &wrong, WriteMode::Overwrite).await;
     assert!(matches!(e, Err(BlobError::Io { .. })), "{e:?}");
 }
 
@@ -646,76 +425,29 @@ async fn s3_sets_content_type_and_cache_control() {
     const IMMUTABLE: &str = "public, max-age=31536000, immutable";
     const SHORT: &str = "public, max-age=60";
     let cases = [
-        (
-            "pool/main/k/kiro/kiro_1.0_amd64.deb",
-            "application/vnd.debian.binary-package",
-            IMMUTABLE,
-        ),
-        (
-            "pool/main/k/kiro/kiro_1.0_amd64.pem",
-            "application/octet-stream",
-            IMMUTABLE,
-        ),
-        (
-            "dists/stable/main/binary-amd64/by-hash/SHA256/0123abcd",
-            "application/octet-stream",
-            IMMUTABLE,
-        ),
-        (
-            "dists/stable/main/binary-amd64/Packages",
-            "text/plain; charset=utf-8",
-            SHORT,
-        ),
-        (
-            "dists/stable/main/binary-amd64/Packages.gz",
-            "application/gzip",
-            SHORT,
-        ),
-        (
-            "dists/stable/main/binary-amd64/Packages.xz",
-            "application/x-xz",
-            SHORT,
-        ),
+        ("pool/main/k/kiro/kiro_1.0_amd64.deb", "application/vnd.debian.binary-package", IMMUTABLE),
+        ("pool/main/k/kiro/kiro_1.0_amd64.pem", "application/octet-stream", IMMUTABLE),
+        ("dists/stable/main/binary-amd64/by-hash/SHA256/0123abcd", "application/octet-stream", IMMUTABLE),
+        ("dists/stable/main/binary-amd64/Packages", "text/plain; charset=utf-8", SHORT),
+        ("dists/stable/main/binary-amd64/Packages.gz", "application/gzip", SHORT),
+        ("dists/stable/main/binary-amd64/Packages.xz", "application/x-xz", SHORT),
         ("dists/stable/Release", "text/plain; charset=utf-8", SHORT),
-        (
-            "dists/stable/Release.gpg",
-            "application/pgp-signature",
-            SHORT,
-        ),
+        ("dists/stable/Release.gpg", "application/pgp-signature", SHORT),
         ("dists/stable/InRelease", "text/plain; charset=utf-8", SHORT),
         ("kiro-archive-keyring.gpg", "application/pgp-keys", SHORT),
         ("index.html", "text/html; charset=utf-8", SHORT),
-        (
-            "kiro-repo.deb",
-            "application/vnd.debian.binary-package",
-            SHORT,
-        ),
-        (
-            "staging/kiro-repo_1.2_all.deb",
-            "application/vnd.debian.binary-package",
-            "no-store",
-        ),
-        (
-            "generations/stable/7/manifest.json",
-            "application/json",
-            "no-store",
-        ),
+        ("kiro-repo.deb", "application/vnd.debian.binary-package", SHORT),
+        ("staging/kiro-repo_1.2_all.deb", "application/vnd.debian.binary-package", "no-store"),
+        ("generations/stable/7/manifest.json", "application/json", "no-store"),
     ];
     for (key, _, _) in cases {
-        b.store
-            .put_bytes(key, key.as_bytes().to_vec(), WriteMode::Overwrite)
-            .await
-            .unwrap();
+        b.store.put_bytes(key, key.as_bytes().to_vec(), WriteMode::Overwrite).await.unwrap();
     }
     for (key, content_type, cache_control) in cases {
         let head = b.head(key).await;
         assert_eq!(head.content_type(), Some(content_type), "{key}");
         assert_eq!(head.cache_control(), Some(cache_control), "{key}");
-        assert_eq!(
-            head.metadata().unwrap()["sha256"],
-            sha256_hex(key.as_bytes()),
-            "{key}"
-        );
+        assert_eq!(head.metadata().unwrap()["sha256"], sha256_hex(key.as_bytes()), "{key}");
     }
 }
 
@@ -723,81 +455,32 @@ async fn s3_sets_content_type_and_cache_control() {
 async fn s3_copy_is_server_side_and_takes_destination_headers() {
     let b = bucket("copy").await;
     let pool = "pool/main/k/kiro-repo/kiro-repo_1.0+b1~rc1_all.deb";
-    b.store
-        .put_bytes(pool, b"repo deb".to_vec(), WriteMode::WriteOnce)
-        .await
-        .unwrap();
+    b.store.put_bytes(pool, b"repo deb".to_vec(), WriteMode::WriteOnce).await.unwrap();
 
-    b.store
-        .copy(pool, "kiro-repo.deb", WriteMode::Overwrite)
-        .await
-        .unwrap();
-    assert_eq!(
-        b.store.get_bytes("kiro-repo.deb").await.unwrap(),
-        b"repo deb"
-    );
+    b.store.copy(pool, "kiro-repo.deb", WriteMode::Overwrite).await.unwrap();
+    assert_eq!(b.store.get_bytes("kiro-repo.deb").await.unwrap(), b"repo deb");
     let head = b.head("kiro-repo.deb").await;
     assert_eq!(head.cache_control(), Some("public, max-age=60"));
-    assert_eq!(
-        head.content_type(),
-        Some("application/vnd.debian.binary-package")
-    );
+    assert_eq!(head.content_type(), Some("application/vnd.debian.binary-package"));
     assert_eq!(head.metadata().unwrap()["sha256"], sha256_hex(b"repo deb"));
 
     // From a by-hash file to the canonical name: the destination's type wins.
-    let by_hash = format!(
-        "dists/stable/main/binary-amd64/by-hash/SHA256/{}",
-        sha256_hex(b"Package: x\n")
-    );
-    b.store
-        .put_bytes(&by_hash, b"Package: x\n".to_vec(), WriteMode::WriteOnce)
-        .await
-        .unwrap();
-    b.store
-        .copy(
-            &by_hash,
-            "dists/stable/main/binary-amd64/Packages",
-            WriteMode::Overwrite,
-        )
-        .await
-        .unwrap();
+    let by_hash = format!("dists/stable/main/binary-amd64/by-hash/SHA256/{}", sha256_hex(b"Package: x\n"));
+    b.store.put_bytes(&by_hash, b"Package: x\n".to_vec(), WriteMode::WriteOnce).await.unwrap();
+    b.store.copy(&by_hash, "dists/stable/main/binary-amd64/Packages", WriteMode::Overwrite).await.unwrap();
     let head = b.head("dists/stable/main/binary-amd64/Packages").await;
     assert_eq!(head.content_type(), Some("text/plain; charset=utf-8"));
     assert_eq!(head.cache_control(), Some("public, max-age=60"));
 
     // Write-once copies: same bytes fine, other bytes refused, nothing replaced.
-    b.store
-        .copy(pool, "pool/copy/same.deb", WriteMode::WriteOnce)
-        .await
-        .unwrap();
-    b.store
-        .copy(pool, "pool/copy/same.deb", WriteMode::WriteOnce)
-        .await
-        .unwrap();
-    b.store
-        .put_bytes(
-            "pool/copy/other.deb",
-            b"other".to_vec(),
-            WriteMode::WriteOnce,
-        )
-        .await
-        .unwrap();
-    let e = b
-        .store
-        .copy(pool, "pool/copy/other.deb", WriteMode::WriteOnce)
-        .await
-        .unwrap_err();
+    b.store.copy(pool, "pool/copy/same.deb", WriteMode::WriteOnce).await.unwrap();
+    b.store.copy(pool, "pool/copy/same.deb", WriteMode::WriteOnce).await.unwrap();
+    b.store.put_bytes("pool/copy/other.deb", b"other".to_vec(), WriteMode::WriteOnce).await.unwrap();
+    let e = b.store.copy(pool, "pool/copy/other.deb", WriteMode::WriteOnce).await.unwrap_err();
     assert!(matches!(e, BlobError::Conflict { .. }), "{e}");
-    assert_eq!(
-        b.store.get_bytes("pool/copy/other.deb").await.unwrap(),
-        b"other"
-    );
+    assert_eq!(b.store.get_bytes("pool/copy/other.deb").await.unwrap(), b"other");
 
-    match b
-        .store
-        .copy("pool/nope.deb", "x.deb", WriteMode::Overwrite)
-        .await
-    {
+    match b.store.copy("pool/nope.deb", "x.deb", WriteMode::Overwrite).await {
         Err(BlobError::NotFound { key }) => assert_eq!(key, "pool/nope.deb"),
         other => panic!("expected NotFound for the source, got {other:?}"),
     }
@@ -810,25 +493,13 @@ async fn s3_list_paginates_and_sorts() {
     let mut expected = Vec::new();
     for i in (0..25).rev() {
         let key = format!("staging/kiro-repo_{i:02}_all.deb");
-        b.put_bytes(&key, vec![b'x'; i], WriteMode::Overwrite)
-            .await
-            .unwrap();
+        b.put_bytes(&key, vec![b'x'; i], WriteMode::Overwrite).await.unwrap();
         expected.push((key, i as u64));
     }
-    b.put_bytes("stagingx/c", b"c".to_vec(), WriteMode::Overwrite)
-        .await
-        .unwrap();
-    b.put_bytes("index.html", b"i".to_vec(), WriteMode::Overwrite)
-        .await
-        .unwrap();
+    b.put_bytes("stagingx/c", b"c".to_vec(), WriteMode::Overwrite).await.unwrap();
+    b.put_bytes("index.html", b"i".to_vec(), WriteMode::Overwrite).await.unwrap();
     expected.sort();
-    let listed: Vec<_> = b
-        .list("staging/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| (o.key, o.size))
-        .collect();
+    let listed: Vec<_> = b.list("staging/").await.unwrap().into_iter().map(|o| (o.key, o.size)).collect();
     assert_eq!(listed, expected);
     assert_eq!(b.list("").await.unwrap().len(), 27);
     assert!(b.list("nothing/").await.unwrap().is_empty());
@@ -840,13 +511,8 @@ async fn s3_get_exists_delete_and_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
 
-    assert!(
-        matches!(b.store.get_bytes("pool/nope").await, Err(BlobError::NotFound { key }) if key == "pool/nope")
-    );
-    assert!(matches!(
-        b.store.get_to_file("pool/nope", &out).await,
-        Err(BlobError::NotFound { .. })
-    ));
+    assert!(matches!(b.store.get_bytes("pool/nope").await, Err(BlobError::NotFound { key }) if key == "pool/nope"));
+    assert!(matches!(b.store.get_to_file("pool/nope", &out).await, Err(BlobError::NotFound { .. })));
     assert!(!out.exists());
     assert!(!b.store.exists("pool/nope").await.unwrap());
     b.store.delete("pool/nope").await.unwrap();
@@ -854,10 +520,7 @@ async fn s3_get_exists_delete_and_not_found() {
     // A few MiB so that the body arrives in many chunks.
     let src = dir.path().join("src");
     let sha = write_random_file(&src, 5 * MIB, 6);
-    b.store
-        .put_file("pool/a/b.deb", &src, &sha, WriteMode::WriteOnce)
-        .await
-        .unwrap();
+    b.store.put_file("pool/a/b.deb", &src, &sha, WriteMode::WriteOnce).await.unwrap();
     assert!(b.store.exists("pool/a/b.deb").await.unwrap());
     b.store.get_to_file("pool/a/b.deb", &out).await.unwrap();
     assert_eq!(file_sha256(&out), sha);
@@ -872,57 +535,19 @@ async fn s3_rejects_bad_keys() {
     let file = dir.path().join("f");
     std::fs::write(&file, b"f").unwrap();
     let sha = sha256_hex(b"f");
-    b.store
-        .put_bytes("pool/ok", b"f".to_vec(), WriteMode::Overwrite)
-        .await
-        .unwrap();
+    b.store.put_bytes("pool/ok", b"f".to_vec(), WriteMode::Overwrite).await.unwrap();
     let bad_key = |r: Result<_, BlobError>| matches!(r, Err(BlobError::BadKey { .. }));
-    for bad in [
-        "../x",
-        "/etc/passwd",
-        "a//b",
-        "a/./b",
-        "",
-        "a\\b",
-        "pool/",
-        "pool/../x",
-    ] {
-        assert!(
-            bad_key(b.store.put_bytes(bad, vec![], WriteMode::Overwrite).await),
-            "{bad}"
-        );
-        assert!(
-            bad_key(
-                b.store
-                    .put_file(bad, &file, &sha, WriteMode::WriteOnce)
-                    .await
-            ),
-            "{bad}"
-        );
+    for bad in ["../x", "/etc/passwd", "a//b", "a/./b", "", "a\\b", "pool/", "pool/../x"] {
+        assert!(bad_key(b.store.put_bytes(bad, vec![], WriteMode::Overwrite).await), "{bad}");
+        assert!(bad_key(b.store.put_file(bad, &file, &sha, WriteMode::WriteOnce).await), "{bad}");
         assert!(bad_key(b.store.get_bytes(bad).await.map(drop)), "{bad}");
-        assert!(
-            bad_key(b.store.get_to_file(bad, &dir.path().join("o")).await),
-            "{bad}"
-        );
-        assert!(
-            bad_key(b.store.copy("pool/ok", bad, WriteMode::Overwrite).await),
-            "{bad}"
-        );
-        assert!(
-            bad_key(b.store.copy(bad, "pool/x", WriteMode::Overwrite).await),
-            "{bad}"
-        );
+        assert!(bad_key(b.store.get_to_file(bad, &dir.path().join("o")).await), "{bad}");
+        assert!(bad_key(b.store.copy("pool/ok", bad, WriteMode::Overwrite).await), "{bad}");
+        assert!(bad_key(b.store.copy(bad, "pool/x", WriteMode::Overwrite).await), "{bad}");
         assert!(bad_key(b.store.exists(bad).await.map(drop)), "{bad}");
         assert!(bad_key(b.store.delete(bad).await), "{bad}");
     }
-    let keys: Vec<_> = b
-        .store
-        .list("")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
+    let keys: Vec<_> = b.store.list("").await.unwrap().into_iter().map(|o| o.key).collect();
     assert_eq!(keys, ["pool/ok"]);
 }
 
@@ -930,22 +555,13 @@ async fn s3_rejects_bad_keys() {
 async fn s3_errors_carry_the_service_code() {
     let client = s3::client(&sdk_config().await, true);
     let store = S3Store::new(client, unique("missing"));
-    match store
-        .put_bytes("index.html", b"x".to_vec(), WriteMode::Overwrite)
-        .await
-    {
+    match store.put_bytes("index.html", b"x".to_vec(), WriteMode::Overwrite).await {
         Err(BlobError::Io { key, message }) => {
             assert_eq!(key, "index.html");
-            assert!(
-                message.contains("NoSuchBucket") && message.contains("PutObject"),
-                "{message}"
-            );
+            assert!(message.contains("NoSuchBucket") && message.contains("PutObject"), "{message}");
         }
         other => panic!("expected an Io error, got {other:?}"),
     }
     // A missing bucket is not a missing key.
-    assert!(matches!(
-        store.get_bytes("index.html").await,
-        Err(BlobError::Io { .. })
-    ));
+    assert!(matches!(store.get_bytes("index.html").await, Err(BlobError::Io { .. })));
 }

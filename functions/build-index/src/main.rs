@@ -9,10 +9,8 @@ use pkgrelay_core::steps;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::run(
-        "build-index",
-        Needs { signing_key: true },
-        |ctx, input: steps::BuildIndexInput| async move { steps::build_index(&ctx, input).await },
-    )
+    lambda::run("build-index", Needs { signing_key: true }, |ctx, input: steps::BuildIndexInput| async move {
+        steps::build_index(&ctx, input).await
+    })
     .await
 }

@@ -9,5 +9,8 @@ use pkgrelay_core::steps;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::run("check-sources", Needs::default(), |ctx, input: steps::CheckSourcesInput| async move { steps::check_sources(&ctx, input).await }).await
+    lambda::run("check-sources", Needs::default(), |ctx, input: steps::CheckSourcesInput| async move {
+        steps::check_sources(&ctx, input).await
+    })
+    .await
 }

@@ -9,12 +9,8 @@ use pkgrelay_core::steps;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::run(
-        "download-package",
-        Needs::default(),
-        |ctx, input: pkgrelay_core::model::Candidate| async move {
-            steps::download_package(&ctx, input).await
-        },
-    )
+    lambda::run("download-package", Needs::default(), |ctx, input: pkgrelay_core::model::Candidate| async move {
+        steps::download_package(&ctx, input).await
+    })
     .await
 }

@@ -9,10 +9,8 @@ use pkgrelay_core::steps;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::run(
-        "publish",
-        Needs::default(),
-        |ctx, input: steps::PublishInput| async move { steps::publish(&ctx, input).await },
-    )
+    lambda::run("publish", Needs::default(), |ctx, input: steps::PublishInput| async move {
+        steps::publish(&ctx, input).await
+    })
     .await
 }

@@ -9,5 +9,8 @@ use pkgrelay_core::steps;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::run("record-metadata", Needs::default(), |ctx, input: steps::StagedArtifact| async move { steps::record_metadata(&ctx, input).await }).await
+    lambda::run("record-metadata", Needs::default(), |ctx, input: steps::StagedArtifact| async move {
+        steps::record_metadata(&ctx, input).await
+    })
+    .await
 }

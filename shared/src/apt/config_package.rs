@@ -133,7 +133,8 @@ exit 0
             ("Priority", p.priority.as_str()),
             ("Homepage", p.homepage.as_str()),
         ];
-        let mut control = ControlParagraph { fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+        let mut control =
+            ControlParagraph { fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
         if !p.depends.is_empty() {
             control.set("Depends", p.depends.join(", "));
         }

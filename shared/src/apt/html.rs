@@ -27,29 +27,16 @@ pub struct Listed {
     pub summary: String,
 }
 
-pub fn render_index_html(
-    repo: &RepositoryConfig,
-    fingerprint: &str,
-    packages: &[Listed],
-    updated: &str,
-) -> String {
+pub fn render_index_html(repo: &RepositoryConfig, fingerprint: &str, packages: &[Listed], updated: &str) -> String {
     let base = repo.base_url.trim_end_matches('/');
     let keyring = &repo.keyring_name;
     let suite = &repo.suite;
     let components = repo.components.join(" ");
     let list = &repo.source_list_name;
-    let source_line =
-        format!("deb [signed-by=/usr/share/keyrings/{keyring}] {base} {suite} {components}");
-    let main_pkgs: Vec<&str> = packages
-        .iter()
-        .map(|p| p.name.as_str())
-        .filter(|n| Some(*n) != repo.convenience_copy.as_deref())
-        .collect();
-    let install = if main_pkgs.is_empty() {
-        "<package>".to_owned()
-    } else {
-        main_pkgs.join(" ")
-    };
+    let source_line = format!("deb [signed-by=/usr/share/keyrings/{keyring}] {base} {suite} {components}");
+    let main_pkgs: Vec<&str> =
+        packages.iter().map(|p| p.name.as_str()).filter(|n| Some(*n) != repo.convenience_copy.as_deref()).collect();
+    let install = if main_pkgs.is_empty() { "<package>".to_owned() } else { main_pkgs.join(" ") };
     let quick = match &repo.convenience_copy {
         Some(cfg) => format!(
             "<h2>Quick install</h2>\n<p><strong>Step 1.</strong> Install <code>{cfg}</code>: it adds the source list and the \

@@ -13,9 +13,7 @@ pub mod verify;
 use crate::config::{RepositoryConfig, check_package_name};
 use crate::digest::Checksums;
 use crate::model::{Candidate, PackageEntry, rfc3339};
-use crate::repository::{
-    ArtifactDescription, ObjectRef, PlanEntry, RenderedIndex, RepositoryFormat,
-};
+use crate::repository::{ArtifactDescription, ObjectRef, PlanEntry, RenderedIndex, RepositoryFormat};
 use crate::sign::SigningKey;
 use crate::version;
 use anyhow::{Context as _, anyhow, bail};
@@ -28,11 +26,7 @@ use time::OffsetDateTime;
 /// with `lib` packages under four-letter prefixes as in the Debian archive and
 /// the epoch left out of the file name.
 pub fn pool_key(component: &str, name: &str, version: &str, architecture: &str) -> String {
-    let prefix = if name.starts_with("lib") && name.len() > 3 {
-        &name[..4]
-    } else {
-        &name[..1]
-    };
+    let prefix = if name.starts_with("lib") && name.len() > 3 { &name[..4] } else { &name[..1] };
     let version = version::without_epoch(version);
     format!("pool/{component}/{prefix}/{name}/{name}_{version}_{architecture}.deb")
 }
@@ -50,9 +44,7 @@ const XZ_PRESET: u32 = 6;
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     // No file name and mtime 0 in the header: the same Packages gives the same bytes.
-    let mut enc = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::new(9));
+    let mut enc = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::new(9));
     enc.write_all(data).expect("in-memory write");
     enc.finish().expect("in-memory write")
 }
@@ -70,10 +62,7 @@ impl AptRepository {
 
     /// The newest entry of `name` by Debian version.
     fn newest<'a>(entries: &'a [PackageEntry], name: &str) -> Option<&'a PackageEntry> {
-        entries
-            .iter()
-            .filter(|e| e.package_name == name)
-            .max_by(|a, b| version::compare(&a.version, &b.version))
+        entries.iter().filter(|e| e.package_name == name).max_by(|a, b| version::compare(&a.version, &b.version))
     }
 
     fn listing(entries: &[PackageEntry]) -> Vec<html::Listed> {
@@ -109,28 +98,14 @@ impl AptRepository {
 }
 
 impl RepositoryFormat for AptRepository {
-    fn describe_artifact(
-        &self,
-        candidate: &Candidate,
-        path: &Path,
-    ) -> anyhow::Result<ArtifactDescription> {
+    fn describe_artifact(&self, candidate: &Candidate, path: &Path) -> anyhow::Result<ArtifactDescription> {
         let control = crate::deb::read_control(path).with_context(|| candidate.url.clone())?;
         let field = |name: &str| control.get(name).unwrap_or_default().trim().to_owned();
-        let (name, version, architecture) =
-            (field("Package"), field("Version"), field("Architecture"));
-        check_package_name(&name)
-            .map_err(|e| anyhow!("{}: control field Package: {e}", candidate.url))?;
-        version::parse(&version)
-            .with_context(|| format!("{}: control field Version", candidate.url))?;
-        if architecture.is_empty()
-            || !architecture
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            bail!(
-                "{}: control field Architecture {architecture:?} is not a Debian architecture",
-                candidate.url
-            );
+        let (name, version, architecture) = (field("Package"), field("Version"), field("Architecture"));
+        check_package_name(&name).map_err(|e| anyhow!("{}: control field Package: {e}", candidate.url))?;
+        version::parse(&version).with_context(|| format!("{}: control field Version", candidate.url))?;
+        if architecture.is_empty() || !architecture.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            bail!("{}: control field Architecture {architecture:?} is not a Debian architecture", candidate.url);
         }
         if name != candidate.package {
             bail!(
@@ -154,33 +129,16 @@ impl RepositoryFormat for AptRepository {
             );
         }
         let key = pool_key(&self.config.components[0], &name, &version, &architecture);
-        Ok(ArtifactDescription {
-            name,
-            version,
-            architecture,
-            control,
-            key,
-        })
+        Ok(ArtifactDescription { name, version, architecture, control, key })
     }
 
-    fn render(
-        &self,
-        entries: &[PackageEntry],
-        now: OffsetDateTime,
-    ) -> anyhow::Result<RenderedIndex> {
+    fn render(&self, entries: &[PackageEntry], now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
         let cfg = &self.config;
-        let key = self
-            .key
-            .as_deref()
-            .ok_or_else(|| anyhow!("no signing key: this process cannot render the index"))?;
+        let key = self.key.as_deref().ok_or_else(|| anyhow!("no signing key: this process cannot render the index"))?;
         let dists = self.dists();
         let now = now.replace_nanosecond(0)?;
         let valid_until = now + cfg.validity();
-        let mut out = RenderedIndex {
-            date: rfc3339(now),
-            valid_until: rfc3339(valid_until),
-            ..Default::default()
-        };
+        let mut out = RenderedIndex { date: rfc3339(now), valid_until: rfc3339(valid_until), ..Default::default() };
 
         out.plan.push(PlanEntry::inline(&cfg.keyring_name, ObjectRef::bytes(&key.public_keyring()?)));
 
@@ -188,11 +146,7 @@ impl RepositoryFormat for AptRepository {
         for component in &cfg.components {
             // Only the first component holds packages for now; the others are
             // published empty so that source lists naming them keep working.
-            let in_component: &[PackageEntry] = if component == &cfg.components[0] {
-                entries
-            } else {
-                &[]
-            };
+            let in_component: &[PackageEntry] = if component == &cfg.components[0] { entries } else { &[] };
             for arch in &cfg.architectures {
                 let text = packages::render_packages(in_component, arch);
                 let dir = format!("{component}/binary-{arch}");
@@ -203,15 +157,9 @@ impl RepositoryFormat for AptRepository {
                 ] {
                     let checksums = Checksums::of(&bytes);
                     let by_hash = format!("{dists}/{dir}/by-hash/SHA256/{}", checksums.sha256);
-                    out.plan.push(PlanEntry::public(
-                        &format!("{dists}/{dir}/{name}"),
-                        &by_hash,
-                    ));
+                    out.plan.push(PlanEntry::public(&format!("{dists}/{dir}/{name}"), &by_hash));
                     out.immutable.push((by_hash, bytes));
-                    listed.push(release::IndexFile {
-                        path: format!("{dir}/{name}"),
-                        checksums,
-                    });
+                    listed.push(release::IndexFile { path: format!("{dir}/{name}"), checksums });
                 }
             }
         }
@@ -224,12 +172,8 @@ impl RepositoryFormat for AptRepository {
             out.plan.push(PlanEntry::inline(&format!("{dists}/{name}"), ObjectRef::Text(text)));
         }
 
-        let html = html::render_index_html(
-            cfg,
-            &key.fingerprint(),
-            &Self::listing(entries),
-            &release::release_date(now),
-        );
+        let html =
+            html::render_index_html(cfg, &key.fingerprint(), &Self::listing(entries), &release::release_date(now));
         out.plan.push(PlanEntry::inline("index.html", ObjectRef::Text(html)));
 
         if let Some(name) = &cfg.convenience_copy
@@ -253,14 +197,8 @@ mod tests {
 
     #[test]
     fn pool_keys() {
-        assert_eq!(
-            pool_key("main", "kiro", "0.7.45", "amd64"),
-            "pool/main/k/kiro/kiro_0.7.45_amd64.deb"
-        );
-        assert_eq!(
-            pool_key("main", "libfoo", "1:2.0-1", "arm64"),
-            "pool/main/libf/libfoo/libfoo_2.0-1_arm64.deb"
-        );
+        assert_eq!(pool_key("main", "kiro", "0.7.45", "amd64"), "pool/main/k/kiro/kiro_0.7.45_amd64.deb");
+        assert_eq!(pool_key("main", "libfoo", "1:2.0-1", "arm64"), "pool/main/libf/libfoo/libfoo_2.0-1_arm64.deb");
     }
 
     #[test]

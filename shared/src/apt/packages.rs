@@ -16,27 +16,14 @@ const COMPUTED: &[&str] = &["Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA
 /// A deb822 field name: printable US-ASCII without colon or space, not starting
 /// with `#` or `-` (deb822(5)).
 pub fn valid_field_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with(['#', '-'])
-        && name
-            .bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) && b != b':')
+    !name.is_empty() && !name.starts_with(['#', '-']) && name.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b':')
 }
 
 /// Render `value` as the text after `Name:` — first line as is, every further
 /// line indented by one space, blank lines written ` .`; carriage returns and
 /// other control characters become spaces.
 pub fn write_value(out: &mut String, value: &str) {
-    let clean: String = value
-        .chars()
-        .map(|c| {
-            if c != '\n' && (c.is_control()) {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
+    let clean: String = value.chars().map(|c| if c != '\n' && (c.is_control()) { ' ' } else { c }).collect();
     let mut lines = clean.split('\n');
     let first = lines.next().unwrap_or("").trim();
     if !first.is_empty() {
@@ -119,10 +106,8 @@ pub fn sort_entries(entries: &mut [&PackageEntry]) {
 /// The `Packages` file for one architecture: its own packages and the
 /// `Architecture: all` ones, stanzas separated by one blank line.
 pub fn render_packages(entries: &[PackageEntry], architecture: &str) -> String {
-    let mut selected: Vec<&PackageEntry> = entries
-        .iter()
-        .filter(|e| e.architecture == architecture || e.architecture == "all")
-        .collect();
+    let mut selected: Vec<&PackageEntry> =
+        entries.iter().filter(|e| e.architecture == architecture || e.architecture == "all").collect();
     sort_entries(&mut selected);
     let mut out = String::with_capacity(selected.len() * 700);
     for (i, e) in selected.iter().enumerate() {
@@ -145,20 +130,12 @@ mod tests {
     #[test]
     fn stanza_keeps_control_and_adds_digests() {
         let mut e = entry("kiro", "0.7.45", "amd64", b"deb");
-        e.control
-            .fields
-            .push(("Depends".into(), "libc6 (>= 2.28), libgtk-3-0".into()));
-        e.control.fields.push((
-            "Description".into(),
-            "Kiro IDE\n An agentic IDE.\n .\n More.".into(),
-        ));
+        e.control.fields.push(("Depends".into(), "libc6 (>= 2.28), libgtk-3-0".into()));
+        e.control.fields.push(("Description".into(), "Kiro IDE\n An agentic IDE.\n .\n More.".into()));
         e.config.description = Some("from config".into());
         e.config.section = Some("devel".into());
         let s = render_stanza(&e);
-        assert!(
-            s.starts_with("Package: kiro\nVersion: 0.7.45\nArchitecture: amd64\n"),
-            "{s}"
-        );
+        assert!(s.starts_with("Package: kiro\nVersion: 0.7.45\nArchitecture: amd64\n"), "{s}");
         assert!(s.contains("Depends: libc6 (>= 2.28), libgtk-3-0\n"));
         assert!(s.contains("Description: Kiro IDE\n An agentic IDE.\n .\n More.\n"));
         assert!(!s.contains("from config"));
@@ -171,18 +148,13 @@ mod tests {
         let mut e = entry("kiro", "1.0", "amd64", b"x");
         e.config.maintainer = Some("Evil\nPackage: evil\n\nPackage: evil2\nVersion: 9".into());
         e.control.fields.push(("Bad Name".into(), "dropped".into()));
-        e.control
-            .fields
-            .push(("Filename".into(), "pool/evil.deb".into()));
+        e.control.fields.push(("Filename".into(), "pool/evil.deb".into()));
         let text = render_packages(&[e.clone()], "amd64");
         let parsed = Deb822::from_str(&text).unwrap();
         let paras: Vec<_> = parsed.paragraphs().collect();
         assert_eq!(paras.len(), 1, "{text}");
         assert_eq!(paras[0].get("Package").as_deref(), Some("kiro"));
-        assert_eq!(
-            paras[0].get("Filename").as_deref(),
-            Some(e.filename.as_str())
-        );
+        assert_eq!(paras[0].get("Filename").as_deref(), Some(e.filename.as_str()));
         assert!(!text.contains("Bad Name"));
     }
 
@@ -199,12 +171,7 @@ mod tests {
             .filter_map(|l| l.strip_prefix("Version: ").map(str::to_owned))
             .collect();
         assert_eq!(amd, ["0.9.9", "0.10.1", "1.0"]);
-        assert_eq!(
-            render_packages(&entries, "arm64")
-                .matches("Package:")
-                .count(),
-            2
-        );
+        assert_eq!(render_packages(&entries, "arm64").matches("Package:").count(), 2);
     }
 
     fn arb_value() -> impl Strategy<Value = String> {

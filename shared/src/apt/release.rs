@@ -18,9 +18,7 @@ pub fn release_date(t: OffsetDateTime) -> String {
     let fmt = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] UTC"
     );
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&fmt)
-        .expect("formattable")
+    t.to_offset(time::UtcOffset::UTC).format(&fmt).expect("formattable")
 }
 
 pub fn render_release(
@@ -46,29 +44,16 @@ pub fn render_release(
     field("Components", &repo.components.join(" "));
     field("Description", &repo.description);
     field("Acquire-By-Hash", "yes");
-    let width = files
-        .iter()
-        .map(|f| f.checksums.size.to_string().len())
-        .max()
-        .unwrap_or(1);
+    let width = files.iter().map(|f| f.checksums.size.to_string().len()).max().unwrap_or(1);
     for (name, pick) in [
-        (
-            "MD5Sum",
-            (|c: &Checksums| c.md5.clone()) as fn(&Checksums) -> String,
-        ),
+        ("MD5Sum", (|c: &Checksums| c.md5.clone()) as fn(&Checksums) -> String),
         ("SHA1", |c| c.sha1.clone()),
         ("SHA256", |c| c.sha256.clone()),
     ] {
         out.push_str(name);
         out.push_str(":\n");
         for f in files {
-            let _ = writeln!(
-                out,
-                " {} {:>width$} {}",
-                pick(&f.checksums),
-                f.checksums.size,
-                f.path
-            );
+            let _ = writeln!(out, " {} {:>width$} {}", pick(&f.checksums), f.checksums.size, f.path);
         }
     }
     out
@@ -81,9 +66,6 @@ mod tests {
 
     #[test]
     fn date_format() {
-        assert_eq!(
-            release_date(datetime!(2026-11-21 23:50:07 UTC)),
-            "Sat, 21 Nov 2026 23:50:07 UTC"
-        );
+        assert_eq!(release_date(datetime!(2026-11-21 23:50:07 UTC)), "Sat, 21 Nov 2026 23:50:07 UTC");
     }
 }

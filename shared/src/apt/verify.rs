@@ -44,11 +44,7 @@ fn hash_lines(value: &str) -> Vec<(String, u64, String)> {
         .lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
-            Some((
-                w.next()?.to_owned(),
-                w.next()?.parse().ok()?,
-                w.next()?.to_owned(),
-            ))
+            Some((w.next()?.to_owned(), w.next()?.parse().ok()?, w.next()?.to_owned()))
         })
         .collect()
 }
@@ -57,9 +53,7 @@ fn parse_release_date(value: &str) -> Option<time::OffsetDateTime> {
     let fmt = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] UTC"
     );
-    time::PrimitiveDateTime::parse(value.trim(), &fmt)
-        .ok()
-        .map(|t| t.assume_utc())
+    time::PrimitiveDateTime::parse(value.trim(), &fmt).ok().map(|t| t.assume_utc())
 }
 
 pub async fn verify(store: &dyn ObjectStore, repo: &RepositoryConfig, work_dir: &Path) -> Report {
@@ -74,9 +68,7 @@ pub async fn verify(store: &dyn ObjectStore, repo: &RepositoryConfig, work_dir: 
     let release = match crate::sign::verify_clearsigned(&inrelease, &keyring) {
         Ok(text) => text,
         Err(e) => {
-            report.problems.push(format!(
-                "{dists}/InRelease: signature does not verify: {e:#}"
-            ));
+            report.problems.push(format!("{dists}/InRelease: signature does not verify: {e:#}"));
             return report;
         }
     };
@@ -85,23 +77,17 @@ pub async fn verify(store: &dyn ObjectStore, repo: &RepositoryConfig, work_dir: 
         read(store, &format!("{dists}/Release.gpg"), &mut report).await,
     ) {
         if let Err(e) = crate::sign::verify_detached(&plain, &sig, &keyring) {
-            report.problems.push(format!(
-                "{dists}/Release.gpg: signature does not verify: {e:#}"
-            ));
+            report.problems.push(format!("{dists}/Release.gpg: signature does not verify: {e:#}"));
         }
         if plain != release {
-            report.problems.push(format!(
-                "{dists}/Release differs from the text signed in InRelease"
-            ));
+            report.problems.push(format!("{dists}/Release differs from the text signed in InRelease"));
         }
     }
     let text = String::from_utf8_lossy(&release).into_owned();
     let parsed = match Deb822::from_str(&text) {
         Ok(p) => p,
         Err(e) => {
-            report
-                .problems
-                .push(format!("{dists}/InRelease: unparseable: {e:?}"));
+            report.problems.push(format!("{dists}/InRelease: unparseable: {e:?}"));
             return report;
         }
     };
@@ -109,21 +95,14 @@ pub async fn verify(store: &dyn ObjectStore, repo: &RepositoryConfig, work_dir: 
         report.problems.push(format!("{dists}/InRelease: empty"));
         return report;
     };
-    if let Some(until) = fields
-        .get("Valid-Until")
-        .as_deref()
-        .and_then(parse_release_date)
+    if let Some(until) = fields.get("Valid-Until").as_deref().and_then(parse_release_date)
         && until < time::OffsetDateTime::now_utc()
     {
-        report
-            .problems
-            .push(format!("{dists}/InRelease: expired (Valid-Until {until})"));
+        report.problems.push(format!("{dists}/InRelease: expired (Valid-Until {until})"));
     }
     let listed = hash_lines(&fields.get("SHA256").unwrap_or_default());
     if listed.is_empty() {
-        report
-            .problems
-            .push(format!("{dists}/InRelease: lists no SHA256 index files"));
+        report.problems.push(format!("{dists}/InRelease: lists no SHA256 index files"));
     }
 
     for (sha, size, path) in &listed {
@@ -144,31 +123,16 @@ pub async fn verify(store: &dyn ObjectStore, repo: &RepositoryConfig, work_dir: 
         let by_hash = format!("{dists}/{dir}/by-hash/SHA256/{sha}");
         match store.exists(&by_hash).await {
             Ok(true) => {}
-            _ => report.problems.push(format!(
-                "{by_hash}: missing (Acquire-By-Hash clients need it)"
-            )),
+            _ => report.problems.push(format!("{by_hash}: missing (Acquire-By-Hash clients need it)")),
         }
         if path.ends_with("/Packages") {
-            verify_packages(
-                store,
-                &key,
-                &String::from_utf8_lossy(&bytes),
-                work_dir,
-                &mut report,
-            )
-            .await;
+            verify_packages(store, &key, &String::from_utf8_lossy(&bytes), work_dir, &mut report).await;
         }
     }
     report
 }
 
-async fn verify_packages(
-    store: &dyn ObjectStore,
-    key: &str,
-    text: &str,
-    work_dir: &Path,
-    report: &mut Report,
-) {
+async fn verify_packages(store: &dyn ObjectStore, key: &str, text: &str, work_dir: &Path, report: &mut Report) {
     let parsed = match Deb822::from_str(text) {
         Ok(p) => p,
         Err(e) => {
@@ -179,19 +143,13 @@ async fn verify_packages(
     for para in parsed.paragraphs() {
         report.packages += 1;
         let name = para.get("Package").unwrap_or_default();
-        let (Some(filename), Some(size), Some(sha)) =
-            (para.get("Filename"), para.get("Size"), para.get("SHA256"))
+        let (Some(filename), Some(size), Some(sha)) = (para.get("Filename"), para.get("Size"), para.get("SHA256"))
         else {
-            report.problems.push(format!(
-                "{key}: stanza {name:?} lacks Filename, Size or SHA256"
-            ));
+            report.problems.push(format!("{key}: stanza {name:?} lacks Filename, Size or SHA256"));
             continue;
         };
         let Ok(tmp) = tempfile::NamedTempFile::new_in(work_dir) else {
-            report.problems.push(format!(
-                "{}: cannot create a temporary file",
-                work_dir.display()
-            ));
+            report.problems.push(format!("{}: cannot create a temporary file", work_dir.display()));
             return;
         };
         if let Err(e) = store.get_to_file(&filename, tmp.path()).await {

@@ -22,15 +22,8 @@ pub struct ExternalDownload {
 
 #[async_trait]
 impl Source for ExternalDownload {
-    async fn candidates(
-        &self,
-        package: &PackageConfig,
-        ctx: &SourceContext<'_>,
-    ) -> anyhow::Result<Vec<Candidate>> {
-        let body = ctx
-            .fetcher
-            .get_bytes(&self.metadata_url, METADATA_LIMIT)
-            .await?;
+    async fn candidates(&self, package: &PackageConfig, ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Candidate>> {
+        let body = ctx.fetcher.get_bytes(&self.metadata_url, METADATA_LIMIT).await?;
         parse_kiro_metadata(&body, &self.metadata_url, package)
     }
 }
@@ -53,10 +46,7 @@ fn text(v: &Value, key: &str) -> Option<String> {
 
 /// The path part of a URL in lower case, for suffix checks that ignore queries.
 fn url_path(url: &str) -> String {
-    url.split(['?', '#'])
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase()
+    url.split(['?', '#']).next().unwrap_or("").to_ascii_lowercase()
 }
 
 impl Release {
@@ -75,43 +65,28 @@ impl Release {
 
 /// An optional SHA256 of the .deb, under the names vendors use for it.
 fn sha256_of(v: &Value) -> Option<String> {
-    text(v, "sha256")
-        .or_else(|| text(v, "sha256hash"))
-        .map(|h| h.to_ascii_lowercase())
+    text(v, "sha256").or_else(|| text(v, "sha256hash")).map(|h| h.to_ascii_lowercase())
 }
 
 /// Parse either metadata shape into candidates for `package`'s architecture.
-pub fn parse_kiro_metadata(
-    body: &[u8],
-    metadata_url: &str,
-    package: &PackageConfig,
-) -> anyhow::Result<Vec<Candidate>> {
-    let doc: Value = serde_json::from_slice(body)
-        .with_context(|| format!("metadata at {metadata_url} is not valid JSON"))?;
+pub fn parse_kiro_metadata(body: &[u8], metadata_url: &str, package: &PackageConfig) -> anyhow::Result<Vec<Candidate>> {
+    let doc: Value =
+        serde_json::from_slice(body).with_context(|| format!("metadata at {metadata_url} is not valid JSON"))?;
     let releases = if let Some(list) = doc.get("releases") {
-        let list = list
-            .as_array()
-            .ok_or_else(|| anyhow!("metadata at {metadata_url}: `releases` is not a list"))?;
+        let list = list.as_array().ok_or_else(|| anyhow!("metadata at {metadata_url}: `releases` is not a list"))?;
         let mut grouped: Vec<Release> = Vec::new();
         for (i, item) in list.iter().enumerate() {
             let update = item.get("updateTo").unwrap_or(item);
             let version = text(item, "version")
                 .or_else(|| text(update, "version"))
-                .ok_or_else(|| {
-                    anyhow!("metadata at {metadata_url}: releases[{i}] has no `version`")
-                })?;
+                .ok_or_else(|| anyhow!("metadata at {metadata_url}: releases[{i}] has no `version`"))?;
             let url = text(update, "url").ok_or_else(|| {
-                anyhow!(
-                    "metadata at {metadata_url}: releases[{i}] ({version}) has no `updateTo.url`"
-                )
+                anyhow!("metadata at {metadata_url}: releases[{i}] ({version}) has no `updateTo.url`")
             })?;
             let pos = match grouped.iter().position(|r| r.version == version) {
                 Some(p) => p,
                 None => {
-                    grouped.push(Release {
-                        version: version.clone(),
-                        ..Default::default()
-                    });
+                    grouped.push(Release { version: version.clone(), ..Default::default() });
                     grouped.len() - 1
                 }
             };
@@ -125,8 +100,8 @@ pub fn parse_kiro_metadata(
         }
         grouped
     } else if doc.get("version").is_some() || doc.get("url").is_some() {
-        let version = text(&doc, "version")
-            .ok_or_else(|| anyhow!("metadata at {metadata_url}: flat form without `version`"))?;
+        let version =
+            text(&doc, "version").ok_or_else(|| anyhow!("metadata at {metadata_url}: flat form without `version`"))?;
         let mut r = Release {
             version,
             pub_date: text(&doc, "pub_date"),
@@ -141,9 +116,7 @@ pub fn parse_kiro_metadata(
         r.signature = text(&doc, "signature").or(r.signature);
         vec![r]
     } else {
-        bail!(
-            "metadata at {metadata_url} has neither `releases` nor `version`: not a known metadata shape"
-        );
+        bail!("metadata at {metadata_url} has neither `releases` nor `version`: not a known metadata shape");
     };
     if releases.is_empty() {
         bail!("metadata at {metadata_url} lists no releases");
@@ -153,18 +126,11 @@ pub fn parse_kiro_metadata(
     let mut out = Vec::new();
     for r in releases {
         crate::version::parse(&r.version).with_context(|| format!("metadata at {metadata_url}"))?;
-        let deb = r.deb.ok_or_else(|| {
-            anyhow!(
-                "metadata at {metadata_url}: version {} lists no .deb URL",
-                r.version
-            )
-        })?;
+        let deb =
+            r.deb.ok_or_else(|| anyhow!("metadata at {metadata_url}: version {} lists no .deb URL", r.version))?;
         let deb = checked(metadata_url, &deb)?;
         let mut companions = Vec::new();
-        for (kind, suffix, url) in [
-            ("certificate", "pem", r.certificate),
-            ("signature", "sig", r.signature),
-        ] {
+        for (kind, suffix, url) in [("certificate", "pem", r.certificate), ("signature", "sig", r.signature)] {
             if let Some(url) = url {
                 companions.push(Companion {
                     kind: kind.into(),
@@ -191,8 +157,7 @@ pub fn parse_kiro_metadata(
 
 /// Resolve and apply the URL rules to a URL found in the metadata.
 fn checked(metadata_url: &str, found: &str) -> anyhow::Result<String> {
-    let url =
-        resolve(metadata_url, found).with_context(|| format!("metadata at {metadata_url}"))?;
+    let url = resolve(metadata_url, found).with_context(|| format!("metadata at {metadata_url}"))?;
     check_url_allowed(&url).with_context(|| format!("metadata at {metadata_url}"))?;
     Ok(url)
 }
@@ -212,9 +177,7 @@ mod tests {
             priority: "optional".into(),
             architecture: "amd64".into(),
             depends: vec![],
-            source: SourceConfig::ExternalDownload {
-                metadata_url: "https://example.com/m.json".into(),
-            },
+            source: SourceConfig::ExternalDownload { metadata_url: "https://example.com/m.json".into() },
         }
     }
 
@@ -238,8 +201,7 @@ mod tests {
 
     #[test]
     fn flat_form_and_relative_urls() {
-        let body =
-            br#"{"version": "0.6.1", "pub_date": "2025-01-01T00:00:00Z", "url": "kiro-0.6.1.deb",
+        let body = br#"{"version": "0.6.1", "pub_date": "2025-01-01T00:00:00Z", "url": "kiro-0.6.1.deb",
                         "certificate": "c.pem", "signature": "s.bin", "notes": "old"}"#;
         let c = parse_kiro_metadata(body, URL, &pkg()).unwrap();
         assert_eq!(c[0].url, "https://example.com/stable/kiro-0.6.1.deb");
@@ -265,9 +227,6 @@ mod tests {
         .unwrap_err();
         assert!(format!("{e:#}").contains("https"), "{e:#}");
         let e = parse_kiro_metadata(br#"{"foo": 1}"#, URL, &pkg()).unwrap_err();
-        assert!(
-            format!("{e:#}").contains("not a known metadata shape"),
-            "{e:#}"
-        );
+        assert!(format!("{e:#}").contains("not a known metadata shape"), "{e:#}");
     }
 }

@@ -40,15 +40,8 @@ struct Asset {
 
 #[async_trait]
 impl Source for GithubRelease {
-    async fn candidates(
-        &self,
-        package: &PackageConfig,
-        ctx: &SourceContext<'_>,
-    ) -> anyhow::Result<Vec<Candidate>> {
-        let body = ctx
-            .fetcher
-            .get_bytes(&self.releases_url, METADATA_LIMIT)
-            .await?;
+    async fn candidates(&self, package: &PackageConfig, ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Candidate>> {
+        let body = ctx.fetcher.get_bytes(&self.releases_url, METADATA_LIMIT).await?;
         parse_github_releases(&body, &self.releases_url, package, self.include_prereleases)
     }
 }
@@ -56,10 +49,7 @@ impl Source for GithubRelease {
 /// The Debian architecture an asset name announces, by the words packagers use.
 fn asset_architecture(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
-    let words: Vec<&str> = lower
-        .trim_end_matches(".deb")
-        .split(['_', '-', '.'])
-        .collect();
+    let words: Vec<&str> = lower.trim_end_matches(".deb").split(['_', '-', '.']).collect();
     let has = |w: &[&str]| words.iter().any(|x| w.contains(x));
     if has(&["amd64", "x64"]) || lower.contains("x86_64") {
         Some("amd64")
@@ -78,29 +68,17 @@ pub fn parse_github_releases(
     package: &PackageConfig,
     include_prereleases: bool,
 ) -> anyhow::Result<Vec<Candidate>> {
-    let releases: Vec<Release> = serde_json::from_slice(body).with_context(|| {
-        format!("releases at {releases_url} are not a GitHub releases JSON list")
-    })?;
+    let releases: Vec<Release> = serde_json::from_slice(body)
+        .with_context(|| format!("releases at {releases_url} are not a GitHub releases JSON list"))?;
     let wanted: Vec<&str> = package.architectures().collect();
     let mut out = Vec::new();
-    for r in releases
-        .into_iter()
-        .filter(|r| !r.draft && (include_prereleases || !r.prerelease))
-    {
-        let version = r
-            .tag_name
-            .strip_prefix('v')
-            .unwrap_or(&r.tag_name)
-            .to_owned();
+    for r in releases.into_iter().filter(|r| !r.draft && (include_prereleases || !r.prerelease)) {
+        let version = r.tag_name.strip_prefix('v').unwrap_or(&r.tag_name).to_owned();
         if crate::version::parse(&version).is_err() {
             tracing::warn!(tag = %r.tag_name, %releases_url, "skipping release: tag is not a Debian version");
             continue;
         }
-        for asset in r
-            .assets
-            .iter()
-            .filter(|a| a.name.to_ascii_lowercase().ends_with(".deb"))
-        {
+        for asset in r.assets.iter().filter(|a| a.name.to_ascii_lowercase().ends_with(".deb")) {
             let Some(arch) = asset_architecture(&asset.name) else {
                 tracing::warn!(asset = %asset.name, "skipping asset: no architecture in its name");
                 continue;
@@ -109,8 +87,7 @@ pub fn parse_github_releases(
                 continue;
             }
             let url = resolve(releases_url, &asset.browser_download_url)?;
-            check_url_allowed(&url)
-                .with_context(|| format!("releases at {releases_url}, asset {}", asset.name))?;
+            check_url_allowed(&url).with_context(|| format!("releases at {releases_url}, asset {}", asset.name))?;
             out.push(Candidate {
                 package: package.name.clone(),
                 version: version.clone(),
@@ -159,20 +136,9 @@ mod tests {
             {"name": "kiro-cli_1.3.0_amd64.deb", "browser_download_url": "https://example.com/e.deb"}]},
           {"tag_name": "v1.1.0", "draft": true, "assets": []}]"#;
         let c = parse_github_releases(body, "https://example.com/r", &pkg, false).unwrap();
-        let got: Vec<_> = c
-            .iter()
-            .map(|c| (c.version.as_str(), c.architecture.as_str(), c.expected_size))
-            .collect();
-        assert_eq!(
-            got,
-            [("1.2.0", "amd64", Some(10)), ("1.2.0", "arm64", Some(11))]
-        );
-        assert_eq!(
-            parse_github_releases(body, "https://example.com/r", &pkg, true)
-                .unwrap()
-                .len(),
-            3
-        );
+        let got: Vec<_> = c.iter().map(|c| (c.version.as_str(), c.architecture.as_str(), c.expected_size)).collect();
+        assert_eq!(got, [("1.2.0", "amd64", Some(10)), ("1.2.0", "arm64", Some(11))]);
+        assert_eq!(parse_github_releases(body, "https://example.com/r", &pkg, true).unwrap().len(), 3);
         assert!(parse_github_releases(b"{}", "https://example.com/r", &pkg, false).is_err());
     }
 }

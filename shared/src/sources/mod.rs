@@ -38,26 +38,17 @@ pub struct SourceContext<'a> {
 pub trait Source: Send + Sync {
     /// Every release the source currently offers for `package`; check-sources
     /// drops the ones already in the store.
-    async fn candidates(
-        &self,
-        package: &PackageConfig,
-        ctx: &SourceContext<'_>,
-    ) -> anyhow::Result<Vec<Candidate>>;
+    async fn candidates(&self, package: &PackageConfig, ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Candidate>>;
 }
 
 /// The source plugin for a package's `source` block.
 pub fn for_package(package: &PackageConfig) -> Box<dyn Source> {
     match &package.source {
         SourceConfig::ExternalDownload { metadata_url } => {
-            Box::new(external_download::ExternalDownload {
-                metadata_url: metadata_url.clone(),
-            })
+            Box::new(external_download::ExternalDownload { metadata_url: metadata_url.clone() })
         }
         SourceConfig::StagingUpload {} => Box::new(staging_upload::StagingUpload),
-        SourceConfig::GithubRelease {
-            releases_url,
-            include_prereleases,
-        } => Box::new(github_release::GithubRelease {
+        SourceConfig::GithubRelease { releases_url, include_prereleases } => Box::new(github_release::GithubRelease {
             releases_url: releases_url.clone(),
             include_prereleases: *include_prereleases,
         }),
@@ -67,8 +58,5 @@ pub fn for_package(package: &PackageConfig) -> Box<dyn Source> {
 /// Resolve a possibly relative URL found in a document against the document's URL.
 fn resolve(base: &str, found: &str) -> anyhow::Result<String> {
     let base = url::Url::parse(base)?;
-    Ok(base
-        .join(found)
-        .map_err(|e| anyhow::anyhow!("{found:?} is not a valid URL: {e}"))?
-        .to_string())
+    Ok(base.join(found).map_err(|e| anyhow::anyhow!("{found:?} is not a valid URL: {e}"))?.to_string())
 }

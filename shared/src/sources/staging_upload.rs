@@ -14,11 +14,7 @@ pub struct StagingUpload;
 
 #[async_trait]
 impl Source for StagingUpload {
-    async fn candidates(
-        &self,
-        package: &PackageConfig,
-        ctx: &SourceContext<'_>,
-    ) -> anyhow::Result<Vec<Candidate>> {
+    async fn candidates(&self, package: &PackageConfig, ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Candidate>> {
         let mut out = Vec::new();
         for object in ctx.private.list(STAGING_PREFIX).await? {
             if !object.key.ends_with(".deb") {
@@ -26,8 +22,8 @@ impl Source for StagingUpload {
             }
             let tmp = tempfile::NamedTempFile::new_in(ctx.work_dir)?;
             ctx.private.get_to_file(&object.key, tmp.path()).await?;
-            let control = crate::deb::read_control(tmp.path())
-                .with_context(|| format!("staged file {}", object.key))?;
+            let control =
+                crate::deb::read_control(tmp.path()).with_context(|| format!("staged file {}", object.key))?;
             if control.get("Package") != Some(package.name.as_str()) {
                 continue;
             }

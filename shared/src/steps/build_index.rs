@@ -34,16 +34,10 @@ pub fn generation_prefix(suite: &str, generation: u64) -> String {
 /// the lease back if building fails; publish releases it on success.
 pub async fn build_index(ctx: &Context, input: BuildIndexInput) -> StepResult<BuildIndexOutput> {
     let suite = ctx.suite().to_owned();
-    let generation = match ctx
-        .store
-        .allocate_generation(&suite, now().unix_timestamp(), LEASE_SECONDS)
-        .await?
-    {
+    let generation = match ctx.store.allocate_generation(&suite, now().unix_timestamp(), LEASE_SECONDS).await? {
         Allocation::Granted(g) => g,
         Allocation::Busy(lease) => {
-            let until = time::OffsetDateTime::from_unix_timestamp(lease.until)
-                .map(rfc3339)
-                .unwrap_or_default();
+            let until = time::OffsetDateTime::from_unix_timestamp(lease.until).map(rfc3339).unwrap_or_default();
             return Err(StepError::Busy(anyhow!(
                 "generation {} of {suite} is being built and published (its lease runs until {until}); try again shortly",
                 lease.generation
@@ -54,20 +48,12 @@ pub async fn build_index(ctx: &Context, input: BuildIndexInput) -> StepResult<Bu
     if result.is_err()
         && let Err(e) = ctx.store.release_lease(&suite, generation).await
     {
-        tracing::warn!(
-            generation,
-            "could not release the lease after a failed build: {e}"
-        );
+        tracing::warn!(generation, "could not release the lease after a failed build: {e}");
     }
     result
 }
 
-async fn build(
-    ctx: &Context,
-    input: BuildIndexInput,
-    suite: &str,
-    generation: u64,
-) -> StepResult<BuildIndexOutput> {
+async fn build(ctx: &Context, input: BuildIndexInput, suite: &str, generation: u64) -> StepResult<BuildIndexOutput> {
     let suite = suite.to_owned();
     let entries = ctx.store.all().await?;
     let rendered = ctx.format.render(&entries, now()).map_err(StepError::Internal)?;

@@ -34,15 +34,9 @@ pub struct CheckSourcesOutput {
     pub proceed: bool,
 }
 
-pub async fn check_sources(
-    ctx: &Context,
-    input: CheckSourcesInput,
-) -> StepResult<CheckSourcesOutput> {
+pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResult<CheckSourcesOutput> {
     let suite = ctx.store.suite(ctx.suite()).await?;
-    let refresh_due = suite
-        .published
-        .as_ref()
-        .is_none_or(|p| p.refresh_due(now()));
+    let refresh_due = suite.published.as_ref().is_none_or(|p| p.refresh_due(now()));
     let mut out = CheckSourcesOutput {
         candidates: Vec::new(),
         already_processed: 0,
@@ -55,11 +49,7 @@ pub async fn check_sources(
         tracing::info!("forced rebuild: no source is asked");
         return Ok(out);
     }
-    let sctx = SourceContext {
-        fetcher: &ctx.fetcher,
-        private: ctx.private.as_ref(),
-        work_dir: &ctx.work_dir,
-    };
+    let sctx = SourceContext { fetcher: &ctx.fetcher, private: ctx.private.as_ref(), work_dir: &ctx.work_dir };
     // Sources are independent: ask them all at once.
     let answers = futures_util::future::join_all(ctx.config.packages.iter().map(|p| {
         let sctx = &sctx;
@@ -71,10 +61,7 @@ pub async fn check_sources(
             Ok(found) => found,
             Err(e) => {
                 tracing::warn!(package = %package.name, "source failed: {e:#}");
-                out.failures.push(SourceFailure {
-                    package: package.name.clone(),
-                    error: format!("{e:#}"),
-                });
+                out.failures.push(SourceFailure { package: package.name.clone(), error: format!("{e:#}") });
                 continue;
             }
         };
@@ -84,8 +71,7 @@ pub async fn check_sources(
                 // Known, and upstream still describes it the same way: nothing to do.
                 Some(known)
                     if known.source_url == candidate.url
-                        || candidate.expected_sha256.as_deref()
-                            == Some(known.checksums.sha256.as_str()) =>
+                        || candidate.expected_sha256.as_deref() == Some(known.checksums.sha256.as_str()) =>
                 {
                     out.already_processed += 1
                 }

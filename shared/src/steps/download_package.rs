@@ -18,18 +18,9 @@ pub struct StagedArtifact {
 
 pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult<StagedArtifact> {
     let id = candidate.package_id();
-    let label = format!(
-        "{} {} {}",
-        candidate.package, candidate.version, candidate.architecture
-    );
-    let tmp = tempfile::Builder::new()
-        .prefix("download-")
-        .tempfile_in(&ctx.work_dir)?
-        .into_temp_path();
-    let expected = Expected {
-        size: candidate.expected_size,
-        sha256: candidate.expected_sha256.clone(),
-    };
+    let label = format!("{} {} {}", candidate.package, candidate.version, candidate.architecture);
+    let tmp = tempfile::Builder::new().prefix("download-").tempfile_in(&ctx.work_dir)?.into_temp_path();
+    let expected = Expected { size: candidate.expected_size, sha256: candidate.expected_sha256.clone() };
 
     let checksums = match candidate.source_type {
         SourceType::StagingUpload => {
@@ -48,16 +39,11 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
         }
         SourceType::ExternalDownload | SourceType::GithubRelease => {
             let mut progress = ctx.observer.download(&label);
-            ctx.fetcher
-                .download(&candidate.url, &tmp, &expected, progress.as_mut())
-                .await?
+            ctx.fetcher.download(&candidate.url, &tmp, &expected, progress.as_mut()).await?
         }
     };
 
-    let described = ctx
-        .format
-        .describe_artifact(&candidate, &tmp)
-        .map_err(StepError::InvalidPackage)?;
+    let described = ctx.format.describe_artifact(&candidate, &tmp).map_err(StepError::InvalidPackage)?;
     let id_from_artifact = package_id(&described.name, &described.version, &described.architecture);
 
     // Refuse before writing anything if the store knows this id with other bytes.
@@ -76,17 +62,10 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
 
     // Companions first, into temporary files, so that a failing one leaves the
     // pool untouched.
-    let stem = described
-        .key
-        .strip_suffix(".deb")
-        .unwrap_or(&described.key)
-        .to_owned();
+    let stem = described.key.strip_suffix(".deb").unwrap_or(&described.key).to_owned();
     let mut companion_files = Vec::new();
     for c in &candidate.companions {
-        let path = tempfile::Builder::new()
-            .prefix("companion-")
-            .tempfile_in(&ctx.work_dir)?
-            .into_temp_path();
+        let path = tempfile::Builder::new().prefix("companion-").tempfile_in(&ctx.work_dir)?.into_temp_path();
         let sums = ctx
             .fetcher
             .download(&c.url, &path, &Expected::default(), &mut ())
@@ -95,20 +74,11 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
         companion_files.push((c, path, sums));
     }
 
-    ctx.public
-        .put_file(
-            &described.key,
-            &tmp,
-            &checksums.sha256,
-            WriteMode::WriteOnce,
-        )
-        .await?;
+    ctx.public.put_file(&described.key, &tmp, &checksums.sha256, WriteMode::WriteOnce).await?;
     let mut companions = Vec::new();
     for (c, path, sums) in companion_files {
         let key = format!("{stem}.{}", c.suffix);
-        ctx.public
-            .put_file(&key, &path, &sums.sha256, WriteMode::WriteOnce)
-            .await?;
+        ctx.public.put_file(&key, &path, &sums.sha256, WriteMode::WriteOnce).await?;
         companions.push(StoredCompanion {
             kind: c.kind.clone(),
             key,
@@ -118,11 +88,7 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
         });
     }
 
-    let config = ctx
-        .config
-        .package(&candidate.package)
-        .map(|p| p.fields())
-        .unwrap_or_default();
+    let config = ctx.config.package(&candidate.package).map(|p| p.fields()).unwrap_or_default();
     tracing::info!(package_id = %id_from_artifact, size = checksums.size, sha256 = %checksums.sha256, key = %described.key, "downloaded");
     Ok(StagedArtifact {
         entry: PackageEntry {

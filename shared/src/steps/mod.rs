@@ -111,11 +111,7 @@ impl StepError {
 
 impl From<FetchError> for StepError {
     fn from(e: FetchError) -> Self {
-        if e.is_transient() {
-            StepError::Transient(e.into())
-        } else {
-            StepError::InvalidPackage(e.into())
-        }
+        if e.is_transient() { StepError::Transient(e.into()) } else { StepError::InvalidPackage(e.into()) }
     }
 }
 

@@ -64,17 +64,11 @@ pub async fn publish(ctx: &Context, input: PublishInput) -> StepResult<PublishOu
     let state = ctx.store.suite(&suite).await?;
     let live = state.published.as_ref().map_or(0, |p| p.generation);
     if live >= input.generation {
-        tracing::warn!(
-            generation = input.generation,
-            published = live,
-            "superseded: a newer generation is live"
-        );
+        tracing::warn!(generation = input.generation, published = live, "superseded: a newer generation is live");
         return Ok(superseded(live));
     }
     match state.lease {
-        Some(lease)
-            if lease.generation == input.generation
-                && lease.until > super::now().unix_timestamp() => {}
+        Some(lease) if lease.generation == input.generation && lease.until > super::now().unix_timestamp() => {}
         // A newer generation took over the suite: it saw at least what this one did.
         Some(lease) if lease.generation > input.generation => {
             tracing::warn!(
@@ -97,20 +91,11 @@ pub async fn publish(ctx: &Context, input: PublishInput) -> StepResult<PublishOu
     let warnings = match write_plan_and_record(ctx, &input, &manifest, &suite).await {
         Ok(Some(warnings)) => warnings,
         Ok(None) => {
-            return Ok(superseded(
-                ctx.store
-                    .suite(&suite)
-                    .await?
-                    .published
-                    .map_or(0, |p| p.generation),
-            ));
+            return Ok(superseded(ctx.store.suite(&suite).await?.published.map_or(0, |p| p.generation)));
         }
         Err(e) => {
             if let Err(release) = ctx.store.release_lease(&suite, input.generation).await {
-                tracing::warn!(
-                    generation = input.generation,
-                    "could not release the lease: {release}"
-                );
+                tracing::warn!(generation = input.generation, "could not release the lease: {release}");
             }
             return Err(e);
         }

@@ -34,8 +34,5 @@ pub async fn record_metadata(ctx: &Context, staged: StagedArtifact) -> StepResul
         }
     };
     tracing::info!(package_id = %entry.package_id, ?outcome, "recorded");
-    Ok(RecordOutput {
-        package_id: entry.package_id,
-        outcome,
-    })
+    Ok(RecordOutput { package_id: entry.package_id, outcome })
 }

@@ -8,20 +8,10 @@ use crate::deb::{ControlParagraph, DebBuilder};
 use crate::local::{LocalPaths, context, load_or_generate_key};
 
 fn deb(name: &str, version: &str) -> Vec<u8> {
-    let fields = [
-        ("Package", name),
-        ("Version", version),
-        ("Architecture", "all"),
-        ("Description", "t\n test"),
-    ];
-    DebBuilder::new(ControlParagraph {
-        fields: fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    })
-    .build()
-    .unwrap()
+    let fields = [("Package", name), ("Version", version), ("Architecture", "all"), ("Description", "t\n test")];
+    DebBuilder::new(ControlParagraph { fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() })
+        .build()
+        .unwrap()
 }
 
 fn setup() -> (tempfile::TempDir, Context) {
@@ -30,21 +20,10 @@ fn setup() -> (tempfile::TempDir, Context) {
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
     let config_dir = dir.path().join("config");
     std::fs::create_dir_all(config_dir.join("packages")).unwrap();
-    std::fs::copy(
-        shipped.join("repository.yaml"),
-        config_dir.join("repository.yaml"),
-    )
-    .unwrap();
-    std::fs::copy(
-        shipped.join("packages/kiro-repo.yaml"),
-        config_dir.join("packages/kiro-repo.yaml"),
-    )
-    .unwrap();
-    let paths = LocalPaths {
-        config: config_dir.clone(),
-        state: dir.path().join("state"),
-        out: dir.path().join("public"),
-    };
+    std::fs::copy(shipped.join("repository.yaml"), config_dir.join("repository.yaml")).unwrap();
+    std::fs::copy(shipped.join("packages/kiro-repo.yaml"), config_dir.join("packages/kiro-repo.yaml")).unwrap();
+    let paths =
+        LocalPaths { config: config_dir.clone(), state: dir.path().join("state"), out: dir.path().join("public") };
     let config = Config::load(&config_dir).unwrap();
     let (key, _) = load_or_generate_key(&config, &paths).unwrap();
     let ctx = context(config, &paths, key, std::sync::Arc::new(Quiet)).unwrap();
@@ -53,19 +32,13 @@ fn setup() -> (tempfile::TempDir, Context) {
 
 async fn stage(ctx: &Context, version: &str) {
     ctx.private
-        .put_bytes(
-            &format!("staging/kiro-repo_{version}_all.deb"),
-            deb("kiro-repo", version),
-            WriteMode::Overwrite,
-        )
+        .put_bytes(&format!("staging/kiro-repo_{version}_all.deb"), deb("kiro-repo", version), WriteMode::Overwrite)
         .await
         .unwrap();
 }
 
 async fn ingest_all(ctx: &Context) {
-    let checked = check_sources(ctx, CheckSourcesInput::default())
-        .await
-        .unwrap();
+    let checked = check_sources(ctx, CheckSourcesInput::default()).await.unwrap();
     for c in checked.candidates {
         let staged = download_package(ctx, c).await.unwrap();
         record_metadata(ctx, staged).await.unwrap();
@@ -84,73 +57,29 @@ async fn builds_take_turns_and_publish_refuses_to_go_backwards() {
     assert_eq!(err.error_type(), "PublishInProgress", "{err}");
 
     // Generation 1 stalls until its lease runs out (simulated); generation 2 takes over.
-    ctx.store
-        .release_lease(ctx.suite(), old.generation)
-        .await
-        .unwrap();
+    ctx.store.release_lease(ctx.suite(), old.generation).await.unwrap();
     stage(&ctx, "1.1").await;
     ingest_all(&ctx).await;
     let new = build_index(&ctx, BuildIndexInput::default()).await.unwrap();
-    let stale = publish(
-        &ctx,
-        PublishInput {
-            generation: old.generation,
-            manifest_key: old.manifest_key.clone(),
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        stale.status,
-        PublishStatus::Superseded,
-        "a newer generation is being built"
-    );
-    assert!(
-        !ctx.public.exists("dists/stable/InRelease").await.unwrap(),
-        "nothing written"
-    );
-
-    let out = publish(
-        &ctx,
-        PublishInput {
-            generation: new.generation,
-            manifest_key: new.manifest_key.clone(),
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(out.status, PublishStatus::Published);
-    let live = ctx
-        .public
-        .get_bytes("dists/stable/InRelease")
+    let stale = publish(&ctx, PublishInput { generation: old.generation, manifest_key: old.manifest_key.clone() })
         .await
         .unwrap();
-    let out = publish(
-        &ctx,
-        PublishInput {
-            generation: old.generation,
-            manifest_key: old.manifest_key,
-        },
-    )
-    .await
-    .unwrap();
+    assert_eq!(stale.status, PublishStatus::Superseded, "a newer generation is being built");
+    assert!(!ctx.public.exists("dists/stable/InRelease").await.unwrap(), "nothing written");
+
+    let out = publish(&ctx, PublishInput { generation: new.generation, manifest_key: new.manifest_key.clone() })
+        .await
+        .unwrap();
+    assert_eq!(out.status, PublishStatus::Published);
+    let live = ctx.public.get_bytes("dists/stable/InRelease").await.unwrap();
+    let out = publish(&ctx, PublishInput { generation: old.generation, manifest_key: old.manifest_key }).await.unwrap();
     assert_eq!(out.status, PublishStatus::Superseded);
     assert_eq!(out.published_generation, new.generation);
-    assert_eq!(
-        ctx.public
-            .get_bytes("dists/stable/InRelease")
-            .await
-            .unwrap(),
-        live,
-        "nothing changed"
-    );
+    assert_eq!(ctx.public.get_bytes("dists/stable/InRelease").await.unwrap(), live, "nothing changed");
     // The convenience copy follows the newest kiro-repo by Debian order.
     assert_eq!(
         ctx.public.get_bytes("kiro-repo.deb").await.unwrap(),
-        ctx.public
-            .get_bytes("pool/main/k/kiro-repo/kiro-repo_1.1_all.deb")
-            .await
-            .unwrap()
+        ctx.public.get_bytes("pool/main/k/kiro-repo/kiro-repo_1.1_all.deb").await.unwrap()
     );
     // Publishing released the lease: the next build goes ahead.
     build_index(&ctx, BuildIndexInput::default()).await.unwrap();
@@ -174,31 +103,14 @@ async fn staged_upload_with_other_bytes_is_a_conflict() {
         .collect(),
     });
     other.file("/etc/x", 0o644, "x");
-    ctx.private
-        .put_bytes(
-            "staging/again.deb",
-            other.build().unwrap(),
-            WriteMode::Overwrite,
-        )
-        .await
-        .unwrap();
-    let checked = check_sources(&ctx, CheckSourcesInput::default())
-        .await
-        .unwrap();
-    let again = checked
-        .candidates
-        .into_iter()
-        .find(|c| c.url == "staging/again.deb")
-        .expect("a new location is a candidate");
+    ctx.private.put_bytes("staging/again.deb", other.build().unwrap(), WriteMode::Overwrite).await.unwrap();
+    let checked = check_sources(&ctx, CheckSourcesInput::default()).await.unwrap();
+    let again =
+        checked.candidates.into_iter().find(|c| c.url == "staging/again.deb").expect("a new location is a candidate");
     let err = download_package(&ctx, again).await.unwrap_err();
     assert_eq!(err.error_type(), "PackageConflict", "{err}");
     let pool = DirStore::new(_dir.path().join("public")).unwrap();
-    assert_eq!(
-        pool.get_bytes("pool/main/k/kiro-repo/kiro-repo_1.0_all.deb")
-            .await
-            .unwrap(),
-        deb("kiro-repo", "1.0")
-    );
+    assert_eq!(pool.get_bytes("pool/main/k/kiro-repo/kiro-repo_1.0_all.deb").await.unwrap(), deb("kiro-repo", "1.0"));
 }
 
 /// Counts object writes (put, copy) and passes everything through.
@@ -257,14 +169,20 @@ async fn adding_one_package_writes_only_what_changed() {
     bench.architecture = "amd64".into();
     cfg.packages.push(bench);
     let stage_bench = |version: String| {
-        let fields = [("Package", "bench"), ("Version", version.as_str()), ("Architecture", "amd64"), ("Description", "b\n b")];
-        DebBuilder::new(ControlParagraph { fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() })
-            .build()
-            .unwrap()
+        let fields =
+            [("Package", "bench"), ("Version", version.as_str()), ("Architecture", "amd64"), ("Description", "b\n b")];
+        DebBuilder::new(ControlParagraph {
+            fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        })
+        .build()
+        .unwrap()
     };
     for i in 0..30 {
         let v = format!("1.{i}");
-        ctx.private.put_bytes(&format!("staging/bench_{v}_amd64.deb"), stage_bench(v), WriteMode::Overwrite).await.unwrap();
+        ctx.private
+            .put_bytes(&format!("staging/bench_{v}_amd64.deb"), stage_bench(v), WriteMode::Overwrite)
+            .await
+            .unwrap();
     }
     stage(&ctx, "1.0").await;
     ingest_all(&ctx).await;

@@ -1,0 +1,146 @@
+//! `pkgrelay-bench`: the Rust half of `bench/*.sh`.
+//!
+//! ```text
+//! pkgrelay-bench gen-debs N DIR                 N small .debs (20 names × N/20 versions), cached by the caller
+//! pkgrelay-bench gen-config DIR ARCHS staging NAMES      repository.yaml + NAMES staging_upload packages
+//! pkgrelay-bench gen-config DIR ARCHS external NAME URL  repository.yaml + one external_download package
+//! pkgrelay-bench gen-key FILE                   an archive signing key for a pkgrelay state directory
+//! pkgrelay-bench gen-big-deb BYTES FILE         a valid .deb of about BYTES (uncompressed data.tar), streamed
+//! pkgrelay-bench kiro-metadata VERSION URL      Kiro-shaped metadata JSON on stdout
+//! pkgrelay-bench serve ROOT PORT_FILE [SECS]    static files on 127.0.0.1 (sendfile); exits after SECS (3600)
+//! pkgrelay-bench scale-prepare N DB             an SQLite store of N synthetic entries
+//! pkgrelay-bench scale-run DB CONFIG MODE       read all + render: MODE noxz | full | compress
+//! pkgrelay-bench publish-cost N                 object writes when 1 package is added to N
+//! ```
+//! Measurements print `key=value` lines that the scripts parse.
+
+mod bigdeb;
+mod publish_cost;
+mod scale;
+mod serve;
+#[allow(dead_code)]
+mod synth;
+
+use anyhow::{Context as _, bail};
+use std::path::{Path, PathBuf};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| -> anyhow::Result<&str> {
+        args.get(i)
+            .map(String::as_str)
+            .with_context(|| format!("missing argument {i}; see the usage in bench/driver/src/main.rs"))
+    };
+    let num = |i: usize| -> anyhow::Result<usize> {
+        let s = arg(i)?;
+        s.replace('_', "").parse().with_context(|| format!("{s:?} is not a number"))
+    };
+    match arg(0)? {
+        "gen-debs" => gen_debs(num(1)?, Path::new(arg(2)?)),
+        "gen-config" => match arg(3)? {
+            "staging" => gen_config(Path::new(arg(1)?), arg(2)?, &staging_packages(num(4)?)),
+            "external" => gen_config(
+                Path::new(arg(1)?),
+                arg(2)?,
+                &[(arg(4)?.to_owned(), format!("type: external_download\n  metadata_url: {}", arg(5)?))],
+            ),
+            other => bail!("gen-config: unknown source kind {other:?}"),
+        },
+        "gen-key" => {
+            let key = pkgrelay_core::sign::SigningKey::generate("pkgrelay bench <bench@example.com>")?;
+            std::fs::write(arg(1)?, key.to_armored_secret()?)?;
+            Ok(())
+        }
+        "gen-big-deb" => bigdeb::write(num(1)? as u64, Path::new(arg(2)?)),
+        "kiro-metadata" => {
+            let (version, url) = (arg(1)?, arg(2)?);
+            let doc = serde_json::json!({
+                "currentRelease": version,
+                "releases": [{"version": version, "updateTo": {"version": version,
+                    "pub_date": "2026-01-01T00:00:00Z", "notes": "bench", "url": url}}]
+            });
+            println!("{doc}");
+            Ok(())
+        }
+        "serve" => serve::run(
+            PathBuf::from(arg(1)?),
+            Path::new(arg(2)?),
+            args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(3600),
+        ),
+        "scale-prepare" => runtime()?.block_on(scale::prepare(num(1)?, Path::new(arg(2)?))),
+        "scale-run" => runtime()?.block_on(scale::run(Path::new(arg(1)?), Path::new(arg(2)?), arg(3)?)),
+        "publish-cost" => runtime()?.block_on(publish_cost::run(num(1)?)),
+        other => bail!("unknown command {other:?}; see the usage in bench/driver/src/main.rs"),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// The package names of the compare input: 20 names (fewer for tiny N).
+pub const NAMES: usize = 20;
+
+/// `n` debs: `NAMES` names × `n / NAMES` versions, amd64, `DIR/<name>_<version>_amd64.deb`.
+fn gen_debs(n: usize, dir: &Path) -> anyhow::Result<()> {
+    if n % NAMES != 0 {
+        bail!("N must be a multiple of {NAMES}");
+    }
+    std::fs::create_dir_all(dir)?;
+    let per_name = n / NAMES;
+    for i in 0..NAMES {
+        for j in 0..per_name {
+            let (name, version) = (synth::name(i), synth::version(j));
+            let bytes = synth::deb(&name, &version, "amd64");
+            std::fs::write(dir.join(format!("{name}_{version}_amd64.deb")), bytes)?;
+        }
+    }
+    Ok(())
+}
+
+fn staging_packages(count: usize) -> Vec<(String, String)> {
+    (0..count)
+        .map(|i| (synth::name(i), "type: staging_upload".to_owned()))
+        .collect()
+}
+
+/// `repository.yaml` (architectures `archs`, no convenience copy) and one
+/// `packages/<name>.yaml` per `(name, source block)`.
+fn gen_config(dir: &Path, archs: &str, packages: &[(String, String)]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("packages"))?;
+    let archs: Vec<&str> = archs.split([',', ' ']).filter(|a| !a.is_empty()).collect();
+    std::fs::write(
+        dir.join("repository.yaml"),
+        format!(
+            "origin: Bench\nlabel: Bench\nsuite: stable\ncodename: stable\n\
+description: pkgrelay benchmark repository\ncomponents: [main]\narchitectures: [{}]\n\
+base_url: http://127.0.0.1:8080/\nvalid_for: 7d\nkeyring_name: bench-archive-keyring.gpg\n\
+source_list_name: bench.list\nsigning:\n  user_id: pkgrelay bench <bench@example.com>\n",
+            archs.join(", ")
+        ),
+    )?;
+    for (name, source) in packages {
+        let arch = if archs.len() == 1 { archs[0] } else { "amd64" };
+        std::fs::write(
+            dir.join(format!("packages/{name}.yaml")),
+            format!(
+                "name: {name}\ndescription: |-\n  {name}\n  A benchmark package.\nmaintainer: Bench <bench@example.com>\n\
+homepage: https://example.com/{name}\nsection: devel\npriority: optional\narchitecture: {arch}\nsource:\n  {source}\n"
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// Peak resident set size of this process so far (VmHWM), KiB.
+pub fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
