@@ -352,6 +352,8 @@ export class PkgrelayStack extends Stack {
           STATE_TABLE: this.stateTable.tableName,
           BUCKET: bucket.bucketName,
           CONFIG_LOCATION,
+          // Selects `environments.<env>` in repository.yaml (the repository URL).
+          PKGRELAY_ENV: env.name,
           ...(name === 'build-index' ? { SIGNING_KEY_SECRET_ARN: signingKeySecretArn } : {}),
           PKGRELAY_LOG: 'info',
         },

@@ -431,6 +431,7 @@ describe('functions', () => {
       STATE_TABLE: { Ref: ids.stateTable },
       BUCKET: { Ref: ids.bucket },
       CONFIG_LOCATION: '/var/task/config',
+      PKGRELAY_ENV: 'dev',
       PKGRELAY_LOG: 'info',
     };
     if (name === 'build-index') expected.SIGNING_KEY_SECRET_ARN = { Ref: ids.secret };

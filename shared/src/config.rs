@@ -188,6 +188,18 @@ impl Config {
         Ok(Config { dir: dir.to_owned(), repository, packages })
     }
 
+    /// This configuration as deployment `env` sees it: `base_url` becomes
+    /// `environments.<env>.base_url`.
+    pub fn for_environment(mut self, env: &str) -> Result<Config, ConfigError> {
+        let url = self.repository.base_url_for(Some(env)).map_err(|message| ConfigError {
+            file: self.dir.join("repository.yaml"),
+            field: Some("environments".into()),
+            message,
+        })?;
+        self.repository.base_url = url.to_owned();
+        Ok(self)
+    }
+
     pub fn package(&self, name: &str) -> Option<&PackageConfig> {
         self.packages.iter().find(|p| p.name == name)
     }
@@ -423,6 +435,21 @@ section: devel\npriority: optional\narchitecture: amd64\nsource:\n  type: extern
         let e = load_with(&PKG.replace("https://example.com/m.json", "not a url")).unwrap_err().to_string();
         assert!(e.contains("source.metadata_url"), "{e}");
         assert!(load_with(&PKG.replace("https://example.com/m.json", "http://127.0.0.1:9/m.json")).is_ok());
+    }
+
+    #[test]
+    fn environments_select_the_repository_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = format!("{REPO}environments:\n  dev:\n    base_url: https://dev.example.com/\n");
+        write(dir.path(), "repository.yaml", &repo);
+        write(dir.path(), "packages/kiro.yaml", PKG);
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(c.clone().for_environment("dev").unwrap().repository.base_url, "https://dev.example.com/");
+        let e = c.for_environment("prod").unwrap_err().to_string();
+        assert!(e.contains("no environment \"prod\"") && e.contains("dev"), "{e}");
+        write(dir.path(), "repository.yaml", &repo.replace("https://dev.example.com/", "ftp://x/"));
+        let e = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("environments.dev.base_url"), "{e}");
     }
 
     #[test]

@@ -94,6 +94,11 @@ pub trait RepositoryFormat: Send + Sync {
     fn describe_artifact(&self, candidate: &Candidate, path: &Path) -> anyhow::Result<ArtifactDescription>;
     /// Render a generation of the index from every store entry.
     fn render(&self, entries: &[PackageEntry], now: OffsetDateTime) -> anyhow::Result<RenderedIndex>;
+    /// The public object whose absence means the repository is not (or no
+    /// longer) published, e.g. APT's InRelease: its loss makes a run republish.
+    fn published_marker(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What build-index leaves for publish: the generation and its plan. Stored as

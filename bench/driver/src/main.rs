@@ -99,9 +99,7 @@ fn gen_debs(n: usize, dir: &Path) -> anyhow::Result<()> {
 }
 
 fn staging_packages(count: usize) -> Vec<(String, String)> {
-    (0..count)
-        .map(|i| (synth::name(i), "type: staging_upload".to_owned()))
-        .collect()
+    (0..count).map(|i| (synth::name(i), "type: staging_upload".to_owned())).collect()
 }
 
 /// `repository.yaml` (architectures `archs`, no convenience copy) and one

@@ -64,15 +64,11 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let per_name = n.div_ceil(crate::NAMES);
     let config_dir = dir.path().join("config");
-    let names: Vec<(String, String)> = (0..crate::NAMES)
-        .map(|i| (synth::name(i), "type: staging_upload".to_owned()))
-        .collect();
+    let names: Vec<(String, String)> =
+        (0..crate::NAMES).map(|i| (synth::name(i), "type: staging_upload".to_owned())).collect();
     crate::gen_config(&config_dir, "amd64, arm64", &names)?;
-    let paths = LocalPaths {
-        config: config_dir.clone(),
-        state: dir.path().join("state"),
-        out: dir.path().join("public"),
-    };
+    let paths =
+        LocalPaths { config: config_dir.clone(), state: dir.path().join("state"), out: dir.path().join("public") };
     let config = Config::load(&config_dir)?;
     let (key, _) = load_or_generate_key(&config, &paths)?;
     let mut ctx = context(config, &paths, key, Arc::new(Quiet))?;
@@ -102,7 +98,12 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     let t = Instant::now();
     let summary = pipeline::run(&ctx, CheckSourcesInput::default()).await?;
     println!("add_one_ms={:.0}", t.elapsed().as_secs_f64() * 1000.0);
-    anyhow::ensure!(summary.new.len() == 1, "expected one new package, got {:?} (failed: {:?})", summary.new, summary.failed);
+    anyhow::ensure!(
+        summary.new.len() == 1,
+        "expected one new package, got {:?} (failed: {:?})",
+        summary.new,
+        summary.failed
+    );
     anyhow::ensure!(summary.published.is_some(), "nothing was published");
     let writes = writes.lock().unwrap().clone();
     for w in &writes {

@@ -46,9 +46,7 @@ fn gzip9(data: &[u8]) -> Vec<u8> {
 }
 
 fn gzip(data: &[u8], level: u32) -> Vec<u8> {
-    let mut enc = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::new(level));
+    let mut enc = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::new(level));
     enc.write_all(data).unwrap();
     enc.finish().unwrap()
 }

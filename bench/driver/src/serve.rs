@@ -49,7 +49,10 @@ fn answer(conn: TcpStream, root: &Path) -> anyhow::Result<()> {
     match file {
         Some(mut f) => {
             let len = f.metadata()?.len();
-            write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")?;
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+            )?;
             std::io::copy(&mut f, &mut out)?;
         }
         None => write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?,

@@ -16,11 +16,7 @@ pub fn name(i: usize) -> String {
 /// Version of the `j`-th release of a package: Debian revisions and an
 /// occasional `~rc`, so that sorting needs the Debian rules (1.9-1 < 1.10-1).
 pub fn version(j: usize) -> String {
-    if j % 10 == 9 {
-        format!("1.{}~rc1-1", j / 10 * 10 + 10)
-    } else {
-        format!("1.{j}-1")
-    }
+    if j % 10 == 9 { format!("1.{}~rc1-1", j / 10 * 10 + 10) } else { format!("1.{j}-1") }
 }
 
 /// Architecture mix of the store-scale input: 45 % amd64, 45 % arm64, 10 % all.
@@ -49,9 +45,7 @@ pub fn control(name: &str, version: &str, arch: &str) -> ControlParagraph {
             format!("{name} synthetic package\n Generated for pkgrelay's benchmarks.\n .\n Version {version}."),
         ),
     ];
-    ControlParagraph {
-        fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-    }
+    ControlParagraph { fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect() }
 }
 
 /// A store entry as download-package would record it for that package (the
@@ -99,11 +93,7 @@ pub fn entries(n: usize, per_name: usize) -> Vec<PackageEntry> {
 /// A small but real binary package (gzip members, one file), as `dpkg-deb -Zgzip` would make it.
 pub fn deb(name: &str, version: &str, arch: &str) -> Vec<u8> {
     let mut b = DebBuilder::new(control(name, version, arch));
-    b.file(
-        &format!("/usr/share/doc/{name}/VERSION"),
-        0o644,
-        format!("{name} {version}\n"),
-    );
+    b.file(&format!("/usr/share/doc/{name}/VERSION"), 0o644, format!("{name} {version}\n"));
     b.build().expect("synthetic package builds")
 }
 

@@ -7,6 +7,7 @@
 //! | `BUCKET` | S3 bucket holding the repository, `staging/` and `generations/` |
 //! | `CONFIG_LOCATION` | `s3://bucket/prefix/` or a directory holding repository.yaml and packages/ |
 //! | `SIGNING_KEY_SECRET_ARN` | Secrets Manager secret with the armored signing key (build-index only) |
+//! | `PKGRELAY_ENV` | deployment (`dev`, `staging`, `prod`): selects `environments.<env>` in repository.yaml |
 //! | `WORK_DIR` | scratch space, default `/tmp` |
 //! | `AWS_ENDPOINT_URL` | (tests) the local AWS API server; read by the SDK itself |
 //! | `PKGRELAY_S3_FORCE_PATH_STYLE` | (tests) `true` for path-style S3 addressing |
@@ -37,6 +38,7 @@ pub struct FunctionEnv {
     pub bucket: String,
     pub config_location: String,
     pub signing_key_secret: Option<String>,
+    pub deployment: Option<String>,
     pub work_dir: PathBuf,
     pub force_path_style: bool,
 }
@@ -53,6 +55,7 @@ impl FunctionEnv {
             bucket: var("BUCKET")?,
             config_location: var("CONFIG_LOCATION")?,
             signing_key_secret: std::env::var("SIGNING_KEY_SECRET_ARN").ok().filter(|s| !s.is_empty()),
+            deployment: std::env::var("PKGRELAY_ENV").ok().filter(|s| !s.is_empty()),
             work_dir: std::env::var("WORK_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir()),
             force_path_style: std::env::var("PKGRELAY_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1"),
         })
@@ -65,7 +68,10 @@ impl FunctionEnv {
         let s3 = crate::s3::client(&sdk, self.force_path_style);
         let dynamodb = crate::dynamo::client(&sdk);
         let bucket: Arc<dyn ObjectStore> = Arc::new(S3Store::new(s3.clone(), &self.bucket));
-        let config = self.load_config(&s3).await?;
+        let mut config = self.load_config(&s3).await?;
+        if let Some(env) = &self.deployment {
+            config = config.for_environment(env)?;
+        }
         let key = if needs.signing_key {
             let arn = self
                 .signing_key_secret

@@ -132,6 +132,10 @@ impl RepositoryFormat for AptRepository {
         Ok(ArtifactDescription { name, version, architecture, control, key })
     }
 
+    fn published_marker(&self) -> Option<String> {
+        Some(format!("{}/InRelease", self.dists()))
+    }
+
     fn render(&self, entries: &[PackageEntry], now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
         let cfg = &self.config;
         let key = self.key.as_deref().ok_or_else(|| anyhow!("no signing key: this process cannot render the index"))?;

@@ -36,7 +36,14 @@ pub struct CheckSourcesOutput {
 
 pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResult<CheckSourcesOutput> {
     let suite = ctx.store.suite(ctx.suite()).await?;
-    let refresh_due = suite.published.as_ref().is_none_or(|p| p.refresh_due(now()));
+    let marker_lost = match ctx.format.published_marker() {
+        Some(key) => !ctx.public.exists(&key).await?,
+        None => false,
+    };
+    if marker_lost && suite.published.is_some() {
+        tracing::warn!("the published index is gone from the repository: republishing");
+    }
+    let refresh_due = marker_lost || suite.published.as_ref().is_none_or(|p| p.refresh_due(now()));
     let mut out = CheckSourcesOutput {
         candidates: Vec::new(),
         already_processed: 0,

@@ -130,8 +130,12 @@ async fn write_plan_and_record(
     };
     let mut warnings = Vec::new();
     for entry in &manifest.plan {
-        // What the live generation already put there needs no write (unless forced).
-        if !manifest.full && previous.iter().any(|p| p.key == entry.key && p.from == entry.from) {
+        // What the live generation already put there, and is still there,
+        // needs no write (unless forced).
+        if !manifest.full
+            && previous.iter().any(|p| p.key == entry.key && p.from == entry.from)
+            && ctx.public.exists(&entry.key).await?
+        {
             continue;
         }
         let result = match &entry.from {
