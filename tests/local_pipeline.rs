@@ -168,3 +168,20 @@ fn stale_index_is_resigned_even_with_nothing_new() {
     assert!(out.contains("new: 0") && out.contains("published generation 2"), "{out}");
     assert_ne!(first, ws.read("public/dists/stable/InRelease"));
 }
+
+#[test]
+fn a_lost_index_is_republished_by_the_next_run() {
+    let up = Upstream::start();
+    let ws = Workspace::new(&up);
+    publish_kiro(&up, "0.7.45");
+    ws.sync(&[]);
+    // Someone deletes part of the published repository.
+    std::fs::remove_file(ws.path("public/dists/stable/InRelease")).unwrap();
+    std::fs::remove_file(ws.path("public/dists/stable/main/binary-amd64/Packages.gz")).unwrap();
+    std::fs::remove_file(ws.path("public/index.html")).unwrap();
+    assert!(!ws.verify().status.success());
+    let out = ws.sync(&[]);
+    assert!(out.contains("new: 0") && out.contains("published generation 2"), "{out}");
+    assert!(ws.verify().status.success(), "the next run restored what was missing");
+    assert!(ws.path("public/index.html").exists());
+}
