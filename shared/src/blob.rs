@@ -51,6 +51,11 @@ pub trait ObjectStore: Send + Sync {
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError>;
     /// Copy the object into a local file (streaming; objects can be gigabytes).
     async fn get_to_file(&self, key: &str, path: &Path) -> Result<(), BlobError>;
+    /// The object's own file, when the store is a local directory: readers
+    /// can open it in place instead of copying it first.
+    fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Copy within the store (server-side on S3).
     async fn copy(&self, from: &str, to: &str, mode: WriteMode) -> Result<(), BlobError>;
     async fn exists(&self, key: &str) -> Result<bool, BlobError>;
@@ -156,6 +161,10 @@ impl ObjectStore for DirStore {
 
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError> {
         std::fs::read(self.path(key)?).map_err(|e| not_found_or_io(key, e))
+    }
+
+    fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        self.path(key).ok()
     }
 
     async fn get_to_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {

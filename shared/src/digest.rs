@@ -109,6 +109,59 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// [`Hasher`] with MD5 on a thread of its own (the slowest of the three, with no
+/// CPU instructions for it): chunks are shared, not copied; a bounded channel
+/// keeps at most 16 chunks in flight.
+pub struct ParallelHasher {
+    size: u64,
+    sha1: Sha1,
+    sha256: Sha256,
+    tx: Option<std::sync::mpsc::SyncSender<bytes::Bytes>>,
+    md5: Option<std::thread::JoinHandle<Md5>>,
+}
+
+impl Default for ParallelHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ParallelHasher {
+    pub fn new() -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(16);
+        let md5 = std::thread::spawn(move || {
+            let mut h = Md5::new();
+            for chunk in rx {
+                h.update(&chunk);
+            }
+            h
+        });
+        ParallelHasher { size: 0, sha1: Sha1::new(), sha256: Sha256::new(), tx: Some(tx), md5: Some(md5) }
+    }
+
+    pub fn update(&mut self, data: &bytes::Bytes) {
+        self.size += data.len() as u64;
+        let _ = self.tx.as_ref().expect("not finished").send(data.clone());
+        self.sha1.update(data);
+        self.sha256.update(data);
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn finish(mut self) -> Checksums {
+        drop(self.tx.take());
+        let md5 = self.md5.take().expect("not finished").join().expect("md5 thread");
+        Checksums {
+            size: self.size,
+            md5: hex::encode(md5.finalize()),
+            sha1: hex::encode(self.sha1.clone().finalize()),
+            sha256: hex::encode(self.sha256.clone().finalize()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +173,17 @@ mod tests {
         assert_eq!(c.md5, "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(c.sha1, "a9993e364706816aba3e25717850c26c9cd0d89d");
         assert_eq!(c.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn parallel_equals_sequential() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 + 7) as u8).collect();
+        let mut p = ParallelHasher::new();
+        for chunk in data.chunks(65_537) {
+            p.update(&bytes::Bytes::copy_from_slice(chunk));
+        }
+        assert_eq!(p.size(), data.len() as u64);
+        assert_eq!(p.finish(), Checksums::of(&data));
     }
 
     #[test]

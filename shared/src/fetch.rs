@@ -6,7 +6,7 @@
 //! `Retry-After`; a body shorter or longer than its `Content-Length` is retried
 //! too. Anything else fails at once, with the URL in the message.
 
-use crate::digest::{Checksums, Hasher};
+use crate::digest::Checksums;
 use futures_util::StreamExt;
 use std::net::IpAddr;
 use std::path::Path;
@@ -213,7 +213,7 @@ impl Fetcher {
         }
         let file = tokio::fs::File::create(dest).await.map_err(io)?;
         let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-        let mut hasher = Hasher::new();
+        let mut hasher = crate::digest::ParallelHasher::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| network(url, e))?;

@@ -137,11 +137,17 @@ impl SqliteStore {
     }
 
     fn query_entries(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<PackageEntry>, StoreError> {
-        let rows: Vec<(String, String)> = self.with(|c| {
-            let mut stmt = c.prepare_cached(sql)?;
-            stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
-        })?;
-        rows.iter().map(|(id, json)| Self::decode(id, json)).collect()
+        // Decode each row as it streams: no Vec of JSON text beside the entries.
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+        let mut rows = stmt.query(args).map_err(backend)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(backend)? {
+            let id = r.get_ref(0).and_then(|v| v.as_str().map_err(Into::into)).map_err(backend)?;
+            let json = r.get_ref(1).and_then(|v| v.as_str().map_err(Into::into)).map_err(backend)?;
+            out.push(Self::decode(id, json)?);
+        }
+        Ok(out)
     }
 }
 

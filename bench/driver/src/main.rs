@@ -8,9 +8,11 @@
 //! pkgrelay-bench gen-big-deb BYTES FILE         a valid .deb of about BYTES (uncompressed data.tar), streamed
 //! pkgrelay-bench kiro-metadata VERSION URL      Kiro-shaped metadata JSON on stdout
 //! pkgrelay-bench serve ROOT PORT_FILE [SECS]    static files on 127.0.0.1 (sendfile); exits after SECS (3600)
+//! pkgrelay-bench fetch URL DEST                 pkgrelay's download path alone (Fetcher::download): MB/s
 //! pkgrelay-bench scale-prepare N DB             an SQLite store of N synthetic entries
 //! pkgrelay-bench scale-run DB CONFIG MODE       read all + render: MODE noxz | full | compress
 //! pkgrelay-bench publish-cost N                 object writes when 1 package is added to N
+//! pkgrelay-bench compress-file FILE [MAX]       gzip levels / xz presets on a file (e.g. a real Packages)
 //! ```
 //! Measurements print `key=value` lines that the scripts parse.
 
@@ -67,15 +69,46 @@ fn main() -> anyhow::Result<()> {
             Path::new(arg(2)?),
             args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(3600),
         ),
+        "fetch" => runtime()?.block_on(fetch(arg(1)?, Path::new(arg(2)?))),
         "scale-prepare" => runtime()?.block_on(scale::prepare(num(1)?, Path::new(arg(2)?))),
         "scale-run" => runtime()?.block_on(scale::run(Path::new(arg(1)?), Path::new(arg(2)?), arg(3)?)),
+        "compress-file" => {
+            let mut data = std::fs::read(arg(1)?)?;
+            if let Some(max) = args.get(2) {
+                // Cut at a stanza boundary.
+                let max: usize = max.parse()?;
+                if data.len() > max {
+                    let cut = data[..max].windows(2).rposition(|w| w == b"\n\n").map_or(max, |p| p + 2);
+                    data.truncate(cut);
+                }
+            }
+            scale::compress_report(&data);
+            Ok(())
+        }
         "publish-cost" => runtime()?.block_on(publish_cost::run(num(1)?)),
         other => bail!("unknown command {other:?}; see the usage in bench/driver/src/main.rs"),
     }
 }
 
+/// `Fetcher::download` alone — streaming, the three digests, the file write —
+/// as download-package calls it, with the pipeline's retry policy.
+async fn fetch(url: &str, dest: &Path) -> anyhow::Result<()> {
+    use pkgrelay_core::fetch::{Expected, Fetcher, RetryPolicy};
+    let fetcher = Fetcher::new(RetryPolicy::default())?;
+    let t = std::time::Instant::now();
+    let sums = fetcher.download(url, dest, &Expected::default(), &mut ()).await?;
+    let secs = t.elapsed().as_secs_f64();
+    println!("bytes={}", sums.size);
+    println!("sha256={}", sums.sha256);
+    println!("fetch_s={secs:.3}");
+    println!("mb_per_s={:.1}", sums.size as f64 / secs / 1e6);
+    println!("hwm_kib={}", vm_hwm_kib());
+    Ok(())
+}
+
+/// The runtime `#[tokio::main]` gives the CLI (multi-threaded, one worker per core).
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 /// The package names of the compare input: 20 names (fewer for tiny N).

@@ -10,6 +10,13 @@
 //!   index.html, keyring) — exactly what build-index calls.
 //! - `compress`: gzip levels and xz presets over one architecture's Packages
 //!   (size, time, MB/s), to choose the levels on measurements.
+//! - `read`: what `SqliteStore::all` does, split: the SELECT into rows, then
+//!   the JSON decoding, with the peak RSS after each and the entries' heap size.
+//! - `read-stream`: the same rows decoded inside the row callback (no Vec of
+//!   JSON rows beside the entries): the peak a streaming `all()` would have.
+//! - `noxz-par`: the `noxz` work done the way bench/README.md recommends
+//!   (rows decoded as they stream, one thread per architecture, gzip level
+//!   `BENCH_GZIP_LEVEL`, default 6), to show what the fix is worth.
 
 use anyhow::Context as _;
 use pkgrelay_core::apt::{AptRepository, packages, release};
@@ -33,7 +40,7 @@ pub async fn prepare(n: usize, db: &Path) -> anyhow::Result<()> {
     }
     {
         let store = SqliteStore::open(&tmp)?;
-        for e in crate::synth::entries(n, PER_NAME) {
+        for e in crate::synth::entries_in_release_order(n, PER_NAME) {
             store.insert(&e).await?;
         }
     }
@@ -61,7 +68,127 @@ fn ms(t: Instant) -> String {
     format!("{:.1}", t.elapsed().as_secs_f64() * 1000.0)
 }
 
+/// Heap bytes held by an entry's strings and vectors (capacities, without
+/// allocator overhead) and the number of heap blocks.
+fn heap_of(e: &pkgrelay_core::model::PackageEntry) -> (usize, usize) {
+    let mut bytes = 0;
+    let mut blocks = 0;
+    let mut s = |x: &String| {
+        if x.capacity() > 0 {
+            bytes += x.capacity();
+            blocks += 1;
+        }
+    };
+    for x in [
+        &e.package_id,
+        &e.package_name,
+        &e.version,
+        &e.architecture,
+        &e.filename,
+        &e.source_url,
+        &e.processed_timestamp,
+        &e.checksums.md5,
+        &e.checksums.sha1,
+        &e.checksums.sha256,
+    ] {
+        s(x);
+    }
+    for x in [
+        &e.config.description,
+        &e.config.maintainer,
+        &e.config.homepage,
+        &e.config.section,
+        &e.config.priority,
+        &e.pub_date,
+        &e.notes,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        s(x);
+    }
+    for (k, v) in &e.control.fields {
+        s(k);
+        s(v);
+    }
+    for d in &e.config.depends {
+        s(d);
+    }
+    let fields = e.control.fields.capacity() * std::mem::size_of::<(String, String)>();
+    (bytes + fields, blocks + usize::from(fields > 0))
+}
+
+fn rows(db: &Path) -> anyhow::Result<rusqlite::Connection> {
+    Ok(rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?)
+}
+
+fn read_streaming(db: &Path) -> anyhow::Result<Vec<pkgrelay_core::model::PackageEntry>> {
+    let conn = rows(db)?;
+    let mut stmt = conn.prepare("SELECT package_id, record FROM packages")?;
+    let entries = stmt
+        .query_map([], |r| {
+            let json = r.get_ref(1)?.as_str()?;
+            serde_json::from_str(json).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(entries)
+}
+
+fn render_arch(entries: &[pkgrelay_core::model::PackageEntry], arch: &str, level: u32) -> Vec<release::IndexFile> {
+    let text = packages::render_packages(entries, arch);
+    let gz = gzip(text.as_bytes(), level);
+    [("Packages", text.as_bytes()), ("Packages.gz", &gz[..])]
+        .into_iter()
+        .map(|(name, data)| release::IndexFile {
+            path: format!("main/binary-{arch}/{name}"),
+            checksums: Checksums::of(data),
+        })
+        .collect()
+}
+
 pub async fn run(db: &Path, config_dir: &Path, mode: &str) -> anyhow::Result<()> {
+    match mode {
+        "read" => {
+            let total = Instant::now();
+            let conn = rows(db)?;
+            let t = Instant::now();
+            let rows: Vec<(String, String)> = conn
+                .prepare("SELECT package_id, record FROM packages")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            println!("select_ms={}", ms(t));
+            println!("rows_json_bytes={}", rows.iter().map(|(a, b)| a.len() + b.len()).sum::<usize>());
+            println!("hwm_after_select_kib={}", crate::vm_hwm_kib());
+            let t = Instant::now();
+            let entries: Vec<pkgrelay_core::model::PackageEntry> =
+                rows.iter().map(|(_, j)| serde_json::from_str(j)).collect::<Result<_, _>>()?;
+            println!("decode_ms={}", ms(t));
+            println!("hwm_after_decode_kib={}", crate::vm_hwm_kib());
+            let (bytes, blocks) = entries.iter().map(heap_of).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+            println!(
+                "entries_heap_bytes={} entries_heap_blocks={} entries_vec_bytes={}",
+                bytes,
+                blocks,
+                entries.capacity() * std::mem::size_of::<pkgrelay_core::model::PackageEntry>()
+            );
+            let t = Instant::now();
+            drop(rows);
+            println!("drop_rows_ms={}", ms(t));
+            println!("total_ms={}", ms(total));
+            println!("hwm_kib={}", crate::vm_hwm_kib());
+            return Ok(());
+        }
+        "read-stream" => {
+            let t = Instant::now();
+            let entries = read_streaming(db)?;
+            println!("entries={}", entries.len());
+            println!("total_ms={}", ms(t));
+            println!("hwm_kib={}", crate::vm_hwm_kib());
+            return Ok(());
+        }
+        _ => {}
+    }
+
     let config = Config::load(config_dir)?;
     let cfg = config.repository.clone();
     // Key generation is not part of a build (the key is loaded once per process).
@@ -69,6 +196,35 @@ pub async fn run(db: &Path, config_dir: &Path, mode: &str) -> anyhow::Result<()>
     let now = time::OffsetDateTime::now_utc().replace_nanosecond(0)?;
     println!("hwm_before_kib={}", crate::vm_hwm_kib());
 
+    if mode == "noxz-par" {
+        let level: u32 = std::env::var("BENCH_GZIP_LEVEL").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+        println!("gzip_level={level}");
+        let total = Instant::now();
+        let t = Instant::now();
+        let entries = read_streaming(db)?;
+        println!("entries={}", entries.len());
+        println!("read_ms={}", ms(t));
+        let t = Instant::now();
+        let listed: Vec<release::IndexFile> = std::thread::scope(|scope| {
+            let handles: Vec<_> = cfg
+                .architectures
+                .iter()
+                .map(|arch| {
+                    let entries = &entries;
+                    scope.spawn(move || render_arch(entries, arch, level))
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().expect("render thread")).collect()
+        });
+        println!("render_gzip_hash_ms={}", ms(t));
+        let t = Instant::now();
+        let text = release::render_release(&cfg, now, now + cfg.validity(), &listed);
+        std::hint::black_box((key.detached_sign(text.as_bytes())?, key.clearsign(text.as_bytes())?));
+        println!("release_sign_ms={}", ms(t));
+        println!("total_ms={}", ms(total));
+        println!("hwm_kib={}", crate::vm_hwm_kib());
+        return Ok(());
+    }
     let total = Instant::now();
     let t = Instant::now();
     let store = SqliteStore::open(db)?;
@@ -122,32 +278,38 @@ pub async fn run(db: &Path, config_dir: &Path, mode: &str) -> anyhow::Result<()>
             let arch = cfg.architectures.first().context("an architecture")?;
             let text = packages::render_packages(&entries, arch);
             println!("text_bytes={}", text.len());
-            for level in [1, 6, 9] {
-                let t = Instant::now();
-                let out = gzip(text.as_bytes(), level);
-                let secs = t.elapsed().as_secs_f64();
-                println!(
-                    "gzip{level}: bytes={} ms={:.1} mb_per_s={:.1}",
-                    out.len(),
-                    secs * 1000.0,
-                    text.len() as f64 / secs / 1e6
-                );
-            }
-            for preset in [0, 1, 3, 6] {
-                let t = Instant::now();
-                let out = xz(text.as_bytes(), preset);
-                let secs = t.elapsed().as_secs_f64();
-                println!(
-                    "xz{preset}: bytes={} ms={:.1} mb_per_s={:.1}",
-                    out.len(),
-                    secs * 1000.0,
-                    text.len() as f64 / secs / 1e6
-                );
-            }
+            compress_report(text.as_bytes());
         }
-        other => anyhow::bail!("unknown mode {other:?} (noxz, full, compress)"),
+        other => anyhow::bail!("unknown mode {other:?} (noxz, full, compress, read, read-stream, noxz-par)"),
     }
     println!("total_ms={}", ms(total));
     println!("hwm_kib={}", crate::vm_hwm_kib());
     Ok(())
+}
+
+/// gzip levels 1/6/9 and xz presets 0/1/3/6 over `data`: size, time, MB/s.
+pub fn compress_report(data: &[u8]) {
+    println!("input_bytes={}", data.len());
+    for level in [1, 6, 9] {
+        let t = Instant::now();
+        let out = gzip(data, level);
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "gzip{level}: bytes={} ms={:.1} mb_per_s={:.1}",
+            out.len(),
+            secs * 1000.0,
+            data.len() as f64 / secs / 1e6
+        );
+    }
+    for preset in [0, 1, 3, 6] {
+        let t = Instant::now();
+        let out = xz(data, preset);
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "xz{preset}: bytes={} ms={:.1} mb_per_s={:.1}",
+            out.len(),
+            secs * 1000.0,
+            data.len() as f64 / secs / 1e6
+        );
+    }
 }

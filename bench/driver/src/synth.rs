@@ -90,6 +90,40 @@ pub fn entries(n: usize, per_name: usize) -> Vec<PackageEntry> {
         .collect()
 }
 
+/// The same entries in the order a store fills up over time: the first
+/// release of every package, then the second of each, … (what an SQLite scan
+/// by rowid returns).
+pub fn entries_in_release_order(n: usize, per_name: usize) -> Vec<PackageEntry> {
+    let names = n.div_ceil(per_name);
+    (0..per_name)
+        .flat_map(|j| (0..names).map(move |i| (i, j)))
+        .filter(|(i, j)| i * per_name + j < n)
+        .map(|(i, j)| entry(&name(i), &version(j), arch_of(i)))
+        .collect()
+}
+
+/// The same, all of one architecture, in a scrambled order (as a store scan
+/// returns them: not sorted by name and version).
+pub fn entries_of_arch(n: usize, per_name: usize, arch: &str) -> Vec<PackageEntry> {
+    let mut out: Vec<PackageEntry> = (0..n)
+        .map(|k| {
+            let (i, j) = (k / per_name, k % per_name);
+            entry(&name(i), &version(j), arch)
+        })
+        .collect();
+    // A fixed permutation (multiplicative step coprime with n).
+    let step = (0..).map(|s| 7919 + 2 * s).find(|s: &usize| gcd(*s, n.max(1)) == 1).unwrap();
+    let mut shuffled = Vec::with_capacity(n);
+    for k in 0..n {
+        shuffled.push(std::mem::replace(&mut out[(k * step) % n], entry("x", "0", arch)));
+    }
+    shuffled
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
 /// A small but real binary package (gzip members, one file), as `dpkg-deb -Zgzip` would make it.
 pub fn deb(name: &str, version: &str, arch: &str) -> Vec<u8> {
     let mut b = DebBuilder::new(control(name, version, arch));

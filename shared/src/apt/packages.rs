@@ -95,12 +95,26 @@ pub fn render_stanza(entry: &PackageEntry) -> String {
 
 /// Sort by name, then Debian version, then architecture.
 pub fn sort_entries(entries: &mut [&PackageEntry]) {
-    entries.sort_by(|a, b| {
-        a.package_name
-            .cmp(&b.package_name)
-            .then_with(|| version::compare(&a.version, &b.version))
-            .then_with(|| a.architecture.cmp(&b.architecture))
+    // Each version parsed once (unparseable ones first, as version::compare orders them).
+    let mut keyed: Vec<(&str, Option<version::Version>, &str, &str, &PackageEntry)> = entries
+        .iter()
+        .map(|e| {
+            (e.package_name.as_str(), version::parse(&e.version).ok(), e.version.as_str(), e.architecture.as_str(), *e)
+        })
+        .collect();
+    keyed.sort_by(|a, b| {
+        a.0.cmp(b.0)
+            .then_with(|| match (&a.1, &b.1) {
+                (Some(x), Some(y)) => x.cmp(y),
+                (None, Some(_)) => std::cmp::Ordering::Less,
+                (Some(_), None) => std::cmp::Ordering::Greater,
+                (None, None) => a.2.cmp(b.2),
+            })
+            .then_with(|| a.3.cmp(b.3))
     });
+    for (slot, k) in entries.iter_mut().zip(keyed) {
+        *slot = k.4;
+    }
 }
 
 /// The `Packages` file for one architecture: its own packages and the

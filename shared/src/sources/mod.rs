@@ -32,6 +32,8 @@ pub struct SourceContext<'a> {
     pub private: &'a dyn ObjectStore,
     /// Scratch directory for temporary files.
     pub work_dir: &'a Path,
+    /// `staging/` read once per run, shared by every staging_upload package.
+    pub staged: tokio::sync::OnceCell<Vec<staging_upload::Staged>>,
 }
 
 #[async_trait]

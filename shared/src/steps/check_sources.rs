@@ -56,7 +56,12 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
         tracing::info!("forced rebuild: no source is asked");
         return Ok(out);
     }
-    let sctx = SourceContext { fetcher: &ctx.fetcher, private: ctx.private.as_ref(), work_dir: &ctx.work_dir };
+    let sctx = SourceContext {
+        fetcher: &ctx.fetcher,
+        private: ctx.private.as_ref(),
+        work_dir: &ctx.work_dir,
+        staged: Default::default(),
+    };
     // Sources are independent: ask them all at once.
     let answers = futures_util::future::join_all(ctx.config.packages.iter().map(|p| {
         let sctx = &sctx;
