@@ -57,8 +57,15 @@ pub enum Allocation {
 pub trait PackageStore: Send + Sync {
     async fn get(&self, package_id: &str) -> Result<Option<PackageEntry>, StoreError>;
     async fn insert(&self, entry: &PackageEntry) -> Result<InsertOutcome, StoreError>;
+    /// Every entry, one at a time, in no particular order (a table scan):
+    /// build-index renders each as it comes instead of holding the store in memory.
+    async fn for_each_entry(&self, f: &mut (dyn FnMut(PackageEntry) + Send)) -> Result<(), StoreError>;
     /// Every entry, in no particular order.
-    async fn all(&self) -> Result<Vec<PackageEntry>, StoreError>;
+    async fn all(&self) -> Result<Vec<PackageEntry>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_entry(&mut |e| out.push(e)).await?;
+        Ok(out)
+    }
     /// Every version of one package (the `package-name-index`).
     async fn versions_of(&self, package_name: &str) -> Result<Vec<PackageEntry>, StoreError>;
     async fn suite(&self, suite: &str) -> Result<SuiteState, StoreError>;
@@ -136,18 +143,23 @@ impl SqliteStore {
         serde_json::from_str(json).map_err(|e| StoreError::Corrupt { id: id.to_owned(), message: e.to_string() })
     }
 
-    fn query_entries(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<PackageEntry>, StoreError> {
-        // Decode each row as it streams: no Vec of JSON text beside the entries.
+    /// Decode each row as it streams and hand it to `f`: no JSON text or
+    /// entries accumulate here.
+    fn query_each(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+        f: &mut dyn FnMut(PackageEntry),
+    ) -> Result<(), StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
         let mut rows = stmt.query(args).map_err(backend)?;
-        let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(backend)? {
             let id = r.get_ref(0).and_then(|v| v.as_str().map_err(Into::into)).map_err(backend)?;
             let json = r.get_ref(1).and_then(|v| v.as_str().map_err(Into::into)).map_err(backend)?;
-            out.push(Self::decode(id, json)?);
+            f(Self::decode(id, json)?);
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -191,12 +203,16 @@ impl PackageStore for SqliteStore {
         })
     }
 
-    async fn all(&self) -> Result<Vec<PackageEntry>, StoreError> {
-        self.query_entries("SELECT package_id, record FROM packages", [])
+    async fn for_each_entry(&self, f: &mut (dyn FnMut(PackageEntry) + Send)) -> Result<(), StoreError> {
+        self.query_each("SELECT package_id, record FROM packages", [], f)
     }
 
     async fn versions_of(&self, package_name: &str) -> Result<Vec<PackageEntry>, StoreError> {
-        self.query_entries("SELECT package_id, record FROM packages WHERE package_name = ?1", [package_name])
+        let mut out = Vec::new();
+        self.query_each("SELECT package_id, record FROM packages WHERE package_name = ?1", [package_name], &mut |e| {
+            out.push(e)
+        })?;
+        Ok(out)
     }
 
     async fn suite(&self, suite: &str) -> Result<SuiteState, StoreError> {

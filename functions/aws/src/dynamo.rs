@@ -71,8 +71,9 @@ impl DynamoStore {
     }
 
     fn decode(item: Item) -> Result<PackageEntry, StoreError> {
-        serde_dynamo::from_item(item.clone()).map_err(|e| StoreError::Corrupt {
-            id: item.get("package_id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_else(|| "?".into()),
+        let id = string_attr(&item, "package_id");
+        serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt {
+            id: id.unwrap_or_else(|| "?".into()),
             message: e.to_string(),
         })
     }
@@ -175,20 +176,23 @@ impl PackageStore for DynamoStore {
         })
     }
 
-    async fn all(&self) -> Result<Vec<PackageEntry>, StoreError> {
-        let items: Vec<Item> = self
+    async fn for_each_entry(&self, f: &mut (dyn FnMut(PackageEntry) + Send)) -> Result<(), StoreError> {
+        // Page by page: one page of items (at most 1 MB) in memory at a time.
+        let mut pages = self
             .client
             .scan()
             .table_name(&self.packages_table)
             .consistent_read(true)
             .set_limit(self.page_size)
             .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| backend(&self.packages_table, "Scan", e))?;
-        items.into_iter().map(Self::decode).collect()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| backend(&self.packages_table, "Scan", e))?;
+            for item in page.items.unwrap_or_default() {
+                f(Self::decode(item)?);
+            }
+        }
+        Ok(())
     }
 
     async fn versions_of(&self, package_name: &str) -> Result<Vec<PackageEntry>, StoreError> {
