@@ -6,8 +6,9 @@
 #   full      store.all() + the real AptRepository::render (xz -6, index.html, keyring)
 #   compress  gzip levels / xz presets on one architecture's Packages (size, MB/s)
 #   read      store.all() split: SELECT vs JSON decoding, peak RSS after each, heap of the entries
-#   read-stream / noxz-par   the same work done as bench/README.md recommends (rows decoded
-#             as they stream; one thread per architecture; gzip -6 and -1): what the fix is worth
+#   read-stream / noxz-par / noxz-stream   the same work done as bench/README.md recommends
+#             (rows decoded as they stream; one thread per architecture; gzip -6 and -1; each
+#             entry turned into its stanza at once and dropped): what the fixes are worth
 #   sync      `pkgrelay sync --force-rebuild` on a state holding that store (end to end)
 # and, when this host has apt's list of Debian's own Packages, the compression
 # levels on a 16 MB slice of that real text.
@@ -38,7 +39,7 @@ CFG=$WORK/config
 field() { awk -F= -v k="$1" '$1 == k { print $2 }' "$2"; }
 
 declare -A TOTAL RSS
-for mode in noxz full compress read read-stream noxz-par noxz-par-gzip1; do
+for mode in noxz full compress read read-stream noxz-par noxz-par-gzip1 noxz-stream; do
     case $mode in
         noxz-par-gzip1) measure "scale-$mode" env BENCH_GZIP_LEVEL=1 "$DRIVER" scale-run "$DB" "$CFG" noxz-par ;;
         *) measure "scale-$mode" "$DRIVER" scale-run "$DB" "$CFG" "$mode" ;;

@@ -3,6 +3,7 @@
 //! or media format) implements [`RepositoryFormat`].
 
 use crate::deb::ControlParagraph;
+use crate::digest::Checksums;
 use crate::model::{Candidate, PackageEntry};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -62,11 +63,28 @@ impl PlanEntry {
     }
 }
 
+/// A compressed index file as a generation published it: the next generation
+/// reuses it, without compressing again, when the uncompressed text has not
+/// changed (`of_sha256`). Kept in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compressed {
+    /// Path in the index (`main/binary-amd64/Packages.xz`).
+    pub path: String,
+    /// SHA256 of the uncompressed text it was made from.
+    pub of_sha256: String,
+    /// The content-addressed public object holding it.
+    pub key: String,
+    pub checksums: Checksums,
+}
+
 /// A rendered generation of the repository index.
 #[derive(Debug, Default)]
 pub struct RenderedIndex {
     /// Content-addressed public objects, write-once (APT's by-hash files).
+    /// Reused compressed files are not here: they exist already.
     pub immutable: Vec<(String, Vec<u8>)>,
+    /// Every compressed index file of this generation, new or reused.
+    pub compressed: Vec<Compressed>,
     /// Publish order.
     pub plan: Vec<PlanEntry>,
     /// RFC 3339 date of the index and end of its validity.
@@ -92,13 +110,30 @@ pub trait RepositoryFormat: Send + Sync {
     /// what the candidate announced, and name its public key. Errors here mean
     /// the artifact is bad, not that the system is.
     fn describe_artifact(&self, candidate: &Candidate, path: &Path) -> anyhow::Result<ArtifactDescription>;
-    /// Render a generation of the index from every store entry.
-    fn render(&self, entries: &[PackageEntry], now: OffsetDateTime) -> anyhow::Result<RenderedIndex>;
+    /// Start a generation of the index. `reuse`: compressed files of the live
+    /// generation that are still in the public store.
+    fn index_builder(&self, reuse: Vec<Compressed>) -> anyhow::Result<Box<dyn IndexBuilder>>;
+    /// Render a generation from entries already in memory (tests and tools;
+    /// build-index streams the store into [`RepositoryFormat::index_builder`]).
+    fn render(&self, entries: &[PackageEntry], now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
+        let mut builder = self.index_builder(Vec::new())?;
+        for entry in entries {
+            builder.add(entry.clone());
+        }
+        builder.finish(now)
+    }
     /// The public object whose absence means the repository is not (or no
     /// longer) published, e.g. APT's InRelease: its loss makes a run republish.
     fn published_marker(&self) -> Option<String> {
         None
     }
+}
+
+/// One generation of an index in the making: every store entry is added once,
+/// in any order, then `finish` renders and signs.
+pub trait IndexBuilder: Send {
+    fn add(&mut self, entry: PackageEntry);
+    fn finish(self: Box<Self>, now: OffsetDateTime) -> anyhow::Result<RenderedIndex>;
 }
 
 /// What build-index leaves for publish: the generation and its plan. Stored as
@@ -115,4 +150,7 @@ pub struct Manifest {
     #[serde(default)]
     pub full: bool,
     pub plan: Vec<PlanEntry>,
+    /// The compressed index files, for the next generation to reuse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compressed: Vec<Compressed>,
 }

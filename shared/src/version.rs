@@ -25,6 +25,51 @@ pub fn compare(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// A version parsed once and kept with its text, ordered as [`compare`] orders
+/// the text: sorting thousands of entries parses each version once, not at
+/// every comparison (`debversion` parses with a regex, ~400 ns a version).
+#[derive(Debug, Clone)]
+pub struct VersionKey {
+    parsed: Option<Version>,
+    text: String,
+}
+
+impl VersionKey {
+    pub fn new(text: &str) -> VersionKey {
+        VersionKey { parsed: text.parse().ok(), text: text.to_owned() }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Ord for VersionKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (&self.parsed, &other.parsed) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (None, None) => self.text.cmp(&other.text),
+        }
+    }
+}
+
+impl PartialOrd for VersionKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Equal as Debian versions (`1.0` and `1.00` are equal), consistent with `Ord`.
+impl PartialEq for VersionKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for VersionKey {}
+
 /// The version as it appears in a pool file name: without its epoch, as the
 /// Debian archive names files (`1:2.0-1` -> `2.0-1`).
 pub fn without_epoch(version: &str) -> &str {
@@ -66,7 +111,10 @@ mod tests {
         for (lo, hi) in ORDERED {
             assert_eq!(compare(lo, hi), Ordering::Less, "{lo} < {hi}");
             assert_eq!(compare(hi, lo), Ordering::Greater, "{hi} > {lo}");
+            assert!(VersionKey::new(lo) < VersionKey::new(hi), "{lo} < {hi}");
         }
+        assert!(VersionKey::new("not a version!") < VersionKey::new("0"));
+        assert_eq!(VersionKey::new("1.0"), VersionKey::new("1.00"));
     }
 
     /// The table itself is checked against dpkg, the reference implementation.

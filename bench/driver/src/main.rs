@@ -116,7 +116,7 @@ pub const NAMES: usize = 20;
 
 /// `n` debs: `NAMES` names × `n / NAMES` versions, amd64, `DIR/<name>_<version>_amd64.deb`.
 fn gen_debs(n: usize, dir: &Path) -> anyhow::Result<()> {
-    if n % NAMES != 0 {
+    if !n.is_multiple_of(NAMES) {
         bail!("N must be a multiple of {NAMES}");
     }
     std::fs::create_dir_all(dir)?;

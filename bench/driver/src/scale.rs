@@ -4,7 +4,7 @@
 //!
 //! Modes:
 //! - `noxz`: what build-index renders, without Packages.xz: store.all(),
-//!   Packages per architecture, Packages.gz (gzip -9 as `apt/mod.rs` does),
+//!   Packages per architecture, Packages.gz (at the level `apt/mod.rs` ships),
 //!   the digests, Release, Release.gpg and InRelease. Phases are timed apart.
 //! - `full`: store.all() and the real `AptRepository::render` (xz included,
 //!   index.html, keyring) — exactly what build-index calls.
@@ -17,6 +17,11 @@
 //! - `noxz-par`: the `noxz` work done the way bench/README.md recommends
 //!   (rows decoded as they stream, one thread per architecture, gzip level
 //!   `BENCH_GZIP_LEVEL`, default 6), to show what the fix is worth.
+//! - `noxz-stream`: the design bench/README.md recommends for the memory
+//!   target: each row decoded, rendered to its stanza at once and dropped
+//!   (only name, parsed version, architecture and stanza kept), then one
+//!   thread per architecture sorts, joins, compresses (gzip `BENCH_GZIP_LEVEL`,
+//!   default 1) and hashes.
 
 use anyhow::Context as _;
 use pkgrelay_core::apt::{AptRepository, packages, release};
@@ -48,9 +53,8 @@ pub async fn prepare(n: usize, db: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn gzip9(data: &[u8]) -> Vec<u8> {
-    gzip(data, 9)
-}
+/// The gzip level shared/src/apt/mod.rs ships (9 before 0518b5f, 6 since).
+const SHIPPED_GZIP_LEVEL: u32 = 6;
 
 fn gzip(data: &[u8], level: u32) -> Vec<u8> {
     let mut enc = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::new(level));
@@ -196,6 +200,88 @@ pub async fn run(db: &Path, config_dir: &Path, mode: &str) -> anyhow::Result<()>
     let now = time::OffsetDateTime::now_utc().replace_nanosecond(0)?;
     println!("hwm_before_kib={}", crate::vm_hwm_kib());
 
+    if mode == "noxz-stream" {
+        let level: u32 = std::env::var("BENCH_GZIP_LEVEL").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        println!("gzip_level={level}");
+        struct Item {
+            name: String,
+            version: Option<pkgrelay_core::version::Version>,
+            version_text: String,
+            arch: String,
+            stanza: Box<str>,
+        }
+        let total = Instant::now();
+        let t = Instant::now();
+        let conn = rows(db)?;
+        let mut stmt = conn.prepare("SELECT record FROM packages")?;
+        let mut rows = stmt.query([])?;
+        let mut items = Vec::new();
+        while let Some(r) = rows.next()? {
+            let e: pkgrelay_core::model::PackageEntry = serde_json::from_str(r.get_ref(0)?.as_str()?)?;
+            let stanza = packages::render_stanza(&e).into_boxed_str();
+            items.push(Item {
+                version: pkgrelay_core::version::parse(&e.version).ok(),
+                name: e.package_name,
+                version_text: e.version,
+                arch: e.architecture,
+                stanza,
+            });
+        }
+        drop(rows);
+        drop(stmt);
+        println!("entries={}", items.len());
+        println!("read_render_stanzas_ms={}", ms(t));
+        println!("hwm_after_read_kib={}", crate::vm_hwm_kib());
+        let t = Instant::now();
+        let listed: Vec<release::IndexFile> = std::thread::scope(|scope| {
+            let handles: Vec<_> = cfg
+                .architectures
+                .iter()
+                .map(|arch| {
+                    let items = &items;
+                    scope.spawn(move || {
+                        let mut mine: Vec<&Item> =
+                            items.iter().filter(|i| i.arch == *arch || i.arch == "all").collect();
+                        mine.sort_by(|a, b| {
+                            a.name
+                                .cmp(&b.name)
+                                .then_with(|| match (&a.version, &b.version) {
+                                    (Some(x), Some(y)) => x.cmp(y),
+                                    (None, Some(_)) => std::cmp::Ordering::Less,
+                                    (Some(_), None) => std::cmp::Ordering::Greater,
+                                    (None, None) => a.version_text.cmp(&b.version_text),
+                                })
+                                .then_with(|| a.arch.cmp(&b.arch))
+                        });
+                        let mut text = String::with_capacity(mine.iter().map(|i| i.stanza.len() + 1).sum());
+                        for (k, i) in mine.iter().enumerate() {
+                            if k > 0 {
+                                text.push('\n');
+                            }
+                            text.push_str(&i.stanza);
+                        }
+                        let gz = gzip(text.as_bytes(), level);
+                        [("Packages", text.as_bytes()), ("Packages.gz", &gz[..])]
+                            .into_iter()
+                            .map(|(name, data)| release::IndexFile {
+                                path: format!("main/binary-{arch}/{name}"),
+                                checksums: Checksums::of(data),
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().expect("render thread")).collect()
+        });
+        println!("sort_join_gzip_hash_ms={}", ms(t));
+        let t = Instant::now();
+        let text = release::render_release(&cfg, now, now + cfg.validity(), &listed);
+        std::hint::black_box((key.detached_sign(text.as_bytes())?, key.clearsign(text.as_bytes())?));
+        println!("release_sign_ms={}", ms(t));
+        println!("total_ms={}", ms(total));
+        println!("hwm_kib={}", crate::vm_hwm_kib());
+        return Ok(());
+    }
     if mode == "noxz-par" {
         let level: u32 = std::env::var("BENCH_GZIP_LEVEL").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
         println!("gzip_level={level}");
@@ -244,7 +330,7 @@ pub async fn run(db: &Path, config_dir: &Path, mode: &str) -> anyhow::Result<()>
                 render_ms += t.elapsed().as_secs_f64() * 1000.0;
                 bytes += text.len();
                 let t = Instant::now();
-                let gz = gzip9(text.as_bytes());
+                let gz = gzip(text.as_bytes(), SHIPPED_GZIP_LEVEL);
                 gzip_ms += t.elapsed().as_secs_f64() * 1000.0;
                 let t = Instant::now();
                 for (name, data) in [("Packages", text.as_bytes()), ("Packages.gz", &gz[..])] {
@@ -280,7 +366,9 @@ pub async fn run(db: &Path, config_dir: &Path, mode: &str) -> anyhow::Result<()>
             println!("text_bytes={}", text.len());
             compress_report(text.as_bytes());
         }
-        other => anyhow::bail!("unknown mode {other:?} (noxz, full, compress, read, read-stream, noxz-par)"),
+        other => {
+            anyhow::bail!("unknown mode {other:?} (noxz, full, compress, read, read-stream, noxz-par, noxz-stream)")
+        }
     }
     println!("total_ms={}", ms(total));
     println!("hwm_kib={}", crate::vm_hwm_kib());

@@ -7,7 +7,7 @@
 //! ` .`, as deb822 requires. Tests parse the result back with `deb822-lossless`.
 
 use crate::model::PackageEntry;
-use crate::version;
+use crate::version::VersionKey;
 use std::fmt::Write as _;
 
 /// Fields the store owns; a control paragraph's own copies are never trusted.
@@ -23,6 +23,15 @@ pub fn valid_field_name(name: &str) -> bool {
 /// line indented by one space, blank lines written ` .`; carriage returns and
 /// other control characters become spaces.
 pub fn write_value(out: &mut String, value: &str) {
+    // Most values are one clean line: written as they are, without the copy below.
+    if !value.bytes().any(|b| b.is_ascii_control() || b >= 0x80) {
+        let v = value.trim();
+        if !v.is_empty() {
+            out.push(' ');
+            out.push_str(v);
+        }
+        return;
+    }
     let clean: String = value.chars().map(|c| if c != '\n' && (c.is_control()) { ' ' } else { c }).collect();
     let mut lines = clean.split('\n');
     let first = lines.next().unwrap_or("").trim();
@@ -93,44 +102,69 @@ pub fn render_stanza(entry: &PackageEntry) -> String {
     out
 }
 
-/// Sort by name, then Debian version, then architecture.
-pub fn sort_entries(entries: &mut [&PackageEntry]) {
-    // Each version parsed once (unparseable ones first, as version::compare orders them).
-    let mut keyed: Vec<(&str, Option<version::Version>, &str, &str, &PackageEntry)> = entries
-        .iter()
-        .map(|e| {
-            (e.package_name.as_str(), version::parse(&e.version).ok(), e.version.as_str(), e.architecture.as_str(), *e)
-        })
-        .collect();
-    keyed.sort_by(|a, b| {
-        a.0.cmp(b.0)
-            .then_with(|| match (&a.1, &b.1) {
-                (Some(x), Some(y)) => x.cmp(y),
-                (None, Some(_)) => std::cmp::Ordering::Less,
-                (Some(_), None) => std::cmp::Ordering::Greater,
-                (None, None) => a.2.cmp(b.2),
-            })
-            .then_with(|| a.3.cmp(b.3))
-    });
-    for (slot, k) in entries.iter_mut().zip(keyed) {
-        *slot = k.4;
+/// One entry's stanza, rendered once, with what Packages is sorted by. The
+/// index is built from these: an entry can be dropped as soon as its stanza exists.
+#[derive(Debug, Clone)]
+pub struct Stanza {
+    pub name: String,
+    pub version: VersionKey,
+    pub architecture: String,
+    pub text: Box<str>,
+}
+
+impl Stanza {
+    pub fn of(entry: &PackageEntry) -> Stanza {
+        Stanza {
+            name: entry.package_name.clone(),
+            version: VersionKey::new(&entry.version),
+            architecture: entry.architecture.clone(),
+            text: render_stanza(entry).into_boxed_str(),
+        }
+    }
+
+    /// In the `Packages` of `architecture`: its own packages and the `all` ones.
+    pub fn belongs_to(&self, architecture: &str) -> bool {
+        self.architecture == architecture || self.architecture == "all"
     }
 }
 
-/// The `Packages` file for one architecture: its own packages and the
-/// `Architecture: all` ones, stanzas separated by one blank line.
-pub fn render_packages(entries: &[PackageEntry], architecture: &str) -> String {
-    let mut selected: Vec<&PackageEntry> =
-        entries.iter().filter(|e| e.architecture == architecture || e.architecture == "all").collect();
-    sort_entries(&mut selected);
-    let mut out = String::with_capacity(selected.len() * 700);
-    for (i, e) in selected.iter().enumerate() {
+/// Packages order: name, then Debian version, then architecture. `1.0` and
+/// `1.00` are one Debian version, so the version's text and then the stanza
+/// itself decide what is left: the output never depends on the order of the
+/// store scan.
+pub fn stanza_order(a: &Stanza, b: &Stanza) -> std::cmp::Ordering {
+    a.name
+        .cmp(&b.name)
+        .then_with(|| a.version.cmp(&b.version))
+        .then_with(|| a.architecture.cmp(&b.architecture))
+        .then_with(|| a.version.as_str().cmp(b.version.as_str()))
+        .then_with(|| a.text.cmp(&b.text))
+}
+
+pub fn sort_stanzas(stanzas: &mut [&Stanza]) {
+    stanzas.sort_unstable_by(|a, b| stanza_order(a, b));
+}
+
+/// The `Packages` text of stanzas in the order given, separated by one blank line.
+pub fn join(stanzas: &[&Stanza]) -> String {
+    let mut out = String::with_capacity(stanzas.iter().map(|s| s.text.len() + 1).sum());
+    for (i, s) in stanzas.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&render_stanza(e));
+        out.push_str(&s.text);
     }
     out
+}
+
+/// The `Packages` file for one architecture: its own packages and the
+/// `Architecture: all` ones, sorted, stanzas separated by one blank line.
+pub fn render_packages(entries: &[PackageEntry], architecture: &str) -> String {
+    let stanzas: Vec<Stanza> =
+        entries.iter().filter(|e| e.architecture == architecture || e.architecture == "all").map(Stanza::of).collect();
+    let mut refs: Vec<&Stanza> = stanzas.iter().collect();
+    sort_stanzas(&mut refs);
+    join(&refs)
 }
 
 #[cfg(test)]
@@ -216,9 +250,9 @@ mod tests {
             let parsed = Deb822::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e:?}\n{text}")))?;
             let paras: Vec<_> = parsed.paragraphs().collect();
             prop_assert_eq!(paras.len(), entries.len(), "{}", text);
-            let mut refs: Vec<&PackageEntry> = entries.iter().collect();
-            sort_entries(&mut refs);
-            for (p, e) in paras.iter().zip(refs) {
+            let mut pairs: Vec<(Stanza, &PackageEntry)> = entries.iter().map(|e| (Stanza::of(e), e)).collect();
+            pairs.sort_by(|a, b| stanza_order(&a.0, &b.0));
+            for (p, (_, e)) in paras.iter().zip(pairs) {
                 prop_assert_eq!(p.get("Package"), Some(e.package_name.clone()));
                 prop_assert_eq!(p.get("Version"), Some(e.version.clone()));
                 prop_assert_eq!(p.get("Filename"), Some(e.filename.clone()));

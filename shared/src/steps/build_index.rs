@@ -1,12 +1,13 @@
-//! build-index: allocate the next generation, read the whole store, render the
-//! index, write its content-addressed files (write-once, only the new ones)
-//! and keep the rest of the generation (signed Release files, index.html) in
-//! its manifest, private until publish.
+//! build-index: allocate the next generation, stream the whole store into the
+//! repository format, write the index's content-addressed files (write-once,
+//! only the new ones; compressed files of unchanged text are reused from the
+//! live generation) and keep the rest of the generation (signed Release files,
+//! index.html) in its manifest, private until publish.
 
 use super::{Context, LEASE_SECONDS, StepError, StepResult, now};
-use crate::blob::WriteMode;
+use crate::blob::{BlobError, WriteMode};
 use crate::model::rfc3339;
-use crate::repository::Manifest;
+use crate::repository::{Compressed, Manifest};
 use crate::store::Allocation;
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,33 @@ pub struct BuildIndexOutput {
 /// Private prefix of a generation's files.
 pub fn generation_prefix(suite: &str, generation: u64) -> String {
     format!("generations/{suite}/{generation:08}")
+}
+
+/// The live generation's compressed index files that are still in the public
+/// store (a forced rebuild recompresses any that went missing). No live
+/// generation, or an unreadable manifest: nothing to reuse.
+async fn reusable(ctx: &Context, suite: &str) -> StepResult<Vec<Compressed>> {
+    let Some(live) = ctx.store.suite(suite).await?.published else {
+        return Ok(Vec::new());
+    };
+    let manifest = match ctx.private.get_bytes(&live.manifest_key).await {
+        Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(manifest = %live.manifest_key, "live manifest unreadable, compressing everything: {e}");
+                return Ok(Vec::new());
+            }
+        },
+        Err(BlobError::NotFound { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::with_capacity(manifest.compressed.len());
+    for c in manifest.compressed {
+        if ctx.public.exists(&c.key).await? {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 /// Allocate the next generation (taking the suite's lease), build it, and give
@@ -55,8 +83,10 @@ pub async fn build_index(ctx: &Context, input: BuildIndexInput) -> StepResult<Bu
 
 async fn build(ctx: &Context, input: BuildIndexInput, suite: &str, generation: u64) -> StepResult<BuildIndexOutput> {
     let suite = suite.to_owned();
-    let entries = ctx.store.all().await?;
-    let rendered = ctx.format.render(&entries, now()).map_err(StepError::Internal)?;
+    let reuse = reusable(ctx, &suite).await?;
+    let mut builder = ctx.format.index_builder(reuse).map_err(StepError::Internal)?;
+    ctx.store.for_each_entry(&mut |entry| builder.add(entry)).await?;
+    let rendered = builder.finish(now()).map_err(StepError::Internal)?;
 
     // Content-addressed: an object that exists already has these bytes (an
     // unchanged architecture's Packages costs no write). A forced rebuild writes
@@ -74,6 +104,7 @@ async fn build(ctx: &Context, input: BuildIndexInput, suite: &str, generation: u
         packages: rendered.packages,
         full: input.force_rebuild,
         plan: rendered.plan,
+        compressed: rendered.compressed,
     };
     let manifest_key = format!("{}/manifest.json", generation_prefix(&suite, generation));
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StepError::Internal(e.into()))?;

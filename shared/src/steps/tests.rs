@@ -207,3 +207,47 @@ async fn adding_one_package_writes_only_what_changed() {
     assert!(writes.iter().any(|w| w == "dists/stable/InRelease"));
     assert!(!writes.iter().any(|w| w.contains("binary-arm64")), "arm64 did not change: {writes:#?}");
 }
+
+/// A rebuild of an unchanged repository (forced, or the re-signing that keeps
+/// Valid-Until fresh) compresses nothing: the live generation's Packages.gz and
+/// Packages.xz are reused, not written again. One that went missing from the
+/// public store is compressed again, to the same bytes.
+#[tokio::test]
+async fn unchanged_packages_reuse_the_live_compressed_files() {
+    let (_dir, mut ctx) = setup();
+    stage(&ctx, "1.0").await;
+    ingest_all(&ctx).await;
+    let manifest_of = |key: String| {
+        let private = ctx.private.clone();
+        async move {
+            serde_json::from_slice::<crate::repository::Manifest>(&private.get_bytes(&key).await.unwrap()).unwrap()
+        }
+    };
+    let built = build_index(&ctx, BuildIndexInput::default()).await.unwrap();
+    let first = manifest_of(built.manifest_key.clone()).await;
+    publish(&ctx, PublishInput { generation: built.generation, manifest_key: built.manifest_key }).await.unwrap();
+    assert_eq!(first.compressed.len(), 4, "amd64 and arm64, .gz and .xz: {:#?}", first.compressed);
+
+    let writes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let public = ctx.public.clone();
+    ctx.public = std::sync::Arc::new(Counting { inner: public.clone(), writes: writes.clone() });
+    let built = build_index(&ctx, BuildIndexInput { force_rebuild: true }).await.unwrap();
+    let second = manifest_of(built.manifest_key.clone()).await;
+    publish(&ctx, PublishInput { generation: built.generation, manifest_key: built.manifest_key }).await.unwrap();
+    assert_eq!(second.compressed, first.compressed);
+    let written = writes.lock().unwrap().clone();
+    for c in &first.compressed {
+        assert!(!written.contains(&c.key), "{} written again: {written:#?}", c.key);
+    }
+    assert!(written.iter().any(|w| w == "dists/stable/InRelease"), "forced: republished: {written:#?}");
+
+    // Lost behind our back: compressed again, to the same content-addressed key.
+    let lost = first.compressed.iter().find(|c| c.path.ends_with("binary-amd64/Packages.xz")).unwrap();
+    let bytes = public.get_bytes(&lost.key).await.unwrap();
+    public.delete(&lost.key).await.unwrap();
+    writes.lock().unwrap().clear();
+    let built = build_index(&ctx, BuildIndexInput { force_rebuild: true }).await.unwrap();
+    assert_eq!(manifest_of(built.manifest_key.clone()).await.compressed, first.compressed);
+    assert!(writes.lock().unwrap().contains(&lost.key));
+    assert_eq!(public.get_bytes(&lost.key).await.unwrap(), bytes);
+}

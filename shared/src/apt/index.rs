@@ -1,0 +1,268 @@
+//! One generation of the APT index, built from a stream of store entries.
+//!
+//! Each entry is turned into its stanza on a worker thread as the store hands
+//! it over, and dropped: the store is never in memory as entries, and decoding
+//! the store (the caller's thread) overlaps with rendering (the worker). Then
+//! every `binary-<arch>` directory is sorted, joined, compressed and digested
+//! on a thread of its own. A Packages whose SHA256 the live generation already
+//! published keeps that generation's .gz and .xz: a forced rebuild, or the
+//! re-signing that keeps Valid-Until fresh, compresses nothing that has not
+//! changed.
+
+use super::packages::{self, Stanza};
+use super::{compress, html, release};
+use crate::config::RepositoryConfig;
+use crate::digest::Checksums;
+use crate::model::{PackageEntry, rfc3339};
+use crate::repository::{Compressed, IndexBuilder, ObjectRef, PlanEntry, RenderedIndex};
+use crate::sign::SigningKey;
+use crate::version::VersionKey;
+use anyhow::{Context as _, anyhow};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use time::OffsetDateTime;
+
+/// Entries in flight between the store scan and the stanza worker.
+const CHANNEL_DEPTH: usize = 1024;
+
+/// The newest version of one package, for the root page and the convenience copy.
+struct Newest {
+    version: VersionKey,
+    architectures: BTreeSet<String>,
+    /// From the entry of the first architecture (by name) of that version.
+    first_architecture: String,
+    summary: String,
+    filename: String,
+}
+
+impl Newest {
+    fn of(entry: &PackageEntry, version: VersionKey) -> Newest {
+        let summary = entry
+            .control
+            .get("Description")
+            .or(entry.config.description.as_deref())
+            .and_then(|d| d.lines().next())
+            .unwrap_or("")
+            .to_owned();
+        Newest {
+            version,
+            architectures: BTreeSet::from([entry.architecture.clone()]),
+            first_architecture: entry.architecture.clone(),
+            summary,
+            filename: entry.filename.clone(),
+        }
+    }
+}
+
+/// What the worker keeps of the entries.
+#[derive(Default)]
+struct Collected {
+    stanzas: Vec<Stanza>,
+    newest: BTreeMap<String, Newest>,
+}
+
+impl Collected {
+    fn add(&mut self, entry: PackageEntry) {
+        let stanza = Stanza::of(&entry);
+        match self.newest.get_mut(&entry.package_name) {
+            None => {
+                self.newest.insert(entry.package_name.clone(), Newest::of(&entry, stanza.version.clone()));
+            }
+            Some(newest) => match stanza.version.cmp(&newest.version) {
+                std::cmp::Ordering::Greater => *newest = Newest::of(&entry, stanza.version.clone()),
+                std::cmp::Ordering::Equal => {
+                    newest.architectures.insert(entry.architecture.clone());
+                    if entry.architecture < newest.first_architecture {
+                        let architectures = std::mem::take(&mut newest.architectures);
+                        *newest = Newest { architectures, ..Newest::of(&entry, stanza.version.clone()) };
+                    }
+                }
+                std::cmp::Ordering::Less => {}
+            },
+        }
+        self.stanzas.push(stanza);
+    }
+}
+
+pub(super) struct AptIndexBuilder {
+    config: RepositoryConfig,
+    key: Arc<SigningKey>,
+    /// The live generation's compressed files by (path, SHA256 of the text).
+    reuse: HashMap<(String, String), Compressed>,
+    sender: Option<SyncSender<PackageEntry>>,
+    worker: Option<JoinHandle<Collected>>,
+}
+
+impl AptIndexBuilder {
+    pub(super) fn new(
+        config: RepositoryConfig,
+        key: Arc<SigningKey>,
+        reuse: Vec<Compressed>,
+    ) -> anyhow::Result<AptIndexBuilder> {
+        let (sender, receiver) = sync_channel::<PackageEntry>(CHANNEL_DEPTH);
+        let worker = std::thread::Builder::new()
+            .name("apt-stanzas".into())
+            .spawn(move || {
+                let mut collected = Collected::default();
+                for entry in receiver {
+                    collected.add(entry);
+                }
+                collected
+            })
+            .context("starting the stanza worker")?;
+        let reuse = reuse.into_iter().map(|c| ((c.path.clone(), c.of_sha256.clone()), c)).collect();
+        Ok(AptIndexBuilder { config, key, reuse, sender: Some(sender), worker: Some(worker) })
+    }
+}
+
+/// One index file of a generation: listed in Release, published at `path`
+/// from its by-hash `key`; `bytes` is `None` when a live one is reused.
+struct IndexFile {
+    path: String,
+    checksums: Checksums,
+    key: String,
+    bytes: Option<Vec<u8>>,
+}
+
+/// Packages, Packages.gz and Packages.xz of one directory (`main/binary-amd64`).
+fn directory_files(
+    dists: &str,
+    dir: &str,
+    text: String,
+    reuse: &HashMap<(String, String), Compressed>,
+) -> (Vec<IndexFile>, Vec<Compressed>) {
+    let by_hash = |c: &Checksums| format!("{dists}/{dir}/by-hash/SHA256/{}", c.sha256);
+    let plain = Checksums::of(text.as_bytes());
+    let mut files = Vec::with_capacity(3);
+    let mut compressed = Vec::with_capacity(2);
+    for (name, encode) in [("Packages.gz", compress::gzip as fn(&[u8]) -> Vec<u8>), ("Packages.xz", compress::xz)] {
+        let path = format!("{dir}/{name}");
+        let (made, bytes) = match reuse.get(&(path.clone(), plain.sha256.clone())) {
+            Some(live) => (live.clone(), None),
+            None => {
+                let bytes = encode(text.as_bytes());
+                let checksums = Checksums::of(&bytes);
+                let key = by_hash(&checksums);
+                (Compressed { path, of_sha256: plain.sha256.clone(), key, checksums }, Some(bytes))
+            }
+        };
+        files.push(IndexFile {
+            path: made.path.clone(),
+            checksums: made.checksums.clone(),
+            key: made.key.clone(),
+            bytes,
+        });
+        compressed.push(made);
+    }
+    let key = by_hash(&plain);
+    files.insert(
+        0,
+        IndexFile { path: format!("{dir}/Packages"), checksums: plain, key, bytes: Some(text.into_bytes()) },
+    );
+    (files, compressed)
+}
+
+impl IndexBuilder for AptIndexBuilder {
+    fn add(&mut self, entry: PackageEntry) {
+        // A send fails only if the worker died; finish reports that.
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(entry);
+        }
+    }
+
+    fn finish(mut self: Box<Self>, now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
+        drop(self.sender.take());
+        let collected =
+            self.worker.take().expect("finish runs once").join().map_err(|_| anyhow!("the stanza worker panicked"))?;
+        let cfg = &self.config;
+        let key = &self.key;
+        let dists = format!("dists/{}", cfg.suite);
+        let now = now.replace_nanosecond(0)?;
+        let valid_until = now + cfg.validity();
+        let mut out = RenderedIndex { date: rfc3339(now), valid_until: rfc3339(valid_until), ..Default::default() };
+        out.packages = collected.stanzas.len();
+
+        out.plan.push(PlanEntry::inline(&cfg.keyring_name, ObjectRef::bytes(&key.public_keyring()?)));
+
+        // Only the first component holds packages for now; the others are
+        // published empty so that source lists naming them keep working.
+        let directories: Vec<(String, bool, &String)> = cfg
+            .components
+            .iter()
+            .enumerate()
+            .flat_map(|(i, component)| {
+                cfg.architectures.iter().map(move |a| (format!("{component}/binary-{a}"), i == 0, a))
+            })
+            .collect();
+        let stanzas = &collected.stanzas;
+        let reuse = &self.reuse;
+        let per_directory: Vec<(Vec<IndexFile>, Vec<Compressed>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = directories
+                .iter()
+                .map(|(dir, holds_packages, arch)| {
+                    let dists = &dists;
+                    scope.spawn(move || {
+                        let mut mine: Vec<&Stanza> = if *holds_packages {
+                            stanzas.iter().filter(|s| s.belongs_to(arch)).collect()
+                        } else {
+                            Vec::new()
+                        };
+                        packages::sort_stanzas(&mut mine);
+                        directory_files(dists, dir, packages::join(&mine), reuse)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| anyhow!("an index thread panicked")))
+                .collect::<anyhow::Result<Vec<_>>>()
+        })?;
+
+        let mut listed = Vec::new();
+        for (files, compressed) in per_directory {
+            for file in files {
+                out.plan.push(PlanEntry::public(&format!("{dists}/{}", file.path), &file.key));
+                if let Some(bytes) = file.bytes {
+                    out.immutable.push((file.key, bytes));
+                }
+                listed.push(release::IndexFile { path: file.path, checksums: file.checksums });
+            }
+            out.compressed.extend(compressed);
+        }
+
+        let release = release::render_release(cfg, now, valid_until, &listed).into_bytes();
+        let release_gpg = key.detached_sign(&release)?;
+        let inrelease = key.clearsign(&release)?;
+        for (name, bytes) in [("Release", release), ("Release.gpg", release_gpg), ("InRelease", inrelease)] {
+            let text = String::from_utf8(bytes).context("signed Release files are text")?;
+            out.plan.push(PlanEntry::inline(&format!("{dists}/{name}"), ObjectRef::Text(text)));
+        }
+
+        let listing: Vec<html::Listed> = collected
+            .newest
+            .iter()
+            .map(|(name, n)| html::Listed {
+                name: name.clone(),
+                version: n.version.as_str().to_owned(),
+                architectures: n.architectures.iter().map(String::as_str).collect::<Vec<_>>().join(" "),
+                summary: n.summary.clone(),
+            })
+            .collect();
+        let html = html::render_index_html(cfg, &key.fingerprint(), &listing, &release::release_date(now));
+        out.plan.push(PlanEntry::inline("index.html", ObjectRef::Text(html)));
+
+        if let Some(name) = &cfg.convenience_copy
+            && let Some(newest) = collected.newest.get(name)
+        {
+            out.plan.push(PlanEntry {
+                key: format!("{name}.deb"),
+                from: ObjectRef::Public(newest.filename.clone()),
+                optional: true,
+                note: Some(format!("{name} {}", newest.version.as_str())),
+            });
+        }
+        Ok(out)
+    }
+}
