@@ -93,21 +93,38 @@ impl DirStore {
         Ok(self.root.join(key))
     }
 
+    /// A write-once key that exists already accepts identical content (the
+    /// write is a no-op) and refuses anything else.
+    fn compare_existing(key: &str, dest: &Path, sha256: &str) -> Result<(), BlobError> {
+        let existing = crate::digest::sha256_file(dest).map_err(|e| BlobError::io(key, e))?;
+        if existing.eq_ignore_ascii_case(sha256) {
+            Ok(())
+        } else {
+            Err(BlobError::Conflict { key: key.to_owned(), existing, new: sha256.to_owned() })
+        }
+    }
+
     /// Move the temporary file into place. Write-once keys never replace an
-    /// existing file: identical content is accepted, anything else is a conflict.
-    fn commit(&self, key: &str, tmp: tempfile::TempPath, sha256: &str, mode: WriteMode) -> Result<(), BlobError> {
+    /// existing file: identical content is accepted, anything else is a
+    /// conflict. `sha256` of the new content is computed only if a comparison needs it.
+    fn commit(
+        &self,
+        key: &str,
+        tmp: tempfile::TempPath,
+        sha256: Option<&str>,
+        mode: WriteMode,
+    ) -> Result<(), BlobError> {
         let dest = self.path(key)?;
         match mode {
             WriteMode::Overwrite => tmp.persist(&dest).map_err(|e| BlobError::io(key, e.error)),
             WriteMode::WriteOnce => match tmp.persist_noclobber(&dest) {
                 Ok(()) => Ok(()),
                 Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let existing = crate::digest::Checksums::of_file(&dest).map_err(|e| BlobError::io(key, e))?.sha256;
-                    if existing.eq_ignore_ascii_case(sha256) {
-                        Ok(())
-                    } else {
-                        Err(BlobError::Conflict { key: key.to_owned(), existing, new: sha256.to_owned() })
-                    }
+                    let new = match sha256 {
+                        Some(s) => s.to_owned(),
+                        None => crate::digest::sha256_file(&e.path).map_err(|e| BlobError::io(key, e))?,
+                    };
+                    Self::compare_existing(key, &dest, &new)
                 }
                 Err(e) => Err(BlobError::io(key, e.error)),
             },
@@ -125,19 +142,39 @@ impl DirStore {
 
     fn put_bytes_sync(&self, key: &str, data: &[u8], mode: WriteMode) -> Result<(), BlobError> {
         use std::io::Write;
+        let dest = self.path(key)?;
+        // Written before (a forced rebuild): compare, without writing and syncing a copy first.
+        if mode == WriteMode::WriteOnce && dest.is_file() {
+            return Self::compare_existing(key, &dest, &crate::digest::sha256_hex(data));
+        }
         let mut tmp = self.temp_for(key)?;
         tmp.write_all(data).and_then(|_| tmp.as_file().sync_all()).map_err(|e| BlobError::io(key, e))?;
-        self.commit(key, tmp.into_temp_path(), &crate::digest::sha256_hex(data), mode)
+        self.commit(key, tmp.into_temp_path(), Some(&crate::digest::sha256_hex(data)), mode)
     }
 
     fn put_file_sync(&self, key: &str, path: &Path, sha256: &str, mode: WriteMode) -> Result<(), BlobError> {
+        let dest = self.path(key)?;
+        if mode == WriteMode::WriteOnce {
+            // The file is ours to consume: a hard link publishes it atomically,
+            // and fails where the key exists, without a temporary file of its own.
+            std::fs::create_dir_all(dest.parent().expect("keys have a parent under root"))
+                .map_err(|e| BlobError::io(key, e))?;
+            match std::fs::hard_link(path, &dest) {
+                Ok(()) => return std::fs::remove_file(path).map_err(|e| BlobError::io(key, e)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Self::compare_existing(key, &dest, sha256);
+                }
+                // Another filesystem (or no hard links): rename or copy below.
+                Err(_) => {}
+            }
+        }
         let tmp = self.temp_for(key)?;
         let tmp_path = tmp.into_temp_path();
         // A rename when the file is on the same filesystem, a copy otherwise.
         if std::fs::rename(path, &tmp_path).is_err() {
             std::fs::copy(path, &tmp_path).map_err(|e| BlobError::io(key, e))?;
         }
-        self.commit(key, tmp_path, sha256, mode)
+        self.commit(key, tmp_path, Some(sha256), mode)
     }
 }
 
@@ -175,8 +212,7 @@ impl ObjectStore for DirStore {
         let src = self.path(from)?;
         let tmp = self.temp_for(to)?.into_temp_path();
         std::fs::copy(&src, &tmp).map_err(|e| not_found_or_io(from, e))?;
-        let sha = crate::digest::Checksums::of_file(&tmp).map_err(|e| BlobError::io(to, e))?.sha256;
-        self.commit(to, tmp, &sha, mode)
+        self.commit(to, tmp, None, mode)
     }
 
     async fn exists(&self, key: &str) -> Result<bool, BlobError> {
@@ -239,6 +275,30 @@ mod tests {
         s.put_bytes("index.html", b"a".to_vec(), WriteMode::Overwrite).await.unwrap();
         s.put_bytes("index.html", b"b".to_vec(), WriteMode::Overwrite).await.unwrap();
         assert_eq!(s.get_bytes("index.html").await.unwrap(), b"b");
+    }
+
+    #[tokio::test]
+    async fn put_file_consumes_the_file_and_keeps_write_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DirStore::new(dir.path().join("root")).unwrap();
+        let file = |name: &str, data: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, data).unwrap();
+            p
+        };
+        let sha = |d: &[u8]| crate::digest::sha256_hex(d);
+        let a = file("a", b"one");
+        s.put_file("pool/x.deb", &a, &sha(b"one"), WriteMode::WriteOnce).await.unwrap();
+        assert!(!a.exists(), "consumed");
+        s.put_file("pool/x.deb", &file("b", b"one"), &sha(b"one"), WriteMode::WriteOnce).await.unwrap();
+        let e = s.put_file("pool/x.deb", &file("c", b"two"), &sha(b"two"), WriteMode::WriteOnce).await.unwrap_err();
+        assert!(matches!(e, BlobError::Conflict { .. }), "{e}");
+        assert_eq!(s.get_bytes("pool/x.deb").await.unwrap(), b"one");
+        // Bytes over an existing write-once key: compared, never replaced.
+        let e = s.put_bytes("pool/x.deb", b"three".to_vec(), WriteMode::WriteOnce).await.unwrap_err();
+        assert!(matches!(e, BlobError::Conflict { .. }), "{e}");
+        s.put_file("index.html", &file("d", b"page"), &sha(b"page"), WriteMode::Overwrite).await.unwrap();
+        assert_eq!(s.get_bytes("index.html").await.unwrap(), b"page");
     }
 
     #[tokio::test]
