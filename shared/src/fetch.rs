@@ -10,6 +10,7 @@ use crate::digest::Checksums;
 use futures_util::StreamExt;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use url::Url;
@@ -104,15 +105,28 @@ pub trait DownloadProgress: Send {
 
 impl DownloadProgress for () {}
 
-/// HTTP client with the retry policy and URL rules above.
+/// HTTP client with the retry policy and URL rules above. The client (and its
+/// TLS roots, a few milliseconds to load) is made on first use: runs that
+/// fetch nothing, such as a forced rebuild, never pay for it.
 #[derive(Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
     policy: RetryPolicy,
 }
 
 impl Fetcher {
     pub fn new(policy: RetryPolicy) -> anyhow::Result<Fetcher> {
+        Ok(Fetcher { client: Arc::default(), policy })
+    }
+
+    fn client(&self, url: &str) -> Result<&reqwest::Client, FetchError> {
+        self.client
+            .get_or_init(|| Self::build_client().map_err(|e| format!("{e:#}")))
+            .as_ref()
+            .map_err(|e| FetchError::Network { url: url.to_owned(), message: format!("no HTTP client: {e}") })
+    }
+
+    fn build_client() -> anyhow::Result<reqwest::Client> {
         let redirect = reqwest::redirect::Policy::custom(|attempt| {
             if attempt.previous().len() >= 10 {
                 attempt.error("too many redirects")
@@ -128,7 +142,7 @@ impl Fetcher {
             .connect_timeout(Duration::from_secs(15))
             .read_timeout(Duration::from_secs(60))
             .build()?;
-        Ok(Fetcher { client, policy })
+        Ok(client)
     }
 
     /// GET a small document (metadata JSON) into memory, at most `limit` bytes.
@@ -227,7 +241,7 @@ impl Fetcher {
     }
 
     async fn send(&self, url: &str) -> Result<reqwest::Response, FetchError> {
-        let resp = self.client.get(url).send().await.map_err(|e| network(url, e))?;
+        let resp = self.client(url)?.get(url).send().await.map_err(|e| network(url, e))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
