@@ -207,33 +207,29 @@ export class PkgrelayStack extends Stack {
 
     // ---- Store: packages (the source of truth) and the per-suite state.
 
-    this.packagesTable = new dynamodb.Table(this, 'PackagesTable', {
-      tableName: `${prefix}-packages`,
-      partitionKey: { name: 'package_id', type: dynamodb.AttributeType.STRING },
-      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      encryption: dynamodb.TableEncryption.AWS_MANAGED,
-      deletionProtection: env.retainData,
-      removalPolicy: removal,
-    });
+    // Both tables: a string partition key, on demand, point-in-time recovery,
+    // the AWS managed key, deletion protection and removal as the environment says.
+    const table = (id: string, tableName: string, partitionKey: string): dynamodb.Table => {
+      const t = new dynamodb.Table(this, id, {
+        tableName,
+        partitionKey: { name: partitionKey, type: dynamodb.AttributeType.STRING },
+        billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+        encryption: dynamodb.TableEncryption.AWS_MANAGED,
+        deletionProtection: env.retainData,
+        removalPolicy: removal,
+      });
+      skipCheckov(t, 'CKV_AWS_119', 'Encrypted with the AWS managed key; a customer managed key adds no control here');
+      return t;
+    };
+    this.packagesTable = table('PackagesTable', `${prefix}-packages`, 'package_id');
     this.packagesTable.addGlobalSecondaryIndex({
       indexName: 'package-name-index',
       partitionKey: { name: 'package_name', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'version', type: dynamodb.AttributeType.STRING },
       projectionType: dynamodb.ProjectionType.ALL,
     });
-    this.stateTable = new dynamodb.Table(this, 'StateTable', {
-      tableName: `${prefix}-state`,
-      partitionKey: { name: 'suite', type: dynamodb.AttributeType.STRING },
-      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      encryption: dynamodb.TableEncryption.AWS_MANAGED,
-      deletionProtection: env.retainData,
-      removalPolicy: removal,
-    });
-    for (const table of [this.packagesTable, this.stateTable]) {
-      skipCheckov(table, 'CKV_AWS_119', 'Encrypted with the AWS managed key; a customer managed key adds no control here');
-    }
+    this.stateTable = table('StateTable', `${prefix}-state`, 'suite');
 
     // ---- The signing key: created empty, the operator puts the armored key in.
 

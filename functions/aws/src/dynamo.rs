@@ -24,6 +24,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
@@ -72,39 +73,96 @@ impl DynamoStore {
 
     fn decode(item: Item) -> Result<PackageEntry, StoreError> {
         let id = string_attr(&item, "package_id");
-        serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt {
-            id: id.unwrap_or_else(|| "?".into()),
-            message: e.to_string(),
-        })
+        serde_dynamo::from_item(item)
+            .map_err(|e| StoreError::Corrupt { id: id.unwrap_or_else(|| "?".into()), message: e.to_string() })
+    }
+
+    /// The item of `table` whose (string) partition key `key_name` is
+    /// `key_value`, read strongly consistently; `projection` limits the
+    /// attributes returned.
+    async fn get_item(
+        &self,
+        table: &str,
+        key_name: &str,
+        key_value: &str,
+        projection: Option<&str>,
+    ) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(key_name, AttributeValue::S(key_value.into()))
+            .set_projection_expression(projection.map(str::to_owned))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend(table, "GetItem", e))?;
+        Ok(out.item)
     }
 
     /// The stored SHA256 of `package_id`, read strongly consistently.
     async fn stored_sha256(&self, package_id: &str) -> Result<Option<String>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.packages_table)
-            .key("package_id", AttributeValue::S(package_id.into()))
-            .projection_expression("sha256")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| backend(&self.packages_table, "GetItem", e))?;
-        Ok(out.item.as_ref().and_then(|i| string_attr(i, "sha256")))
+        let item = self.get_item(&self.packages_table, "package_id", package_id, Some("sha256")).await?;
+        Ok(item.as_ref().and_then(|i| string_attr(i, "sha256")))
     }
 
     async fn suite_item(&self, suite: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.state_table)
-            .key("suite", AttributeValue::S(suite.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| backend(&self.state_table, "GetItem", e))?;
-        Ok(out.item)
+        self.get_item(&self.state_table, "suite", suite, None).await
     }
+
+    /// A conditional UpdateItem on the state item of `suite`: `request` adds the
+    /// expressions (table and key are set). A failed condition is
+    /// [`Update::CheckFailed`], with the item as it was if the request asked for
+    /// it (`ReturnValuesOnConditionCheckFailure::AllOld`); any other error is
+    /// [`StoreError::Backend`] naming the state table and UpdateItem.
+    async fn update_suite(
+        &self,
+        suite: &str,
+        request: impl FnOnce(UpdateItemFluentBuilder) -> UpdateItemFluentBuilder,
+    ) -> Result<Update, StoreError> {
+        let builder =
+            self.client.update_item().table_name(&self.state_table).key("suite", AttributeValue::S(suite.into()));
+        match request(builder).send().await {
+            Ok(out) => Ok(Update::Done(out.attributes)),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(Update::CheckFailed(failed.item().cloned()))
+                }
+                _ => Err(backend(&self.state_table, "UpdateItem", err)),
+            },
+        }
+    }
+}
+
+/// The outcome of [`DynamoStore::update_suite`].
+enum Update {
+    /// The attributes the request asked for (`return_values`), if any.
+    Done(Option<Item>),
+    /// The condition failed; the item as it was, if the service sent it back.
+    CheckFailed(Option<Item>),
+}
+
+/// Reads `table` with a strongly consistent Scan, page by page (`page_size`
+/// items a page, or DynamoDB's default of 1 MB), and calls `f` on each item, in
+/// order: one page in memory at a time, never the whole table. The first error,
+/// of the service (naming the table and Scan) or of `f`, ends the scan.
+pub(crate) async fn scan_pages<E>(
+    client: &Client,
+    table: &str,
+    page_size: Option<i32>,
+    mut f: impl FnMut(Item) -> Result<(), E>,
+) -> Result<(), E>
+where
+    E: From<StoreError>,
+{
+    let mut pages = client.scan().table_name(table).consistent_read(true).set_limit(page_size).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| backend(table, "Scan", e))?;
+        for item in page.items.unwrap_or_default() {
+            f(item)?;
+        }
+    }
+    Ok(())
 }
 
 /// An SDK error as [`StoreError::Backend`], naming the table, the operation and
@@ -129,16 +187,8 @@ fn number_attr(item: &Item, name: &str) -> Option<u64> {
 #[async_trait::async_trait]
 impl PackageStore for DynamoStore {
     async fn get(&self, package_id: &str) -> Result<Option<PackageEntry>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.packages_table)
-            .key("package_id", AttributeValue::S(package_id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| backend(&self.packages_table, "GetItem", e))?;
-        out.item.map(Self::decode).transpose()
+        let item = self.get_item(&self.packages_table, "package_id", package_id, None).await?;
+        item.map(Self::decode).transpose()
     }
 
     async fn insert(&self, entry: &PackageEntry) -> Result<InsertOutcome, StoreError> {
@@ -178,21 +228,11 @@ impl PackageStore for DynamoStore {
 
     async fn for_each_entry(&self, f: &mut (dyn FnMut(PackageEntry) + Send)) -> Result<(), StoreError> {
         // Page by page: one page of items (at most 1 MB) in memory at a time.
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.packages_table)
-            .consistent_read(true)
-            .set_limit(self.page_size)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| backend(&self.packages_table, "Scan", e))?;
-            for item in page.items.unwrap_or_default() {
-                f(Self::decode(item)?);
-            }
-        }
-        Ok(())
+        scan_pages(&self.client, &self.packages_table, self.page_size, |item| {
+            f(Self::decode(item)?);
+            Ok(())
+        })
+        .await
     }
 
     async fn versions_of(&self, package_name: &str) -> Result<Vec<PackageEntry>, StoreError> {
@@ -234,38 +274,32 @@ impl PackageStore for DynamoStore {
         // One conditional update: the counter moves and the new generation takes
         // the lease, unless an unexpired lease is held. Both SET expressions read
         // the item as it was before the update.
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.state_table)
-            .key("suite", AttributeValue::S(suite.into()))
-            .update_expression(
-                "SET #gen = if_not_exists(#gen, :zero) + :one, #lg = if_not_exists(#gen, :zero) + :one, #lu = :until",
-            )
-            .condition_expression("attribute_not_exists(#lu) OR #lu <= :now")
-            .expression_attribute_names("#gen", "generation")
-            .expression_attribute_names("#lg", "lease_generation")
-            .expression_attribute_names("#lu", "lease_until")
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .expression_attribute_values(":until", AttributeValue::N((now + lease_secs).to_string()))
-            .return_values(ReturnValue::UpdatedNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                out.attributes.as_ref().and_then(|a| number_attr(a, "generation")).map(Allocation::Granted).ok_or_else(
+        let update = self
+            .update_suite(suite, |u| {
+                u.update_expression(
+                    "SET #gen = if_not_exists(#gen, :zero) + :one, #lg = if_not_exists(#gen, :zero) + :one, #lu = :until",
+                )
+                .condition_expression("attribute_not_exists(#lu) OR #lu <= :now")
+                .expression_attribute_names("#gen", "generation")
+                .expression_attribute_names("#lg", "lease_generation")
+                .expression_attribute_names("#lu", "lease_until")
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .expression_attribute_values(":until", AttributeValue::N((now + lease_secs).to_string()))
+                .return_values(ReturnValue::UpdatedNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            })
+            .await?;
+        match update {
+            Update::Done(attributes) => {
+                attributes.as_ref().and_then(|a| number_attr(a, "generation")).map(Allocation::Granted).ok_or_else(
                     || StoreError::Corrupt { id: format!("suite {suite}"), message: "no generation returned".into() },
                 )
             }
-            Err(err) => {
-                let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() else {
-                    return Err(backend(&self.state_table, "UpdateItem", err));
-                };
-                let lease = match failed.item() {
-                    Some(item) => lease_of(item),
+            Update::CheckFailed(old) => {
+                let lease = match old {
+                    Some(item) => lease_of(&item),
                     None => self.suite_item(suite).await?.as_ref().and_then(lease_of),
                 };
                 // The lease may have been released between the check and the read.
@@ -275,56 +309,38 @@ impl PackageStore for DynamoStore {
     }
 
     async fn release_lease(&self, suite: &str, generation: u64) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.state_table)
-            .key("suite", AttributeValue::S(suite.into()))
-            .update_expression("REMOVE #lg, #lu")
-            .condition_expression("#lg = :g")
-            .expression_attribute_names("#lg", "lease_generation")
-            .expression_attribute_names("#lu", "lease_until")
-            .expression_attribute_values(":g", AttributeValue::N(generation.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(())
-            }
-            Err(err) => Err(backend(&self.state_table, "UpdateItem", err)),
-        }
+        // Done, or the lease had already moved on: either way it is not ours any more.
+        self.update_suite(suite, |u| {
+            u.update_expression("REMOVE #lg, #lu")
+                .condition_expression("#lg = :g")
+                .expression_attribute_names("#lg", "lease_generation")
+                .expression_attribute_names("#lu", "lease_until")
+                .expression_attribute_values(":g", AttributeValue::N(generation.to_string()))
+        })
+        .await?;
+        Ok(())
     }
 
     async fn record_published(&self, suite: &str, publication: &Publication) -> Result<PublishRecord, StoreError> {
         let published: AttributeValue = serde_dynamo::to_attribute_value(publication)
             .map_err(|e| StoreError::Backend(format!("suite {suite}: cannot encode the publication: {e}")))?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.state_table)
-            .key("suite", AttributeValue::S(suite.into()))
-            .update_expression("SET #pub = :p, #pg = :g REMOVE #lg, #lu")
-            .condition_expression("#lg = :g AND (attribute_not_exists(#pg) OR #pg < :g)")
-            .expression_attribute_names("#pub", "published")
-            .expression_attribute_names("#pg", "published_generation")
-            .expression_attribute_names("#lg", "lease_generation")
-            .expression_attribute_names("#lu", "lease_until")
-            .expression_attribute_values(":p", published)
-            .expression_attribute_values(":g", AttributeValue::N(publication.generation.to_string()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(PublishRecord::Recorded),
-            Err(e) => e,
-        };
-        let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() else {
-            return Err(backend(&self.state_table, "UpdateItem", err));
-        };
-        let item = match failed.item() {
-            Some(item) => Some(item.clone()),
-            None => self.suite_item(suite).await?,
+        let update = self
+            .update_suite(suite, |u| {
+                u.update_expression("SET #pub = :p, #pg = :g REMOVE #lg, #lu")
+                    .condition_expression("#lg = :g AND (attribute_not_exists(#pg) OR #pg < :g)")
+                    .expression_attribute_names("#pub", "published")
+                    .expression_attribute_names("#pg", "published_generation")
+                    .expression_attribute_names("#lg", "lease_generation")
+                    .expression_attribute_names("#lu", "lease_until")
+                    .expression_attribute_values(":p", published)
+                    .expression_attribute_values(":g", AttributeValue::N(publication.generation.to_string()))
+                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            })
+            .await?;
+        let item = match update {
+            Update::Done(_) => return Ok(PublishRecord::Recorded),
+            Update::CheckFailed(Some(item)) => Some(item),
+            Update::CheckFailed(None) => self.suite_item(suite).await?,
         };
         let published = item.as_ref().and_then(|i| number_attr(i, "published_generation")).unwrap_or(0);
         if published >= publication.generation {

@@ -8,12 +8,11 @@
 //! service reports as unprocessed is sent again with backoff. Errors name the
 //! table, the operation and the service's error code.
 
-use crate::dynamo::backend;
+use crate::dynamo::{backend, scan_pages};
 use anyhow::{Context as _, anyhow, bail};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use pkgrelay_core::migrate::{LegacyStore, RawItem};
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// BatchWriteItem's limit.
@@ -84,31 +83,21 @@ impl LegacyStore for DynamoLegacy {
     }
 
     async fn items(&self) -> anyhow::Result<Vec<RawItem>> {
-        let items: Vec<HashMap<String, AttributeValue>> = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .set_limit(self.page_size)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| backend(&self.table, "Scan", e))?;
-        items
-            .into_iter()
-            .map(|item| {
-                let version = item.get("version").and_then(|v| v.as_s().ok()).cloned();
-                serde_dynamo::from_item(item).map_err(|e| {
-                    anyhow!(
-                        "DynamoDB table {}: item {} is not readable as JSON: {e}",
-                        self.table,
-                        version.as_deref().unwrap_or("?")
-                    )
-                })
-            })
-            .collect()
+        let mut items = Vec::new();
+        scan_pages(&self.client, &self.table, self.page_size, |item| -> anyhow::Result<()> {
+            let version = item.get("version").and_then(|v| v.as_s().ok()).cloned();
+            let raw = serde_dynamo::from_item(item).map_err(|e| {
+                anyhow!(
+                    "DynamoDB table {}: item {} is not readable as JSON: {e}",
+                    self.table,
+                    version.as_deref().unwrap_or("?")
+                )
+            })?;
+            items.push(raw);
+            Ok(())
+        })
+        .await?;
+        Ok(items)
     }
 
     async fn delete(&self, versions: &[String]) -> anyhow::Result<()> {
