@@ -24,8 +24,10 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use time::OffsetDateTime;
 
-/// Entries in flight between the store scan and the stanza worker.
-const CHANNEL_DEPTH: usize = 1024;
+/// Entries go to the stanza worker in batches (one wake-up per batch, not per
+/// entry), at most this many batches in flight.
+const BATCH: usize = 256;
+const CHANNEL_DEPTH: usize = 4;
 
 /// The newest version of one package, for the root page and the convenience copy.
 struct Newest {
@@ -91,7 +93,8 @@ pub(super) struct AptIndexBuilder {
     key: Arc<SigningKey>,
     /// The live generation's compressed files by (path, SHA256 of the text).
     reuse: HashMap<(String, String), Compressed>,
-    sender: Option<SyncSender<PackageEntry>>,
+    batch: Vec<PackageEntry>,
+    sender: Option<SyncSender<Vec<PackageEntry>>>,
     worker: Option<JoinHandle<Collected>>,
 }
 
@@ -101,19 +104,36 @@ impl AptIndexBuilder {
         key: Arc<SigningKey>,
         reuse: Vec<Compressed>,
     ) -> anyhow::Result<AptIndexBuilder> {
-        let (sender, receiver) = sync_channel::<PackageEntry>(CHANNEL_DEPTH);
+        let (sender, receiver) = sync_channel::<Vec<PackageEntry>>(CHANNEL_DEPTH);
         let worker = std::thread::Builder::new()
             .name("apt-stanzas".into())
             .spawn(move || {
                 let mut collected = Collected::default();
-                for entry in receiver {
-                    collected.add(entry);
+                for batch in receiver {
+                    for entry in batch {
+                        collected.add(entry);
+                    }
                 }
                 collected
             })
             .context("starting the stanza worker")?;
         let reuse = reuse.into_iter().map(|c| ((c.path.clone(), c.of_sha256.clone()), c)).collect();
-        Ok(AptIndexBuilder { config, key, reuse, sender: Some(sender), worker: Some(worker) })
+        Ok(AptIndexBuilder {
+            config,
+            key,
+            reuse,
+            batch: Vec::with_capacity(BATCH),
+            sender: Some(sender),
+            worker: Some(worker),
+        })
+    }
+
+    fn send_batch(&mut self) {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        // A send fails only if the worker died; finish reports that.
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(batch);
+        }
     }
 }
 
@@ -166,13 +186,14 @@ fn directory_files(
 
 impl IndexBuilder for AptIndexBuilder {
     fn add(&mut self, entry: PackageEntry) {
-        // A send fails only if the worker died; finish reports that.
-        if let Some(sender) = &self.sender {
-            let _ = sender.send(entry);
+        self.batch.push(entry);
+        if self.batch.len() == BATCH {
+            self.send_batch();
         }
     }
 
     fn finish(mut self: Box<Self>, now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
+        self.send_batch();
         drop(self.sender.take());
         let collected =
             self.worker.take().expect("finish runs once").join().map_err(|_| anyhow!("the stanza worker panicked"))?;
