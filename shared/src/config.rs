@@ -55,12 +55,39 @@ pub struct RepositoryConfig {
     /// Package whose newest version is also published at the root as `<name>.deb`.
     #[serde(default)]
     pub convenience_copy: Option<String>,
+    /// Compressed forms of each Packages published beside it (`[gz, xz]` by
+    /// default). apt fetches `.xz` when Release lists it; a very large
+    /// repository that must publish within seconds can leave `xz` out.
+    #[serde(default = "IndexCompression::default_set")]
+    pub compression: Vec<IndexCompression>,
     /// Per deployment (`dev`, `staging`, `prod`, …): where clients reach that
     /// deployment's repository; `pkgrelay config-package build --env` writes it
     /// into the source list. Without `--env`, `base_url` is used.
     #[serde(default)]
     pub environments: std::collections::BTreeMap<String, EnvironmentConfig>,
     pub signing: SigningConfig,
+}
+
+/// A compressed form of an index file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexCompression {
+    Gz,
+    Xz,
+}
+
+impl IndexCompression {
+    fn default_set() -> Vec<IndexCompression> {
+        vec![IndexCompression::Gz, IndexCompression::Xz]
+    }
+
+    /// File-name suffix: `Packages.gz`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            IndexCompression::Gz => "gz",
+            IndexCompression::Xz => "xz",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +321,9 @@ fn validate_repository(r: &RepositoryConfig, file: &Path) -> Result<(), ConfigEr
         ));
     }
     check_single_line(file, "signing.user_id", &r.signing.user_id)?;
+    if let Some((i, c)) = r.compression.iter().enumerate().find(|(i, c)| r.compression[..*i].contains(c)) {
+        return Err(err(file, Some("compression"), format!("{} is listed twice (entry {})", c.suffix(), i + 1)));
+    }
     Ok(())
 }
 
@@ -450,6 +480,23 @@ section: devel\npriority: optional\narchitecture: amd64\nsource:\n  type: extern
         write(dir.path(), "repository.yaml", &repo.replace("https://dev.example.com/", "ftp://x/"));
         let e = Config::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("environments.dev.base_url"), "{e}");
+    }
+
+    #[test]
+    fn index_compression() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "packages/kiro.yaml", PKG);
+        write(dir.path(), "repository.yaml", REPO);
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(c.repository.compression, [IndexCompression::Gz, IndexCompression::Xz]);
+        write(dir.path(), "repository.yaml", &format!("{REPO}compression: [gz]\n"));
+        assert_eq!(Config::load(dir.path()).unwrap().repository.compression, [IndexCompression::Gz]);
+        write(dir.path(), "repository.yaml", &format!("{REPO}compression: [xz, gz, xz]\n"));
+        let e = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("field `compression`") && e.contains("xz is listed twice"), "{e}");
+        write(dir.path(), "repository.yaml", &format!("{REPO}compression: [bz2]\n"));
+        let e = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("repository.yaml") && e.contains("bz2"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!   33 MB of Debian's own Packages). Block sizes depend on the text's length
 //!   alone, never on the machine, so the output is the same everywhere.
 
+use crate::config::IndexCompression;
 use liblzma::stream::{Check, Filters, LzmaOptions, MtStreamBuilder};
 use std::io::Write;
 
@@ -33,6 +34,13 @@ const XZ_BLOCK_MAX: u64 = 2 << 20;
 
 /// Encoder threads at most.
 const XZ_THREADS_MAX: u64 = 4;
+
+pub fn encode(kind: IndexCompression, data: &[u8]) -> Vec<u8> {
+    match kind {
+        IndexCompression::Gz => gzip(data),
+        IndexCompression::Xz => xz(data),
+    }
+}
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     // No file name and mtime 0 in the header: the same Packages gives the same bytes.

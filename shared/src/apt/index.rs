@@ -11,7 +11,7 @@
 
 use super::packages::{self, Stanza};
 use super::{compress, html, release};
-use crate::config::RepositoryConfig;
+use crate::config::{IndexCompression, RepositoryConfig};
 use crate::digest::Checksums;
 use crate::model::{PackageEntry, rfc3339};
 use crate::repository::{Compressed, IndexBuilder, ObjectRef, PlanEntry, RenderedIndex};
@@ -151,18 +151,19 @@ fn directory_files(
     dists: &str,
     dir: &str,
     text: String,
+    compression: &[IndexCompression],
     reuse: &HashMap<(String, String), Compressed>,
 ) -> (Vec<IndexFile>, Vec<Compressed>) {
     let by_hash = |c: &Checksums| format!("{dists}/{dir}/by-hash/SHA256/{}", c.sha256);
     let plain = Checksums::of(text.as_bytes());
     let mut files = Vec::with_capacity(3);
     let mut compressed = Vec::with_capacity(2);
-    for (name, encode) in [("Packages.gz", compress::gzip as fn(&[u8]) -> Vec<u8>), ("Packages.xz", compress::xz)] {
-        let path = format!("{dir}/{name}");
+    for &kind in compression {
+        let path = format!("{dir}/Packages.{}", kind.suffix());
         let (made, bytes) = match reuse.get(&(path.clone(), plain.sha256.clone())) {
             Some(live) => (live.clone(), None),
             None => {
-                let bytes = encode(text.as_bytes());
+                let bytes = compress::encode(kind, text.as_bytes());
                 let checksums = Checksums::of(&bytes);
                 let key = by_hash(&checksums);
                 (Compressed { path, of_sha256: plain.sha256.clone(), key, checksums }, Some(bytes))
@@ -231,7 +232,7 @@ impl IndexBuilder for AptIndexBuilder {
                             Vec::new()
                         };
                         packages::sort_stanzas(&mut mine);
-                        directory_files(dists, dir, packages::join(&mine), reuse)
+                        directory_files(dists, dir, packages::join(&mine), &cfg.compression, reuse)
                     })
                 })
                 .collect();
