@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Store scale: N = 100,000 entries in SQLite (1,000 names × 100 versions; 45 %
-# amd64, 45 % arm64, 10 % all), then in a fresh process each:
-#   noxz      store.all() + Packages for amd64 and arm64 + Packages.gz + digests
-#             + Release + Release.gpg + InRelease (what build-index renders, minus xz)
-#   full      store.all() + the real AptRepository::render (xz -6, index.html, keyring)
-#   compress  gzip levels / xz presets on one architecture's Packages (size, MB/s)
-#   read      store.all() split: SELECT vs JSON decoding, peak RSS after each, heap of the entries
-#   read-stream / noxz-par / noxz-stream   the same work done as bench/README.md recommends
-#             (rows decoded as they stream; one thread per architecture; gzip -6 and -1; each
-#             entry turned into its stanza at once and dropped): what the fixes are worth
-#   sync      `pkgrelay sync --force-rebuild` on a state holding that store (end to end)
+# amd64, 45 % arm64, 10 % all), then in a fresh process each
+# (pkgrelay-bench scale-run, the code build-index runs: SqliteStore::for_each_entry
+# into the APT index builder, then finish):
+#   noxz      the real build with `compression: [gz]`: stanzas, sort, Packages and
+#             Packages.gz per architecture, digests, Release, Release.gpg, InRelease
+#   full      the real build with the shipped `compression: [gz, xz]`
+#   read      the store alone: SELECT vs JSON decoding
+#   compress  gzip levels / xz presets / the shipped encoders on one architecture's Packages
+#   sync      `pkgrelay sync --force-rebuild` on a state holding that store (end to end):
+#             first (everything compressed) and again (unchanged: .gz/.xz reused)
 # and, when this host has apt's list of Debian's own Packages, the compression
 # levels on a 16 MB slice of that real text.
 # with wall time and peak RSS (/usr/bin/time -v). The store is made once and
@@ -39,16 +39,13 @@ CFG=$WORK/config
 field() { awk -F= -v k="$1" '$1 == k { print $2 }' "$2"; }
 
 declare -A TOTAL RSS
-for mode in noxz full compress read read-stream noxz-par noxz-par-gzip1 noxz-stream; do
-    case $mode in
-        noxz-par-gzip1) measure "scale-$mode" env BENCH_GZIP_LEVEL=1 "$DRIVER" scale-run "$DB" "$CFG" noxz-par ;;
-        *) measure "scale-$mode" "$DRIVER" scale-run "$DB" "$CFG" "$mode" ;;
-    esac
+for mode in noxz full read compress; do
+    measure "scale-$mode" "$DRIVER" scale-run "$DB" "$CFG" "$mode"
     RSS[$mode]=$M_RSS
     TOTAL[$mode]=$(field total_ms "$WORK/scale-$mode.log")
     echo
     echo "-- $mode: in-process $(field total_ms "$WORK/scale-$mode.log") ms (process wall $M_WALL s incl. start-up and key generation), peak RSS $((M_RSS / 1024)) MiB"
-    grep -v -e '^total_ms=' -e '^hwm' "$WORK/scale-$mode.log" | sed 's/^/   /'
+    grep -v -e '^total_ms=' -e '^hwm' -e '^file ' "$WORK/scale-$mode.log" | sed 's/^/   /'
 done
 
 # Real Packages text (the largest of this host's apt lists: Debian's main), if there is one.

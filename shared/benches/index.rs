@@ -5,7 +5,7 @@
 //!
 //!     cargo bench -p pkgrelay-core --bench index
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pkgrelay_core::apt::{packages, release};
 use pkgrelay_core::config::Config;
 use pkgrelay_core::digest::Checksums;
@@ -32,15 +32,18 @@ fn packages_render(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("render_packages", n), &entries, |b, e| {
             b.iter(|| black_box(packages::render_packages(e, "amd64")))
         });
-        // The sort alone (name, then Debian version, then architecture) of
-        // rendered stanzas, versions parsed once, as the index builder does it.
-        let stanzas: Vec<packages::Stanza> = entries.iter().map(packages::Stanza::of).collect();
-        group.bench_with_input(BenchmarkId::new("sort_stanzas", n), &stanzas, |b, s| {
-            b.iter(|| {
-                let mut refs: Vec<_> = s.iter().collect();
-                packages::sort_stanzas(&mut refs);
-                black_box(refs.len())
-            })
+        // Sorting (name, then Debian version, then architecture; versions
+        // parsed once) and joining rendered stanzas, as the index builder does.
+        let stanzas = || {
+            let mut set = packages::Stanzas::default();
+            for e in &entries {
+                set.push(e);
+            }
+            set
+        };
+        let none = packages::Stanzas::default();
+        group.bench_function(BenchmarkId::new("assemble_stanzas", n), |b| {
+            b.iter_batched(stanzas, |own| black_box(packages::assemble(own, &none).len()), BatchSize::LargeInput)
         });
         // The stanzas alone, in input order (no sort).
         group.bench_with_input(BenchmarkId::new("render_stanzas_unsorted", n), &entries, |b, e| {

@@ -120,8 +120,6 @@ impl SqliteStore {
             rusqlite::Connection::open(path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
-        // Scans read pages straight from the mapped file instead of a pread each.
-        conn.pragma_update(None, "mmap_size", 1i64 << 30).map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         // Stores written before the lease existed lack its columns.
@@ -162,6 +160,43 @@ impl SqliteStore {
             f(Self::decode(id, json)?);
         }
         Ok(())
+    }
+
+    /// [`SqliteStore::query_each`] for whole-table scans: rows are read on this
+    /// thread and decoded on a second one (decoding JSON is most of the work),
+    /// in batches; `f` runs on the decoding thread.
+    fn scan_each(&self, sql: &str, f: &mut (dyn FnMut(PackageEntry) + Send)) -> Result<(), StoreError> {
+        const BATCH: usize = 256;
+        std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<(String, String)>>(4);
+            let decoder = scope.spawn(move || -> Result<(), StoreError> {
+                for batch in receiver {
+                    for (id, json) in batch {
+                        f(Self::decode(&id, &json)?);
+                    }
+                }
+                Ok(())
+            });
+            let read = (|| -> Result<(), StoreError> {
+                let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+                let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+                let mut rows = stmt.query([]).map_err(backend)?;
+                let mut batch = Vec::with_capacity(BATCH);
+                while let Some(r) = rows.next().map_err(backend)? {
+                    let text = |i| r.get_ref(i).and_then(|v| v.as_str().map_err(Into::into)).map_err(backend);
+                    batch.push((text(0)?.to_owned(), text(1)?.to_owned()));
+                    // A failed send: the decoder stopped at a corrupt record; it reports.
+                    if batch.len() == BATCH && sender.send(std::mem::take(&mut batch)).is_err() {
+                        return Ok(());
+                    }
+                }
+                let _ = sender.send(batch);
+                Ok(())
+            })();
+            drop(sender);
+            decoder.join().map_err(|_| StoreError::Backend("the record decoder panicked".into()))??;
+            read
+        })
     }
 }
 
@@ -206,7 +241,7 @@ impl PackageStore for SqliteStore {
     }
 
     async fn for_each_entry(&self, f: &mut (dyn FnMut(PackageEntry) + Send)) -> Result<(), StoreError> {
-        self.query_each("SELECT package_id, record FROM packages", [], f)
+        self.scan_each("SELECT package_id, record FROM packages", f)
     }
 
     async fn versions_of(&self, package_name: &str) -> Result<Vec<PackageEntry>, StoreError> {
@@ -324,6 +359,25 @@ mod tests {
         s.insert(&entry("kiro-cli", "1.0", "arm64", b"y")).await.unwrap();
         assert_eq!(s.versions_of("kiro").await.unwrap().len(), 2);
         assert_eq!(s.all().await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn scans_stream_every_entry_and_name_a_corrupt_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+        for i in 0..600 {
+            s.insert(&entry("p", &format!("1.{i}"), "amd64", format!("{i}").as_bytes())).await.unwrap();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        s.for_each_entry(&mut |e| {
+            seen.insert(e.version);
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen.len(), 600);
+        s.with(|c| c.execute("UPDATE packages SET record = '{' WHERE package_id = 'p#1.300#amd64'", [])).unwrap();
+        let e = s.for_each_entry(&mut |_| {}).await.unwrap_err().to_string();
+        assert!(e.contains("p#1.300#amd64") && e.contains("unreadable"), "{e}");
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@
 //! pkgrelay-bench serve ROOT PORT_FILE [SECS]    static files on 127.0.0.1 (sendfile); exits after SECS (3600)
 //! pkgrelay-bench fetch URL DEST                 pkgrelay's download path alone (Fetcher::download): MB/s
 //! pkgrelay-bench scale-prepare N DB             an SQLite store of N synthetic entries
-//! pkgrelay-bench scale-run DB CONFIG MODE       read all + render: MODE noxz | full | compress
+//! pkgrelay-bench scale-run DB CONFIG MODE       read all + render: MODE noxz | full | read | compress
 //! pkgrelay-bench publish-cost N                 object writes when 1 package is added to N
 //! pkgrelay-bench compress-file FILE [MAX]       gzip levels / xz presets on a file (e.g. a real Packages)
 //! ```
@@ -24,6 +24,10 @@ mod serve;
 mod synth;
 
 use anyhow::{Context as _, bail};
+
+/// The allocator of the pkgrelay CLI, so that in-process timings match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::{Path, PathBuf};
 
 fn main() -> anyhow::Result<()> {

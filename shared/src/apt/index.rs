@@ -9,7 +9,7 @@
 //! re-signing that keeps Valid-Until fresh, compresses nothing that has not
 //! changed.
 
-use super::packages::{self, Stanza};
+use super::packages::{self, Stanzas};
 use super::{compress, html, release};
 use crate::config::{IndexCompression, RepositoryConfig};
 use crate::digest::Checksums;
@@ -61,30 +61,36 @@ impl Newest {
 /// What the worker keeps of the entries.
 #[derive(Default)]
 struct Collected {
-    stanzas: Vec<Stanza>,
+    /// Stanzas by architecture (`all` too).
+    stanzas: HashMap<String, Stanzas>,
+    entries: usize,
     newest: BTreeMap<String, Newest>,
 }
 
 impl Collected {
     fn add(&mut self, entry: PackageEntry) {
-        let stanza = Stanza::of(&entry);
+        self.entries += 1;
+        if !self.stanzas.contains_key(&entry.architecture) {
+            self.stanzas.insert(entry.architecture.clone(), Stanzas::default());
+        }
+        let set = self.stanzas.get_mut(&entry.architecture).expect("inserted above");
+        let version = set.push(&entry);
         match self.newest.get_mut(&entry.package_name) {
             None => {
-                self.newest.insert(entry.package_name.clone(), Newest::of(&entry, stanza.version.clone()));
+                self.newest.insert(entry.package_name.clone(), Newest::of(&entry, version.clone()));
             }
-            Some(newest) => match stanza.version.cmp(&newest.version) {
-                std::cmp::Ordering::Greater => *newest = Newest::of(&entry, stanza.version.clone()),
+            Some(newest) => match version.cmp(&newest.version) {
+                std::cmp::Ordering::Greater => *newest = Newest::of(&entry, version.clone()),
                 std::cmp::Ordering::Equal => {
                     newest.architectures.insert(entry.architecture.clone());
                     if entry.architecture < newest.first_architecture {
                         let architectures = std::mem::take(&mut newest.architectures);
-                        *newest = Newest { architectures, ..Newest::of(&entry, stanza.version.clone()) };
+                        *newest = Newest { architectures, ..Newest::of(&entry, version.clone()) };
                     }
                 }
                 std::cmp::Ordering::Less => {}
             },
         }
-        self.stanzas.push(stanza);
     }
 }
 
@@ -196,7 +202,7 @@ impl IndexBuilder for AptIndexBuilder {
     fn finish(mut self: Box<Self>, now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
         self.send_batch();
         drop(self.sender.take());
-        let collected =
+        let mut collected =
             self.worker.take().expect("finish runs once").join().map_err(|_| anyhow!("the stanza worker panicked"))?;
         let cfg = &self.config;
         let key = &self.key;
@@ -204,35 +210,38 @@ impl IndexBuilder for AptIndexBuilder {
         let now = now.replace_nanosecond(0)?;
         let valid_until = now + cfg.validity();
         let mut out = RenderedIndex { date: rfc3339(now), valid_until: rfc3339(valid_until), ..Default::default() };
-        out.packages = collected.stanzas.len();
+        out.packages = collected.entries;
 
         out.plan.push(PlanEntry::inline(&cfg.keyring_name, ObjectRef::bytes(&key.public_keyring()?)));
 
         // Only the first component holds packages for now; the others are
-        // published empty so that source lists naming them keep working.
-        let directories: Vec<(String, bool, &String)> = cfg
-            .components
-            .iter()
-            .enumerate()
-            .flat_map(|(i, component)| {
-                cfg.architectures.iter().map(move |a| (format!("{component}/binary-{a}"), i == 0, a))
-            })
-            .collect();
-        let stanzas = &collected.stanzas;
+        // published empty so that source lists naming them keep working. Each
+        // directory's thread owns its architecture's stanzas; `all` ones are shared.
+        let all = collected.stanzas.remove("all").unwrap_or_default();
+        let mut directories: Vec<(String, Stanzas, bool)> = Vec::new();
+        for (i, component) in cfg.components.iter().enumerate() {
+            for arch in &cfg.architectures {
+                let own = if i == 0 {
+                    collected.stanzas.remove(arch.as_str()).unwrap_or_default()
+                } else {
+                    Stanzas::default()
+                };
+                directories.push((format!("{component}/binary-{arch}"), own, i == 0));
+            }
+        }
+        // Entries of architectures the suite does not list appear nowhere.
+        drop(std::mem::take(&mut collected.stanzas));
+        let all = &all;
         let reuse = &self.reuse;
         let per_directory: Vec<(Vec<IndexFile>, Vec<Compressed>)> = std::thread::scope(|scope| {
             let handles: Vec<_> = directories
-                .iter()
-                .map(|(dir, holds_packages, arch)| {
+                .into_iter()
+                .map(|(dir, own, holds_packages)| {
                     let dists = &dists;
+                    let empty = Stanzas::default();
                     scope.spawn(move || {
-                        let mut mine: Vec<&Stanza> = if *holds_packages {
-                            stanzas.iter().filter(|s| s.belongs_to(arch)).collect()
-                        } else {
-                            Vec::new()
-                        };
-                        packages::sort_stanzas(&mut mine);
-                        directory_files(dists, dir, packages::join(&mine), &cfg.compression, reuse)
+                        let all = if holds_packages { all } else { &empty };
+                        directory_files(dists, &dir, packages::assemble(own, all), &cfg.compression, reuse)
                     })
                 })
                 .collect();

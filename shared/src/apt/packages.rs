@@ -68,14 +68,20 @@ fn push_field(out: &mut String, name: &str, value: &str) {
 /// digests the store computed.
 pub fn render_stanza(entry: &PackageEntry) -> String {
     let mut out = String::with_capacity(512);
-    push_field(&mut out, "Package", &entry.package_name);
+    render_stanza_into(&mut out, entry);
+    out
+}
+
+/// [`render_stanza`], appended to `out`.
+pub fn render_stanza_into(out: &mut String, entry: &PackageEntry) {
+    push_field(out, "Package", &entry.package_name);
     let has = |name: &str| entry.control.get(name).is_some();
     for (name, value) in &entry.control.fields {
         let n = name.as_str();
         if n.eq_ignore_ascii_case("Package") || COMPUTED.iter().any(|c| c.eq_ignore_ascii_case(n)) {
             continue;
         }
-        push_field(&mut out, name, value);
+        push_field(out, name, value);
     }
     let cfg = &entry.config;
     let depends = (!cfg.depends.is_empty()).then(|| cfg.depends.join(", "));
@@ -90,41 +96,75 @@ pub fn render_stanza(entry: &PackageEntry) -> String {
         if let Some(v) = value
             && !has(name)
         {
-            push_field(&mut out, name, v);
+            push_field(out, name, v);
         }
     }
     let c = &entry.checksums;
-    push_field(&mut out, "Filename", &entry.filename);
+    push_field(out, "Filename", &entry.filename);
     let _ = writeln!(out, "Size: {}", c.size);
-    push_field(&mut out, "MD5sum", &c.md5);
-    push_field(&mut out, "SHA1", &c.sha1);
-    push_field(&mut out, "SHA256", &c.sha256);
-    out
+    push_field(out, "MD5sum", &c.md5);
+    push_field(out, "SHA1", &c.sha1);
+    push_field(out, "SHA256", &c.sha256);
 }
 
-/// One entry's stanza, rendered once, with what Packages is sorted by. The
-/// index is built from these: an entry can be dropped as soon as its stanza exists.
+/// Stanza text is kept in chunks of this size: one allocation per 4 MiB of
+/// Packages rather than one per stanza, returned to the system whole once
+/// the Packages it went into is assembled.
+const CHUNK: usize = 4 << 20;
+
+/// Where one stanza is, and what Packages is sorted by.
 #[derive(Debug, Clone)]
-pub struct Stanza {
-    pub name: String,
-    pub version: VersionKey,
-    pub architecture: String,
-    pub text: Box<str>,
+struct Placed {
+    name: Box<str>,
+    version: VersionKey,
+    architecture: Box<str>,
+    chunk: u32,
+    start: u32,
+    len: u32,
 }
 
-impl Stanza {
-    pub fn of(entry: &PackageEntry) -> Stanza {
-        Stanza {
-            name: entry.package_name.clone(),
-            version: VersionKey::new(&entry.version),
-            architecture: entry.architecture.clone(),
-            text: render_stanza(entry).into_boxed_str(),
+/// The rendered stanzas of one architecture (or of `all`): an entry can be
+/// dropped as soon as its stanza is here.
+#[derive(Debug, Default)]
+pub struct Stanzas {
+    chunks: Vec<String>,
+    placed: Vec<Placed>,
+    scratch: String,
+}
+
+impl Stanzas {
+    /// Render `entry`'s stanza into the set; its parsed version is returned.
+    pub fn push(&mut self, entry: &PackageEntry) -> &VersionKey {
+        self.scratch.clear();
+        render_stanza_into(&mut self.scratch, entry);
+        let len = self.scratch.len();
+        if self.chunks.last().is_none_or(|c| c.capacity() - c.len() < len) {
+            self.chunks.push(String::with_capacity(CHUNK.max(len)));
         }
+        let chunk = self.chunks.last_mut().expect("a chunk with room");
+        let start = chunk.len();
+        chunk.push_str(&self.scratch);
+        self.placed.push(Placed {
+            name: entry.package_name.as_str().into(),
+            version: VersionKey::new(&entry.version),
+            architecture: entry.architecture.as_str().into(),
+            chunk: (self.chunks.len() - 1) as u32,
+            start: start as u32,
+            len: len as u32,
+        });
+        &self.placed.last().expect("just pushed").version
     }
 
-    /// In the `Packages` of `architecture`: its own packages and the `all` ones.
-    pub fn belongs_to(&self, architecture: &str) -> bool {
-        self.architecture == architecture || self.architecture == "all"
+    pub fn len(&self) -> usize {
+        self.placed.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.placed.is_empty()
+    }
+
+    fn text(&self, p: &Placed) -> &str {
+        &self.chunks[p.chunk as usize][p.start as usize..(p.start + p.len) as usize]
     }
 }
 
@@ -132,27 +172,37 @@ impl Stanza {
 /// `1.00` are one Debian version, so the version's text and then the stanza
 /// itself decide what is left: the output never depends on the order of the
 /// store scan.
-pub fn stanza_order(a: &Stanza, b: &Stanza) -> std::cmp::Ordering {
+fn order(a: (&Placed, &str), b: (&Placed, &str)) -> std::cmp::Ordering {
+    let ((a, a_text), (b, b_text)) = (a, b);
     a.name
         .cmp(&b.name)
         .then_with(|| a.version.cmp(&b.version))
         .then_with(|| a.architecture.cmp(&b.architecture))
         .then_with(|| a.version.as_str().cmp(b.version.as_str()))
-        .then_with(|| a.text.cmp(&b.text))
+        .then_with(|| a_text.cmp(b_text))
 }
 
-pub fn sort_stanzas(stanzas: &mut [&Stanza]) {
-    stanzas.sort_unstable_by(|a, b| stanza_order(a, b));
-}
-
-/// The `Packages` text of stanzas in the order given, separated by one blank line.
-pub fn join(stanzas: &[&Stanza]) -> String {
-    let mut out = String::with_capacity(stanzas.iter().map(|s| s.text.len() + 1).sum());
-    for (i, s) in stanzas.iter().enumerate() {
-        if i > 0 {
+/// The `Packages` text of one architecture from its own stanzas and the
+/// `Architecture: all` ones: sorted, separated by one blank line. `own` is
+/// consumed, so that a large index is not held twice for longer than it takes
+/// to copy it.
+pub fn assemble(own: Stanzas, all: &Stanzas) -> String {
+    let sets = [&own, all];
+    let mut at: Vec<(u8, u32)> =
+        (0..own.placed.len() as u32).map(|i| (0, i)).chain((0..all.placed.len() as u32).map(|i| (1, i))).collect();
+    let get = |&(set, i): &(u8, u32)| {
+        let s = sets[set as usize];
+        let p = &s.placed[i as usize];
+        (p, s.text(p))
+    };
+    at.sort_unstable_by(|a, b| order(get(a), get(b)));
+    let len = own.placed.iter().chain(&all.placed).map(|p| p.len as usize + 1).sum();
+    let mut out = String::with_capacity(len);
+    for (k, a) in at.iter().enumerate() {
+        if k > 0 {
             out.push('\n');
         }
-        out.push_str(&s.text);
+        out.push_str(get(a).1);
     }
     out
 }
@@ -160,11 +210,17 @@ pub fn join(stanzas: &[&Stanza]) -> String {
 /// The `Packages` file for one architecture: its own packages and the
 /// `Architecture: all` ones, sorted, stanzas separated by one blank line.
 pub fn render_packages(entries: &[PackageEntry], architecture: &str) -> String {
-    let stanzas: Vec<Stanza> =
-        entries.iter().filter(|e| e.architecture == architecture || e.architecture == "all").map(Stanza::of).collect();
-    let mut refs: Vec<&Stanza> = stanzas.iter().collect();
-    sort_stanzas(&mut refs);
-    join(&refs)
+    let of = |arch: &str| {
+        let mut set = Stanzas::default();
+        for e in entries.iter().filter(|e| e.architecture == arch) {
+            set.push(e);
+        }
+        set
+    };
+    if architecture == "all" {
+        return assemble(of("all"), &Stanzas::default());
+    }
+    assemble(of(architecture), &of("all"))
 }
 
 #[cfg(test)]
@@ -250,9 +306,16 @@ mod tests {
             let parsed = Deb822::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e:?}\n{text}")))?;
             let paras: Vec<_> = parsed.paragraphs().collect();
             prop_assert_eq!(paras.len(), entries.len(), "{}", text);
-            let mut pairs: Vec<(Stanza, &PackageEntry)> = entries.iter().map(|e| (Stanza::of(e), e)).collect();
-            pairs.sort_by(|a, b| stanza_order(&a.0, &b.0));
-            for (p, (_, e)) in paras.iter().zip(pairs) {
+            // Packages order, as `order` defines it.
+            let mut sorted: Vec<(&PackageEntry, String)> = entries.iter().map(|e| (e, render_stanza(e))).collect();
+            sorted.sort_by(|(a, a_text), (b, b_text)| {
+                a.package_name.cmp(&b.package_name)
+                    .then_with(|| VersionKey::new(&a.version).cmp(&VersionKey::new(&b.version)))
+                    .then_with(|| a.architecture.cmp(&b.architecture))
+                    .then_with(|| a.version.cmp(&b.version))
+                    .then_with(|| a_text.cmp(b_text))
+            });
+            for (p, (e, _)) in paras.iter().zip(sorted) {
                 prop_assert_eq!(p.get("Package"), Some(e.package_name.clone()));
                 prop_assert_eq!(p.get("Version"), Some(e.version.clone()));
                 prop_assert_eq!(p.get("Filename"), Some(e.filename.clone()));
