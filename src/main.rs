@@ -19,12 +19,6 @@ use pkgrelay_core::local::LocalPaths;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Building an index decodes and renders thousands of small strings per
-/// second; mimalloc makes those allocations cheaper than glibc's malloc
-/// (bench/README.md has the figures).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "pkgrelay", version, about = "Mirror upstream releases into signed package repositories")]
 struct Cli {

@@ -25,9 +25,6 @@ mod synth;
 
 use anyhow::{Context as _, bail};
 
-/// The allocator of the pkgrelay CLI, so that in-process timings match it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::{Path, PathBuf};
 
 fn main() -> anyhow::Result<()> {

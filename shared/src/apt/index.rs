@@ -1,10 +1,10 @@
 //! One generation of the APT index, built from a stream of store entries.
 //!
-//! Each entry is turned into its stanza on a worker thread as the store hands
-//! it over, and dropped: the store is never in memory as entries, and decoding
-//! the store (the caller's thread) overlaps with rendering (the worker). Then
-//! every `binary-<arch>` directory is sorted, joined, compressed and digested
-//! on a thread of its own. A Packages whose SHA256 the live generation already
+//! Each entry is turned into its stanza as the store hands it over, and
+//! dropped: the store is never in memory as entries (the SQLite store decodes
+//! on a thread of its own while it reads the next rows). Then every
+//! `binary-<arch>` directory is sorted, joined, compressed and digested on a
+//! thread of its own. A Packages whose SHA256 the live generation already
 //! published keeps that generation's .gz and .xz: a forced rebuild, or the
 //! re-signing that keeps Valid-Until fresh, compresses nothing that has not
 //! changed.
@@ -20,14 +20,7 @@ use crate::version::VersionKey;
 use anyhow::{Context as _, anyhow};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::mpsc::{SyncSender, sync_channel};
-use std::thread::JoinHandle;
 use time::OffsetDateTime;
-
-/// Entries go to the stanza worker in batches (one wake-up per batch, not per
-/// entry), at most this many batches in flight.
-const BATCH: usize = 256;
-const CHANNEL_DEPTH: usize = 4;
 
 /// The newest version of one package, for the root page and the convenience copy.
 struct Newest {
@@ -99,47 +92,13 @@ pub(super) struct AptIndexBuilder {
     key: Arc<SigningKey>,
     /// The live generation's compressed files by (path, SHA256 of the text).
     reuse: HashMap<(String, String), Compressed>,
-    batch: Vec<PackageEntry>,
-    sender: Option<SyncSender<Vec<PackageEntry>>>,
-    worker: Option<JoinHandle<Collected>>,
+    collected: Collected,
 }
 
 impl AptIndexBuilder {
-    pub(super) fn new(
-        config: RepositoryConfig,
-        key: Arc<SigningKey>,
-        reuse: Vec<Compressed>,
-    ) -> anyhow::Result<AptIndexBuilder> {
-        let (sender, receiver) = sync_channel::<Vec<PackageEntry>>(CHANNEL_DEPTH);
-        let worker = std::thread::Builder::new()
-            .name("apt-stanzas".into())
-            .spawn(move || {
-                let mut collected = Collected::default();
-                for batch in receiver {
-                    for entry in batch {
-                        collected.add(entry);
-                    }
-                }
-                collected
-            })
-            .context("starting the stanza worker")?;
+    pub(super) fn new(config: RepositoryConfig, key: Arc<SigningKey>, reuse: Vec<Compressed>) -> AptIndexBuilder {
         let reuse = reuse.into_iter().map(|c| ((c.path.clone(), c.of_sha256.clone()), c)).collect();
-        Ok(AptIndexBuilder {
-            config,
-            key,
-            reuse,
-            batch: Vec::with_capacity(BATCH),
-            sender: Some(sender),
-            worker: Some(worker),
-        })
-    }
-
-    fn send_batch(&mut self) {
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        // A send fails only if the worker died; finish reports that.
-        if let Some(sender) = &self.sender {
-            let _ = sender.send(batch);
-        }
+        AptIndexBuilder { config, key, reuse, collected: Collected::default() }
     }
 }
 
@@ -193,17 +152,11 @@ fn directory_files(
 
 impl IndexBuilder for AptIndexBuilder {
     fn add(&mut self, entry: PackageEntry) {
-        self.batch.push(entry);
-        if self.batch.len() == BATCH {
-            self.send_batch();
-        }
+        self.collected.add(entry);
     }
 
     fn finish(mut self: Box<Self>, now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
-        self.send_batch();
-        drop(self.sender.take());
-        let mut collected =
-            self.worker.take().expect("finish runs once").join().map_err(|_| anyhow!("the stanza worker panicked"))?;
+        let mut collected = std::mem::take(&mut self.collected);
         let cfg = &self.config;
         let key = &self.key;
         let dists = format!("dists/{}", cfg.suite);

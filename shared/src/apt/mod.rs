@@ -78,7 +78,7 @@ impl RepositoryFormat for AptRepository {
 
     fn index_builder(&self, reuse: Vec<Compressed>) -> anyhow::Result<Box<dyn IndexBuilder>> {
         let key = self.key.clone().ok_or_else(|| anyhow!("no signing key: this process cannot render the index"))?;
-        Ok(Box::new(index::AptIndexBuilder::new(self.config.clone(), key, reuse)?))
+        Ok(Box::new(index::AptIndexBuilder::new(self.config.clone(), key, reuse)))
     }
 }
 
