@@ -151,6 +151,7 @@ impl DirStore {
         let dest = self.path(key)?;
         // Written before (a forced rebuild): compare, without writing and syncing a copy first.
         match mode {
+            WriteMode::WriteOnce if Self::holds(&dest, data) => return Ok(()),
             WriteMode::WriteOnce if dest.is_file() => {
                 return Self::compare_existing(key, &dest, &crate::digest::sha256_hex(data));
             }
@@ -188,8 +189,8 @@ impl DirStore {
     }
 }
 
-/// Two files with the same bytes (compared in 256 KiB pieces: objects can be
-/// gigabytes). Any error reads as "not the same".
+/// Two files with the same bytes (compared in [`READ_CHUNK`](crate::digest::READ_CHUNK)
+/// pieces). Any error reads as "not the same".
 fn same_content(a: &Path, b: &Path) -> bool {
     use std::io::Read;
     let (Ok(mut fa), Ok(mut fb)) = (std::fs::File::open(a), std::fs::File::open(b)) else { return false };
@@ -197,7 +198,8 @@ fn same_content(a: &Path, b: &Path) -> bool {
         (Ok(ma), Ok(mb)) if ma.is_file() && mb.is_file() && ma.len() == mb.len() => {}
         _ => return false,
     }
-    let (mut ba, mut bb) = (vec![0u8; 256 << 10], vec![0u8; 256 << 10]);
+    let chunk = crate::digest::READ_CHUNK;
+    let (mut ba, mut bb) = (vec![0u8; chunk], vec![0u8; chunk]);
     loop {
         let Ok(n) = fa.read(&mut ba) else { return false };
         if n == 0 {

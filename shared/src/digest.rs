@@ -72,17 +72,11 @@ impl Checksums {
         })
     }
 
-    /// Digest everything `reader` yields, in 256 KiB reads.
-    pub fn of_reader(mut reader: impl Read) -> io::Result<Checksums> {
+    /// Digest everything `reader` yields, in [`READ_CHUNK`] reads.
+    pub fn of_reader(reader: impl Read) -> io::Result<Checksums> {
         let mut h = Hasher::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                return Ok(h.finish());
-            }
-            h.update(&buf[..n]);
-        }
+        each_chunk(reader, |chunk| h.update(chunk))?;
+        Ok(h.finish())
     }
 
     pub fn of_file(path: &std::path::Path) -> io::Result<Checksums> {
@@ -97,13 +91,22 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// SHA256 alone of a file, hex encoded (content comparison of write-once objects).
 pub fn sha256_file(path: &std::path::Path) -> io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    each_chunk(std::fs::File::open(path)?, |chunk| hasher.update(chunk))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Size of the reads of files that are digested or compared: files can be
+/// gigabytes, and are never read whole.
+pub const READ_CHUNK: usize = 256 * 1024;
+
+/// Hand everything `reader` yields to `f`, [`READ_CHUNK`] bytes at most at a time.
+fn each_chunk(mut reader: impl Read, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+    let mut buf = vec![0u8; READ_CHUNK];
     loop {
-        match file.read(&mut buf)? {
-            0 => return Ok(hex::encode(hasher.finalize())),
-            n => hasher.update(&buf[..n]),
+        match reader.read(&mut buf)? {
+            0 => return Ok(()),
+            n => f(&buf[..n]),
         }
     }
 }

@@ -143,6 +143,26 @@ impl SqliteStore {
         serde_json::from_str(json).map_err(|e| StoreError::Corrupt { id: id.to_owned(), message: e.to_string() })
     }
 
+    /// Every row of `sql` in turn, its first two columns (package id, JSON
+    /// record) as text; `each` returns `false` to stop.
+    fn each_row(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+        each: &mut dyn FnMut(&str, &str) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+        let mut rows = stmt.query(args).map_err(backend)?;
+        while let Some(r) = rows.next().map_err(backend)? {
+            let text = |i| r.get_ref(i).and_then(|v| v.as_str().map_err(Into::into)).map_err(backend);
+            if !each(text(0)?, text(1)?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Decode each row as it streams and hand it to `f`: no JSON text or
     /// entries accumulate here.
     fn query_each(
@@ -151,15 +171,10 @@ impl SqliteStore {
         args: impl rusqlite::Params,
         f: &mut dyn FnMut(PackageEntry),
     ) -> Result<(), StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-        let mut rows = stmt.query(args).map_err(backend)?;
-        while let Some(r) = rows.next().map_err(backend)? {
-            let id = r.get_ref(0).and_then(|v| v.as_str().map_err(Into::into)).map_err(backend)?;
-            let json = r.get_ref(1).and_then(|v| v.as_str().map_err(Into::into)).map_err(backend)?;
+        self.each_row(sql, args, &mut |id, json| {
             f(Self::decode(id, json)?);
-        }
-        Ok(())
+            Ok(true)
+        })
     }
 
     /// [`SqliteStore::query_each`] for whole-table scans: rows are read on this
@@ -177,22 +192,15 @@ impl SqliteStore {
                 }
                 Ok(())
             });
-            let read = (|| -> Result<(), StoreError> {
-                let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-                let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-                let mut rows = stmt.query([]).map_err(backend)?;
-                let mut batch = Vec::with_capacity(BATCH);
-                while let Some(r) = rows.next().map_err(backend)? {
-                    let text = |i| r.get_ref(i).and_then(|v| v.as_str().map_err(Into::into)).map_err(backend);
-                    batch.push((text(0)?.to_owned(), text(1)?.to_owned()));
-                    // A failed send: the decoder stopped at a corrupt record; it reports.
-                    if batch.len() == BATCH && sender.send(std::mem::take(&mut batch)).is_err() {
-                        return Ok(());
-                    }
-                }
+            let mut batch = Vec::with_capacity(BATCH);
+            let read = self.each_row(sql, [], &mut |id, json| {
+                batch.push((id.to_owned(), json.to_owned()));
+                // A failed send: the decoder stopped at a corrupt record; it reports.
+                Ok(batch.len() < BATCH || sender.send(std::mem::take(&mut batch)).is_ok())
+            });
+            if read.is_ok() {
                 let _ = sender.send(batch);
-                Ok(())
-            })();
+            }
             drop(sender);
             decoder.join().map_err(|_| StoreError::Backend("the record decoder panicked".into()))??;
             read

@@ -5,7 +5,7 @@
 //! index.html) in its manifest, private until publish.
 
 use super::{Context, LEASE_SECONDS, StepError, StepResult, now};
-use crate::blob::{BlobError, WriteMode};
+use crate::blob::WriteMode;
 use crate::model::rfc3339;
 use crate::repository::{Compressed, Manifest};
 use crate::store::Allocation;
@@ -35,19 +35,9 @@ pub fn generation_prefix(suite: &str, generation: u64) -> String {
 /// store (a forced rebuild recompresses any that went missing). No live
 /// generation, or an unreadable manifest: nothing to reuse.
 async fn reusable(ctx: &Context, suite: &str) -> StepResult<Vec<Compressed>> {
-    let Some(live) = ctx.store.suite(suite).await?.published else {
+    let live = ctx.store.suite(suite).await?.published;
+    let Some(manifest) = super::live_manifest(ctx, live.as_ref()).await? else {
         return Ok(Vec::new());
-    };
-    let manifest = match ctx.private.get_bytes(&live.manifest_key).await {
-        Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(manifest = %live.manifest_key, "live manifest unreadable, compressing everything: {e}");
-                return Ok(Vec::new());
-            }
-        },
-        Err(BlobError::NotFound { .. }) => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
     };
     let mut out = Vec::with_capacity(manifest.compressed.len());
     for c in manifest.compressed {

@@ -62,6 +62,26 @@ impl Context {
     }
 }
 
+/// The manifest of the live generation `live`: `None` when nothing is
+/// published or its manifest is gone; an unreadable one is logged and `None`.
+pub(crate) async fn live_manifest(
+    ctx: &Context,
+    live: Option<&crate::model::Publication>,
+) -> StepResult<Option<crate::repository::Manifest>> {
+    let Some(live) = live else { return Ok(None) };
+    match ctx.private.get_bytes(&live.manifest_key).await {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(manifest) => Ok(Some(manifest)),
+            Err(e) => {
+                tracing::warn!(manifest = %live.manifest_key, "live manifest unreadable: {e}");
+                Ok(None)
+            }
+        },
+        Err(BlobError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A step's failure, classified so that Step Functions `Retry`/`Catch` can match
 /// on [`StepError::error_type`].
 #[derive(Debug, thiserror::Error)]

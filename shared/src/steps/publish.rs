@@ -121,13 +121,9 @@ async fn write_plan_and_record(
     suite: &str,
 ) -> StepResult<Option<Vec<String>>> {
     // The live generation's notes, to log how noted objects change.
-    let previous: Vec<crate::repository::PlanEntry> = match ctx.store.suite(suite).await?.published {
-        Some(p) => match ctx.private.get_bytes(&p.manifest_key).await {
-            Ok(bytes) => serde_json::from_slice::<Manifest>(&bytes).map(|m| m.plan).unwrap_or_default(),
-            Err(_) => Vec::new(),
-        },
-        None => Vec::new(),
-    };
+    // Unreadable: every entry is written, which is always safe.
+    let live = ctx.store.suite(suite).await?.published;
+    let previous = super::live_manifest(ctx, live.as_ref()).await.ok().flatten().map(|m| m.plan).unwrap_or_default();
     let mut warnings = Vec::new();
     for entry in &manifest.plan {
         // What the live generation already put there, and is still there,
