@@ -16,7 +16,6 @@ use pkgrelay_core::config::{Config, IndexCompression};
 use pkgrelay_core::repository::RepositoryFormat;
 use pkgrelay_core::sign::SigningKey;
 use pkgrelay_core::store::{PackageStore, SqliteStore};
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -118,18 +117,10 @@ fn report(name: &str, data: &[u8], encode: impl FnOnce(&[u8]) -> Vec<u8>) {
 pub fn compress_report(data: &[u8]) {
     println!("input_bytes={}", data.len());
     for level in [1, 6, 9] {
-        report(&format!("gzip{level}"), data, |d| {
-            let mut enc = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::new(level));
-            enc.write_all(d).unwrap();
-            enc.finish().unwrap()
-        });
+        report(&format!("gzip{level}"), data, |d| crate::synth::gzip_at(d, level));
     }
     for preset in [0, 1, 3, 6] {
-        report(&format!("xz{preset}"), data, |d| {
-            let mut enc = liblzma::write::XzEncoder::new(Vec::new(), preset);
-            enc.write_all(d).unwrap();
-            enc.finish().unwrap()
-        });
+        report(&format!("xz{preset}"), data, |d| crate::synth::xz_at(d, preset));
     }
     report("shipped_gzip", data, compress::gzip);
     report("shipped_xz", data, compress::xz);

@@ -156,3 +156,21 @@ pub fn versions(count: usize) -> Vec<String> {
         })
         .collect()
 }
+
+/// The library encoders at one level, configured as `apt/compress.rs` does
+/// (gzip header without name and mtime; a plain single-threaded xz stream):
+/// what the shipped choice is measured against.
+pub fn gzip_at(data: &[u8], level: u32) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::new(level));
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+/// See [`gzip_at`].
+pub fn xz_at(data: &[u8], preset: u32) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = liblzma::write::XzEncoder::new(Vec::new(), preset);
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}

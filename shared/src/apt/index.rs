@@ -26,8 +26,7 @@ use time::OffsetDateTime;
 struct Newest {
     version: VersionKey,
     architectures: BTreeSet<String>,
-    /// From the entry of the first architecture (by name) of that version.
-    first_architecture: String,
+    /// From the entry of the first of `architectures` (by name).
     summary: String,
     filename: String,
 }
@@ -44,14 +43,13 @@ impl Newest {
         Newest {
             version,
             architectures: BTreeSet::from([entry.architecture.clone()]),
-            first_architecture: entry.architecture.clone(),
             summary,
             filename: entry.filename.clone(),
         }
     }
 }
 
-/// What the worker keeps of the entries.
+/// What the builder keeps of the entries.
 #[derive(Default)]
 struct Collected {
     /// Stanzas by architecture (`all` too).
@@ -75,8 +73,9 @@ impl Collected {
             Some(newest) => match version.cmp(&newest.version) {
                 std::cmp::Ordering::Greater => *newest = Newest::of(&entry, version.clone()),
                 std::cmp::Ordering::Equal => {
+                    let first = newest.architectures.first().is_none_or(|a| entry.architecture < *a);
                     newest.architectures.insert(entry.architecture.clone());
-                    if entry.architecture < newest.first_architecture {
+                    if first {
                         let architectures = std::mem::take(&mut newest.architectures);
                         *newest = Newest { architectures, ..Newest::of(&entry, version.clone()) };
                     }
@@ -155,10 +154,9 @@ impl IndexBuilder for AptIndexBuilder {
         self.collected.add(entry);
     }
 
-    fn finish(mut self: Box<Self>, now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
-        let mut collected = std::mem::take(&mut self.collected);
-        let cfg = &self.config;
-        let key = &self.key;
+    fn finish(self: Box<Self>, now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
+        let AptIndexBuilder { config, key, reuse, mut collected } = *self;
+        let cfg = &config;
         let dists = format!("dists/{}", cfg.suite);
         let now = now.replace_nanosecond(0)?;
         let valid_until = now + cfg.validity();
@@ -185,7 +183,7 @@ impl IndexBuilder for AptIndexBuilder {
         // Entries of architectures the suite does not list appear nowhere.
         drop(std::mem::take(&mut collected.stanzas));
         let all = &all;
-        let reuse = &self.reuse;
+        let reuse = &reuse;
         let per_directory: Vec<(Vec<IndexFile>, Vec<Compressed>)> = std::thread::scope(|scope| {
             let handles: Vec<_> = directories
                 .into_iter()

@@ -155,14 +155,6 @@ impl Stanzas {
         &self.placed.last().expect("just pushed").version
     }
 
-    pub fn len(&self) -> usize {
-        self.placed.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.placed.is_empty()
-    }
-
     fn text(&self, p: &Placed) -> &str {
         &self.chunks[p.chunk as usize][p.start as usize..(p.start + p.len) as usize]
     }
