@@ -133,6 +133,21 @@ pub struct SuiteState {
     /// The generation being built and published right now, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// How many entries have ever been recorded for this suite: a high-water
+    /// mark that record-metadata raises in the same transaction as each insert.
+    /// A published generation remembers the mark it was built from, so a run
+    /// can tell that entries were recorded but never published (a build or
+    /// publish that failed after them) without reading the packages table.
+    #[serde(default)]
+    pub recorded: u64,
+}
+
+impl SuiteState {
+    /// Entries recorded since the live generation was built (all of them when
+    /// nothing is published).
+    pub fn unpublished(&self) -> u64 {
+        self.recorded.saturating_sub(self.published.as_ref().map_or(0, |p| p.recorded))
+    }
 }
 
 /// A suite's build-and-publish lease. build-index takes it together with the
@@ -156,6 +171,9 @@ pub struct Publication {
     /// RFC 3339: the Release's Valid-Until.
     pub valid_until: String,
     pub manifest_key: String,
+    /// The suite's `recorded` mark when this generation's build read the store.
+    #[serde(default)]
+    pub recorded: u64,
 }
 
 impl Publication {
@@ -173,6 +191,25 @@ impl Publication {
     }
 }
 
+/// Longest upstream release note kept (candidate, entry, store), in bytes.
+/// Notes are informational; a note of 300 KB would otherwise ride in every
+/// Step Functions payload (256 KiB at most) and DynamoDB item (400 KB).
+pub const NOTES_LIMIT: usize = 4096;
+
+/// `text` cut to at most `limit` bytes on a character boundary, with a marker
+/// saying how long it was; unchanged when it fits.
+pub fn bounded_text(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let marker = format!(" … [cut: {} bytes in all]", text.len());
+    let mut end = limit.saturating_sub(marker.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &text[..end])
+}
+
 /// Current UTC time as RFC 3339 (seconds precision).
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     use time::format_description::well_known::Rfc3339;
@@ -185,12 +222,25 @@ mod tests {
     use time::macros::datetime;
 
     #[test]
+    fn long_text_is_cut_on_a_character_boundary_with_a_marker() {
+        assert_eq!(bounded_text("short", 10), "short");
+        let long = "é".repeat(125_000); // 250,000 bytes of two-byte characters
+        let cut = bounded_text(&long, NOTES_LIMIT);
+        assert!(cut.len() <= NOTES_LIMIT, "{}", cut.len());
+        assert!(cut.ends_with(" … [cut: 250000 bytes in all]"), "{}", &cut[cut.len() - 40..]);
+        let four = "𝄞".repeat(125_000); // four-byte characters
+        let cut = bounded_text(&four, 100);
+        assert!(cut.len() <= 100 && cut.starts_with('𝄞'));
+    }
+
+    #[test]
     fn refresh_is_due_past_half_validity() {
         let p = Publication {
             generation: 1,
             date: "2026-01-01T00:00:00Z".into(),
             valid_until: "2026-01-08T00:00:00Z".into(),
             manifest_key: String::new(),
+            recorded: 0,
         };
         assert!(!p.refresh_due(datetime!(2026-01-04 11:00 UTC)));
         assert!(p.refresh_due(datetime!(2026-01-04 12:00 UTC)));

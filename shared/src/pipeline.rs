@@ -35,7 +35,12 @@ pub struct RunSummary {
 async fn ingest(ctx: &Context, candidate: Candidate) -> Result<(String, RecordOutcome), StepError> {
     let id = candidate.package_id();
     let staged = steps::download_package(ctx, candidate).await.map_err(|e| e.context(&id))?;
+    let entry_key = staged.entry_key.clone();
     let recorded = steps::record_metadata(ctx, staged).await.map_err(|e| e.context(&id))?;
+    // On AWS a lifecycle rule expires runs/; here the run tidies up after itself.
+    if let Some(key) = entry_key {
+        let _ = ctx.private.delete(&key).await;
+    }
     Ok((recorded.package_id, recorded.outcome))
 }
 
@@ -55,7 +60,15 @@ pub async fn run(ctx: &Context, input: CheckSourcesInput) -> Result<RunSummary, 
         return Ok(summary);
     }
 
-    let results: Vec<_> = futures_util::stream::iter(checked.candidates)
+    let candidates = match &checked.candidates_key {
+        Some(key) => {
+            let list = steps::read_candidates(ctx, key).await?;
+            let _ = ctx.private.delete(key).await;
+            list
+        }
+        None => Vec::new(),
+    };
+    let results: Vec<_> = futures_util::stream::iter(candidates)
         .map(|c| {
             let what = c.package_id();
             async move { (what, ingest(ctx, c).await) }
@@ -76,10 +89,10 @@ pub async fn run(ctx: &Context, input: CheckSourcesInput) -> Result<RunSummary, 
     summary.new.sort();
 
     // Nothing changed in the store and the live index is fresh: leave it alone.
-    if summary.new.is_empty() && !force && !checked.refresh_due {
+    if summary.new.is_empty() && !force && !checked.refresh_due && checked.unpublished == 0 {
         return Ok(summary);
     }
-    let built = steps::build_index(ctx, BuildIndexInput { force_rebuild: force }).await?;
+    let built = steps::build_index(ctx, BuildIndexInput { force_rebuild: force, items: None }).await?;
     let published =
         steps::publish(ctx, PublishInput { generation: built.generation, manifest_key: built.manifest_key }).await?;
     summary.published = Some(published);

@@ -153,4 +153,7 @@ pub struct Manifest {
     /// The compressed index files, for the next generation to reuse.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compressed: Vec<Compressed>,
+    /// The suite's `recorded` mark when the build read the store.
+    #[serde(default)]
+    pub recorded: u64,
 }

@@ -18,6 +18,9 @@ pub enum StoreError {
     Backend(String),
     #[error("store: record {id} is unreadable: {message}")]
     Corrupt { id: String, message: String },
+    /// The entry is larger than the backend can hold in one record (DynamoDB: 400 KB).
+    #[error("store: {id} is {bytes} bytes as a record; the store holds records of at most {limit} bytes")]
+    TooLarge { id: String, bytes: usize, limit: usize },
 }
 
 /// Outcome of a conditional insert.
@@ -56,7 +59,19 @@ pub enum Allocation {
 #[async_trait]
 pub trait PackageStore: Send + Sync {
     async fn get(&self, package_id: &str) -> Result<Option<PackageEntry>, StoreError>;
-    async fn insert(&self, entry: &PackageEntry) -> Result<InsertOutcome, StoreError>;
+    /// The entries of those of `package_ids` that exist (check-sources asks for
+    /// every candidate at once: DynamoDB answers 100 keys per request).
+    async fn get_many(&self, package_ids: &[String]) -> Result<Vec<PackageEntry>, StoreError> {
+        let mut out = Vec::new();
+        for id in package_ids {
+            out.extend(self.get(id).await?);
+        }
+        Ok(out)
+    }
+    /// Conditional insert. A new entry also raises `suite`'s `recorded` mark,
+    /// in the same transaction, so that the next run knows it is unpublished
+    /// until a generation built after it goes live.
+    async fn insert(&self, suite: &str, entry: &PackageEntry) -> Result<InsertOutcome, StoreError>;
     /// Every entry, one at a time, in no particular order (a table scan):
     /// build-index renders each as it comes instead of holding the store in memory.
     async fn for_each_entry(&self, f: &mut (dyn FnMut(PackageEntry) + Send)) -> Result<(), StoreError>;
@@ -107,7 +122,8 @@ CREATE TABLE IF NOT EXISTS suites (
     generation       INTEGER NOT NULL DEFAULT 0,
     publication      TEXT,
     lease_generation INTEGER,
-    lease_until      INTEGER
+    lease_until      INTEGER,
+    recorded         INTEGER NOT NULL DEFAULT 0
 );
 ";
 
@@ -122,13 +138,17 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
-        // Stores written before the lease existed lack its columns.
-        for column in ["lease_generation", "lease_until"] {
+        // Stores written before the lease and the recorded mark existed lack their columns.
+        for (column, definition) in [
+            ("lease_generation", "INTEGER"),
+            ("lease_until", "INTEGER"),
+            ("recorded", "INTEGER NOT NULL DEFAULT 0"),
+        ] {
             let present: bool = conn
                 .query_row("SELECT COUNT(*) FROM pragma_table_info('suites') WHERE name = ?1", [column], |r| r.get(0))
                 .map_err(backend)?;
             if !present {
-                conn.execute(&format!("ALTER TABLE suites ADD COLUMN {column} INTEGER"), []).map_err(backend)?;
+                conn.execute(&format!("ALTER TABLE suites ADD COLUMN {column} {definition}"), []).map_err(backend)?;
             }
         }
         Ok(SqliteStore { conn: Mutex::new(conn) })
@@ -217,7 +237,7 @@ impl PackageStore for SqliteStore {
         json.map(|j| Self::decode(package_id, &j)).transpose()
     }
 
-    async fn insert(&self, entry: &PackageEntry) -> Result<InsertOutcome, StoreError> {
+    async fn insert(&self, suite: &str, entry: &PackageEntry) -> Result<InsertOutcome, StoreError> {
         let json = serde_json::to_string(entry).map_err(backend)?;
         self.with(|c| {
             let tx = c.transaction()?;
@@ -240,6 +260,11 @@ impl PackageStore for SqliteStore {
                             json
                         ],
                     )?;
+                    tx.execute(
+                        "INSERT INTO suites (suite, generation, recorded) VALUES (?1, 0, 1)
+                         ON CONFLICT (suite) DO UPDATE SET recorded = recorded + 1",
+                        [suite],
+                    )?;
                     InsertOutcome::Inserted
                 }
             };
@@ -261,16 +286,16 @@ impl PackageStore for SqliteStore {
     }
 
     async fn suite(&self, suite: &str) -> Result<SuiteState, StoreError> {
-        type Row = (i64, Option<String>, Option<i64>, Option<i64>);
+        type Row = (i64, Option<String>, Option<i64>, Option<i64>, i64);
         let row: Option<Row> = self.with(|c| {
             c.query_row(
-                "SELECT generation, publication, lease_generation, lease_until FROM suites WHERE suite = ?1",
+                "SELECT generation, publication, lease_generation, lease_until, recorded FROM suites WHERE suite = ?1",
                 [suite],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()
         })?;
-        let Some((generation, publication, lease_generation, lease_until)) = row else {
+        let Some((generation, publication, lease_generation, lease_until, recorded)) = row else {
             return Ok(SuiteState { suite: suite.to_owned(), ..Default::default() });
         };
         let published = publication
@@ -281,7 +306,7 @@ impl PackageStore for SqliteStore {
             (Some(g), Some(until)) => Some(Lease { generation: g as u64, until }),
             _ => None,
         };
-        Ok(SuiteState { suite: suite.to_owned(), generation: generation as u64, published, lease })
+        Ok(SuiteState { suite: suite.to_owned(), generation: generation as u64, published, lease, recorded: recorded as u64 })
     }
 
     async fn allocate_generation(&self, suite: &str, now: i64, lease_secs: i64) -> Result<Allocation, StoreError> {
@@ -358,15 +383,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("state.db")).unwrap();
         let a = entry("kiro", "0.7.45", "amd64", b"one");
-        assert_eq!(s.insert(&a).await.unwrap(), InsertOutcome::Inserted);
-        assert_eq!(s.insert(&a).await.unwrap(), InsertOutcome::AlreadyPresent);
+        assert_eq!(s.insert("stable", &a).await.unwrap(), InsertOutcome::Inserted);
+        assert_eq!(s.insert("stable", &a).await.unwrap(), InsertOutcome::AlreadyPresent);
         let b = entry("kiro", "0.7.45", "amd64", b"two");
-        assert!(matches!(s.insert(&b).await.unwrap(), InsertOutcome::Conflict { .. }));
+        assert!(matches!(s.insert("stable", &b).await.unwrap(), InsertOutcome::Conflict { .. }));
         assert_eq!(s.get(&a.package_id).await.unwrap().unwrap(), a);
-        s.insert(&entry("kiro", "0.9.9", "amd64", b"x")).await.unwrap();
-        s.insert(&entry("kiro-cli", "1.0", "arm64", b"y")).await.unwrap();
+        s.insert("stable", &entry("kiro", "0.9.9", "amd64", b"x")).await.unwrap();
+        s.insert("stable", &entry("kiro-cli", "1.0", "arm64", b"y")).await.unwrap();
         assert_eq!(s.versions_of("kiro").await.unwrap().len(), 2);
         assert_eq!(s.all().await.unwrap().len(), 3);
+        // Three inserts, whatever the no-ops and the conflict in between.
+        assert_eq!(s.suite("stable").await.unwrap().recorded, 3);
+        assert_eq!(s.suite("stable").await.unwrap().unpublished(), 3);
+        let ids = vec![a.package_id.clone(), "nope#1#all".to_owned()];
+        assert_eq!(s.get_many(&ids).await.unwrap(), vec![a]);
     }
 
     #[tokio::test]
@@ -374,7 +404,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("state.db")).unwrap();
         for i in 0..600 {
-            s.insert(&entry("p", &format!("1.{i}"), "amd64", format!("{i}").as_bytes())).await.unwrap();
+            s.insert("stable", &entry("p", &format!("1.{i}"), "amd64", format!("{i}").as_bytes())).await.unwrap();
         }
         let mut seen = std::collections::BTreeSet::new();
         s.for_each_entry(&mut |e| {
@@ -405,6 +435,7 @@ mod tests {
             date: "2026-01-01T00:00:00Z".into(),
             valid_until: "2026-01-08T00:00:00Z".into(),
             manifest_key: format!("generations/{generation}/manifest.json"),
+            recorded: 0,
         };
         // Generation 1 lost its lease to 2 when it ran out.
         assert_eq!(s.record_published("stable", &p(1)).await.unwrap(), PublishRecord::LeaseLost);

@@ -76,7 +76,7 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     let t = Instant::now();
     let entries = synth::entries(n, per_name);
     for e in &entries {
-        ctx.store.insert(e).await?;
+        ctx.store.insert(ctx.suite(), e).await?;
     }
     let built = steps::build_index(&ctx, BuildIndexInput::default()).await?;
     steps::publish(&ctx, PublishInput { generation: built.generation, manifest_key: built.manifest_key }).await?;

@@ -31,7 +31,7 @@ pub async fn prepare(n: usize, db: &Path) -> anyhow::Result<()> {
     {
         let store = SqliteStore::open(&tmp)?;
         for e in crate::synth::entries_in_release_order(n, PER_NAME) {
-            store.insert(&e).await?;
+            store.insert("stable", &e).await?;
         }
     }
     std::fs::rename(&tmp, db)?;

@@ -22,16 +22,50 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TransactWriteItem, Update,
 };
 use pkgrelay_core::model::{Lease, PackageEntry, Publication, SuiteState};
 use pkgrelay_core::store::{Allocation, InsertOutcome, PackageStore, PublishRecord, StoreError};
 use std::collections::HashMap;
+
+/// DynamoDB's item size limit (400 KB, attribute names and values together).
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// An item's size as DynamoDB counts it against [`MAX_ITEM_BYTES`]: the UTF-8
+/// length of every attribute name plus its value (strings: UTF-8 bytes;
+/// numbers: about one byte per two significant digits plus one; binary: bytes;
+/// booleans and nulls: 1; lists and maps: 3 bytes plus 1 per element, plus the
+/// elements). Written here because the SDK does not compute it; checked before
+/// a write so that an over-size entry fails with its own name, not the
+/// service's generic ValidationException.
+pub fn item_size(item: &Item) -> usize {
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => number(n),
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+            AttributeValue::Ss(l) => l.iter().map(String::len).sum(),
+            AttributeValue::Ns(l) => l.iter().map(|n| number(n)).sum(),
+            AttributeValue::Bs(l) => l.iter().map(|b| b.as_ref().len()).sum(),
+            AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value(v)).sum::<usize>(),
+            AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| 1 + k.len() + value(v)).sum::<usize>(),
+            _ => 0,
+        }
+    }
+    fn number(n: &str) -> usize {
+        let digits = n.trim_start_matches('-').replace('.', "");
+        let significant = digits.trim_start_matches('0').trim_end_matches('0').len().max(1);
+        significant.div_ceil(2) + 1
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
 
 /// Name of the GSI on (`package_name`, `version`).
 pub const PACKAGE_NAME_INDEX: &str = "package-name-index";
@@ -112,21 +146,21 @@ impl DynamoStore {
 
     /// A conditional UpdateItem on the state item of `suite`: `request` adds the
     /// expressions (table and key are set). A failed condition is
-    /// [`Update::CheckFailed`], with the item as it was if the request asked for
+    /// [`Updated::CheckFailed`], with the item as it was if the request asked for
     /// it (`ReturnValuesOnConditionCheckFailure::AllOld`); any other error is
     /// [`StoreError::Backend`] naming the state table and UpdateItem.
     async fn update_suite(
         &self,
         suite: &str,
         request: impl FnOnce(UpdateItemFluentBuilder) -> UpdateItemFluentBuilder,
-    ) -> Result<Update, StoreError> {
+    ) -> Result<Updated, StoreError> {
         let builder =
             self.client.update_item().table_name(&self.state_table).key("suite", AttributeValue::S(suite.into()));
         match request(builder).send().await {
-            Ok(out) => Ok(Update::Done(out.attributes)),
+            Ok(out) => Ok(Updated::Done(out.attributes)),
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    Ok(Update::CheckFailed(failed.item().cloned()))
+                    Ok(Updated::CheckFailed(failed.item().cloned()))
                 }
                 _ => Err(backend(&self.state_table, "UpdateItem", err)),
             },
@@ -135,7 +169,7 @@ impl DynamoStore {
 }
 
 /// The outcome of [`DynamoStore::update_suite`].
-enum Update {
+enum Updated {
     /// The attributes the request asked for (`return_values`), if any.
     Done(Option<Item>),
     /// The condition failed; the item as it was, if the service sent it back.
@@ -191,28 +225,91 @@ impl PackageStore for DynamoStore {
         item.map(Self::decode).transpose()
     }
 
-    async fn insert(&self, entry: &PackageEntry) -> Result<InsertOutcome, StoreError> {
+    async fn get_many(&self, package_ids: &[String]) -> Result<Vec<PackageEntry>, StoreError> {
+        let mut out = Vec::with_capacity(package_ids.len());
+        // BatchGetItem takes at most 100 keys; the same key twice is refused.
+        let mut unique: Vec<&String> = package_ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(100) {
+            let keys: Vec<Item> =
+                chunk.iter().map(|id| HashMap::from([("package_id".to_owned(), AttributeValue::S((*id).clone()))])).collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Backend(format!("BatchGetItem request: {e}")))?,
+            );
+            // Unprocessed keys (throttling, 16 MB answers) are asked again, with a pause.
+            let mut pause = std::time::Duration::from_millis(50);
+            while let Some(keys) = request.take() {
+                let answer = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.packages_table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| backend(&self.packages_table, "BatchGetItem", e))?;
+                for item in answer.responses.and_then(|mut r| r.remove(&self.packages_table)).unwrap_or_default() {
+                    out.push(Self::decode(item)?);
+                }
+                request = answer.unprocessed_keys.and_then(|mut u| u.remove(&self.packages_table));
+                if request.is_some() {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert(&self, suite: &str, entry: &PackageEntry) -> Result<InsertOutcome, StoreError> {
         let item: Item = serde_dynamo::to_item(entry)
             .map_err(|e| StoreError::Backend(format!("{}: cannot encode as a DynamoDB item: {e}", entry.package_id)))?;
-        let result = self
-            .client
-            .put_item()
+        let size = item_size(&item);
+        if size > MAX_ITEM_BYTES {
+            return Err(StoreError::TooLarge { id: entry.package_id.clone(), bytes: size, limit: MAX_ITEM_BYTES });
+        }
+        // One transaction: the entry, if its id is new, and the suite's
+        // `recorded` mark. Either both happen or neither does, so a recorded
+        // entry can never be forgotten by the next run's unpublished check.
+        let put = Put::builder()
             .table_name(&self.packages_table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(package_id)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Backend(format!("TransactWriteItems request: {e}")))?;
+        let mark = Update::builder()
+            .table_name(&self.state_table)
+            .key("suite", AttributeValue::S(suite.into()))
+            .update_expression("ADD #rec :one")
+            .expression_attribute_names("#rec", "recorded")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(|e| StoreError::Backend(format!("TransactWriteItems request: {e}")))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(mark).build())
             .send()
             .await;
         let err = match result {
             Ok(_) => return Ok(InsertOutcome::Inserted),
             Err(e) => e,
         };
-        let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() else {
-            return Err(backend(&self.packages_table, "PutItem", err));
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() else {
+            return Err(backend(&self.packages_table, "TransactWriteItems", err));
         };
+        let put_reason = cancelled.cancellation_reasons().first();
+        if put_reason.and_then(|r| r.code()) != Some("ConditionalCheckFailed") {
+            return Err(backend(&self.packages_table, "TransactWriteItems", err));
+        }
         // The id exists. The failed check usually carries the stored item; read it
         // if the service did not send it back.
-        let existing = match failed.item().and_then(|i| string_attr(i, "sha256")) {
+        let existing = match put_reason.and_then(|r| r.item()).and_then(|i| string_attr(i, "sha256")) {
             Some(sha) => sha,
             None => self.stored_sha256(&entry.package_id).await?.ok_or_else(|| StoreError::Corrupt {
                 id: entry.package_id.clone(),
@@ -267,6 +364,7 @@ impl PackageStore for DynamoStore {
             generation: number_attr(&item, "generation").unwrap_or(0),
             published,
             lease: lease_of(&item),
+            recorded: number_attr(&item, "recorded").unwrap_or(0),
         })
     }
 
@@ -292,12 +390,12 @@ impl PackageStore for DynamoStore {
             })
             .await?;
         match update {
-            Update::Done(attributes) => {
+            Updated::Done(attributes) => {
                 attributes.as_ref().and_then(|a| number_attr(a, "generation")).map(Allocation::Granted).ok_or_else(
                     || StoreError::Corrupt { id: format!("suite {suite}"), message: "no generation returned".into() },
                 )
             }
-            Update::CheckFailed(old) => {
+            Updated::CheckFailed(old) => {
                 let lease = match old {
                     Some(item) => lease_of(&item),
                     None => self.suite_item(suite).await?.as_ref().and_then(lease_of),
@@ -338,9 +436,9 @@ impl PackageStore for DynamoStore {
             })
             .await?;
         let item = match update {
-            Update::Done(_) => return Ok(PublishRecord::Recorded),
-            Update::CheckFailed(Some(item)) => Some(item),
-            Update::CheckFailed(None) => self.suite_item(suite).await?,
+            Updated::Done(_) => return Ok(PublishRecord::Recorded),
+            Updated::CheckFailed(Some(item)) => Some(item),
+            Updated::CheckFailed(None) => self.suite_item(suite).await?,
         };
         let published = item.as_ref().and_then(|i| number_attr(i, "published_generation")).unwrap_or(0);
         if published >= publication.generation {

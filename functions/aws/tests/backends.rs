@@ -70,6 +70,7 @@ fn publication(generation: u64) -> Publication {
         date: "2026-01-01T00:00:00Z".into(),
         valid_until: "2026-01-08T00:00:00Z".into(),
         manifest_key: format!("generations/stable/{generation}/manifest.json"),
+        recorded: 0,
     }
 }
 
@@ -77,16 +78,57 @@ fn publication(generation: u64) -> Publication {
 async fn dynamo_insert_is_conditional() {
     let t = tables("insert").await;
     let a = entry("kiro", "0.7.45", "amd64", b"one");
-    assert_eq!(t.store.insert(&a).await.unwrap(), InsertOutcome::Inserted);
-    assert_eq!(t.store.insert(&a).await.unwrap(), InsertOutcome::AlreadyPresent);
+    assert_eq!(t.store.insert("stable", &a).await.unwrap(), InsertOutcome::Inserted);
+    assert_eq!(t.store.insert("stable", &a).await.unwrap(), InsertOutcome::AlreadyPresent);
     let b = entry("kiro", "0.7.45", "amd64", b"two");
     assert_eq!(
-        t.store.insert(&b).await.unwrap(),
+        t.store.insert("stable", &b).await.unwrap(),
         InsertOutcome::Conflict { existing_sha256: a.checksums.sha256.clone() }
     );
     // The first entry is kept, untouched.
     assert_eq!(t.store.get(&a.package_id).await.unwrap().unwrap(), a);
     assert_eq!(t.store.get("kiro#9.9#amd64").await.unwrap(), None);
+    // One insert raised the suite's mark; the no-op and the conflict did not.
+    assert_eq!(t.store.suite("stable").await.unwrap().recorded, 1);
+}
+
+#[tokio::test]
+async fn dynamo_reads_many_ids_in_batches_of_a_hundred() {
+    let t = tables("batchget").await;
+    let mut ids = Vec::new();
+    for i in 0..230 {
+        let e = entry("p", &format!("1.{i}"), "all", format!("{i}").as_bytes());
+        t.store.insert("stable", &e).await.unwrap();
+        ids.push(e.package_id);
+    }
+    ids.push("absent#1#all".into());
+    ids.push(ids[0].clone()); // the same id twice is asked once
+    let mut found: Vec<String> = t.store.get_many(&ids).await.unwrap().into_iter().map(|e| e.package_id).collect();
+    found.sort();
+    let mut want: Vec<String> = ids[..230].to_vec();
+    want.sort();
+    assert_eq!(found, want);
+    assert_eq!(t.store.suite("stable").await.unwrap().recorded, 230);
+}
+
+#[tokio::test]
+async fn an_entry_too_large_for_one_item_is_refused_by_name() {
+    let t = tables("toolarge").await;
+    let mut e = entry("kiro", "1.0", "amd64", b"big");
+    e.control.fields.push(("Description".into(), "x".repeat(410 * 1024)));
+    let err = t.store.insert("stable", &e).await.unwrap_err().to_string();
+    assert!(err.contains("kiro#1.0#amd64") && err.contains("409600"), "{err}");
+    assert_eq!(t.store.get(&e.package_id).await.unwrap(), None);
+    assert_eq!(t.store.suite("stable").await.unwrap().recorded, 0);
+    // The size as DynamoDB counts it: names and values.
+    let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> = [
+        ("ab".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S("héllo".into())),
+        ("n".to_owned(), aws_sdk_dynamodb::types::AttributeValue::N("12345".into())),
+        ("b".to_owned(), aws_sdk_dynamodb::types::AttributeValue::Bool(true)),
+    ]
+    .into();
+    // 2 + 6, 1 + (3 digits pairs + 1 = 4), 1 + 1
+    assert_eq!(dynamo::item_size(&item), 8 + 5 + 2);
 }
 
 #[tokio::test]
@@ -127,7 +169,7 @@ async fn dynamo_round_trips_a_full_entry_as_native_attributes() {
     e.pub_date = Some("2025-11-20T10:00:00Z".into());
     e.notes = Some("Bug fixes.\nMore bug fixes.".into());
     e.checksums.size = 3_000_000_000; // above u32
-    assert_eq!(t.store.insert(&e).await.unwrap(), InsertOutcome::Inserted);
+    assert_eq!(t.store.insert("stable", &e).await.unwrap(), InsertOutcome::Inserted);
     assert_eq!(t.store.get(&e.package_id).await.unwrap().unwrap(), e);
     assert_eq!(t.store.all().await.unwrap(), vec![e.clone()]);
     assert_eq!(t.store.versions_of("kiro").await.unwrap(), vec![e.clone()]);
@@ -162,12 +204,12 @@ async fn dynamo_scan_and_index_query_paginate() {
     for i in 0..8 {
         let e = entry("kiro", &format!("0.{i}.0"), "amd64", format!("kiro {i}").as_bytes());
         ids.push(e.package_id.clone());
-        store.insert(&e).await.unwrap();
+        store.insert("stable", &e).await.unwrap();
     }
     for arch in ["amd64", "arm64", "i386", "riscv64"] {
         let e = entry("kiro-cli", "1.0", arch, arch.as_bytes());
         ids.push(e.package_id.clone());
-        store.insert(&e).await.unwrap();
+        store.insert("stable", &e).await.unwrap();
     }
     let mut all: Vec<_> = store.all().await.unwrap().into_iter().map(|e| e.package_id).collect();
     all.sort();

@@ -9,6 +9,7 @@ use crate::blob::WriteMode;
 use crate::model::rfc3339;
 use crate::repository::{Compressed, Manifest};
 use crate::store::Allocation;
+use super::items::{ItemsSummary, MapResults};
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,10 @@ pub struct BuildIndexInput {
     /// Rewrite every published object, not only those that changed.
     #[serde(default)]
     pub force_rebuild: bool,
+    /// The candidates' Distributed Map output, when the run had candidates:
+    /// their outcomes are summarised into the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<MapResults>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,6 +29,9 @@ pub struct BuildIndexOutput {
     pub generation: u64,
     pub manifest_key: String,
     pub packages: usize,
+    /// What became of this run's candidates (counts, the first ids and failures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<ItemsSummary>,
 }
 
 /// Private prefix of a generation's files.
@@ -34,9 +42,8 @@ pub fn generation_prefix(suite: &str, generation: u64) -> String {
 /// The live generation's compressed index files that are still in the public
 /// store (a forced rebuild recompresses any that went missing). No live
 /// generation, or an unreadable manifest: nothing to reuse.
-async fn reusable(ctx: &Context, suite: &str) -> StepResult<Vec<Compressed>> {
-    let live = ctx.store.suite(suite).await?.published;
-    let Some(manifest) = super::live_manifest(ctx, live.as_ref()).await? else {
+async fn reusable(ctx: &Context, live: Option<&crate::model::Publication>) -> StepResult<Vec<Compressed>> {
+    let Some(manifest) = super::live_manifest(ctx, live).await? else {
         return Ok(Vec::new());
     };
     let mut out = Vec::with_capacity(manifest.compressed.len());
@@ -62,7 +69,18 @@ pub async fn build_index(ctx: &Context, input: BuildIndexInput) -> StepResult<Bu
             )));
         }
     };
-    let result = build(ctx, input, &suite, generation).await;
+    let items = match &input.items {
+        Some(results) => match ItemsSummary::from_map_results(ctx, results).await {
+            Ok(summary) => Some(summary),
+            // The summary is a report: an unreadable one never stops the index.
+            Err(e) => {
+                tracing::warn!("the candidates' results are unreadable: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let result = build(ctx, input, &suite, generation).await.map(|out| BuildIndexOutput { items, ..out });
     if result.is_err()
         && let Err(e) = ctx.store.release_lease(&suite, generation).await
     {
@@ -73,7 +91,10 @@ pub async fn build_index(ctx: &Context, input: BuildIndexInput) -> StepResult<Bu
 
 async fn build(ctx: &Context, input: BuildIndexInput, suite: &str, generation: u64) -> StepResult<BuildIndexOutput> {
     let suite = suite.to_owned();
-    let reuse = reusable(ctx, &suite).await?;
+    // Read before the scan: whatever is recorded after this mark may be missing
+    // from this generation, and the next run will see it as unpublished.
+    let state = ctx.store.suite(&suite).await?;
+    let reuse = reusable(ctx, state.published.as_ref()).await?;
     let mut builder = ctx.format.index_builder(reuse).map_err(StepError::Internal)?;
     ctx.store.for_each_entry(&mut |entry| builder.add(entry)).await?;
     let rendered = builder.finish(now()).map_err(StepError::Internal)?;
@@ -95,10 +116,11 @@ async fn build(ctx: &Context, input: BuildIndexInput, suite: &str, generation: u
         full: input.force_rebuild,
         plan: rendered.plan,
         compressed: rendered.compressed,
+        recorded: state.recorded,
     };
     let manifest_key = format!("{}/manifest.json", generation_prefix(&suite, generation));
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StepError::Internal(e.into()))?;
     ctx.private.put_bytes(&manifest_key, json, WriteMode::Overwrite).await?;
     tracing::info!(generation, packages = manifest.packages, %manifest_key, "index built");
-    Ok(BuildIndexOutput { generation, manifest_key, packages: manifest.packages })
+    Ok(BuildIndexOutput { generation, manifest_key, packages: manifest.packages, items: None })
 }

@@ -1,10 +1,29 @@
 //! check-sources: ask every configured source for candidates and drop those the
 //! store already holds. Forced runs ask no source: they rebuild from the store.
+//!
+//! The candidates go to the private store as one JSON list
+//! (`runs/candidates/<sha256>.json`), not into the step's output: upstream
+//! decides how many there are (a metadata file may list thousands of
+//! releases) and Step Functions refuses any state over 256 KiB. The state
+//! machine's Distributed Map reads the list from there (ItemReader); the
+//! output carries its key and counts only.
 
-use super::{Context, StepResult, now};
-use crate::model::Candidate;
+use super::{Context, StepError, StepResult, now};
+use crate::blob::WriteMode;
+use crate::model::{Candidate, NOTES_LIMIT, bounded_text};
 use crate::sources::{self, SourceContext};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Private prefix of the candidate lists.
+pub const CANDIDATES_PREFIX: &str = "runs/candidates/";
+
+/// Longest source error kept in the output (one per configured package).
+const ERROR_LIMIT: usize = 1024;
+
+/// Largest candidate accepted from a source, as JSON, once its notes are cut:
+/// each one is the input of one child execution of the Distributed Map.
+pub const CANDIDATE_LIMIT: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CheckSourcesInput {
@@ -23,15 +42,46 @@ pub struct SourceFailure {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckSourcesOutput {
-    pub candidates: Vec<Candidate>,
+    /// Private-store key of the JSON list of candidates; `None` when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates_key: Option<String>,
+    pub candidate_count: usize,
     /// Candidates dropped because the store already has them.
     pub already_processed: usize,
     pub failures: Vec<SourceFailure>,
     pub force_rebuild: bool,
     /// The published Release has less than half of its validity left.
     pub refresh_due: bool,
-    /// Anything to do at all: new candidates, forced, or a refresh due.
+    /// Entries recorded since the live generation was built (a run that
+    /// recorded them failed before publishing): they must be published now.
+    #[serde(default)]
+    pub unpublished: u64,
+    /// Anything to do at all: new candidates, forced, a refresh due, or unpublished entries.
     pub proceed: bool,
+}
+
+/// The candidate list written by [`check_sources`].
+pub async fn read_candidates(ctx: &Context, key: &str) -> StepResult<Vec<Candidate>> {
+    let bytes = ctx.private.get_bytes(key).await?;
+    serde_json::from_slice(&bytes).map_err(|e| StepError::Internal(anyhow::anyhow!("candidate list {key}: {e}")))
+}
+
+/// Cut what upstream may make arbitrarily long, and refuse a candidate that is
+/// still too large to travel as a state (a URL of megabytes, say).
+fn bounded(mut candidate: Candidate) -> Result<Candidate, String> {
+    if let Some(notes) = &candidate.notes {
+        candidate.notes = Some(bounded_text(notes, NOTES_LIMIT));
+    }
+    let size = serde_json::to_vec(&candidate).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > CANDIDATE_LIMIT {
+        return Err(format!(
+            "{} {} is described by {size} bytes of upstream text (URL, version, companions), more than the \
+             {CANDIDATE_LIMIT} bytes a candidate may take; it is skipped",
+            candidate.package,
+            bounded_text(&candidate.version, 64)
+        ));
+    }
+    Ok(candidate)
 }
 
 pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResult<CheckSourcesOutput> {
@@ -44,12 +94,18 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
         tracing::warn!("the published index is gone from the repository: republishing");
     }
     let refresh_due = marker_lost || suite.published.as_ref().is_none_or(|p| p.refresh_due(now()));
+    let unpublished = suite.unpublished();
+    if unpublished > 0 && suite.published.is_some() {
+        tracing::warn!(unpublished, "entries were recorded after the live generation was built: publishing them");
+    }
     let mut out = CheckSourcesOutput {
-        candidates: Vec::new(),
+        candidates_key: None,
+        candidate_count: 0,
         already_processed: 0,
         failures: Vec::new(),
         force_rebuild: input.force_rebuild,
         refresh_due,
+        unpublished,
         proceed: true,
     };
     if input.force_rebuild {
@@ -68,40 +124,68 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
         async move { (p, sources::for_package(p).candidates(p, sctx).await) }
     }))
     .await;
+    let mut found = Vec::new();
     for (package, answer) in answers {
-        let found = match answer {
-            Ok(found) => found,
+        match answer {
+            Ok(list) => {
+                for candidate in list {
+                    match bounded(candidate) {
+                        Ok(c) => found.push(c),
+                        Err(e) => {
+                            tracing::warn!(package = %package.name, "{e}");
+                            out.failures.push(SourceFailure { package: package.name.clone(), error: e });
+                        }
+                    }
+                }
+            }
             Err(e) => {
                 tracing::warn!(package = %package.name, "source failed: {e:#}");
-                out.failures.push(SourceFailure { package: package.name.clone(), error: format!("{e:#}") });
-                continue;
-            }
-        };
-        for candidate in found {
-            match ctx.store.get(&candidate.package_id()).await? {
-                None => out.candidates.push(candidate),
-                // Known, and upstream still describes it the same way: nothing to do.
-                Some(known)
-                    if known.source_url == candidate.url
-                        || candidate.expected_sha256.as_deref() == Some(known.checksums.sha256.as_str()) =>
-                {
-                    out.already_processed += 1
-                }
-                // Known, but upstream now points elsewhere: fetch it so that a
-                // re-published version with other bytes is caught and reported.
-                Some(_) => {
-                    tracing::warn!(package_id = %candidate.package_id(), url = %candidate.url, "known version announced at a new location");
-                    out.candidates.push(candidate)
-                }
+                out.failures.push(SourceFailure {
+                    package: package.name.clone(),
+                    error: bounded_text(&format!("{e:#}"), ERROR_LIMIT),
+                });
             }
         }
     }
-    out.proceed = !out.candidates.is_empty() || refresh_due;
+
+    // What the store knows of them, in as few requests as the store allows.
+    let ids: Vec<String> = found.iter().map(Candidate::package_id).collect();
+    let known: HashMap<String, _> =
+        ctx.store.get_many(&ids).await?.into_iter().map(|e| (e.package_id.clone(), e)).collect();
+    let mut candidates = Vec::new();
+    for candidate in found {
+        match known.get(&candidate.package_id()) {
+            None => candidates.push(candidate),
+            // Known, and upstream still describes it the same way: nothing to do.
+            Some(known)
+                if known.source_url == candidate.url
+                    || candidate.expected_sha256.as_deref() == Some(known.checksums.sha256.as_str()) =>
+            {
+                out.already_processed += 1
+            }
+            // Known, but upstream now points elsewhere: fetch it so that a
+            // re-published version with other bytes is caught and reported.
+            Some(_) => {
+                tracing::warn!(package_id = %candidate.package_id(), url = %candidate.url, "known version announced at a new location");
+                candidates.push(candidate)
+            }
+        }
+    }
+    if !candidates.is_empty() {
+        let json = serde_json::to_vec(&candidates).map_err(|e| StepError::Internal(e.into()))?;
+        let key = format!("{CANDIDATES_PREFIX}{}.json", crate::digest::sha256_hex(&json));
+        // Content-addressed: the same list twice is the same object.
+        ctx.private.put_bytes(&key, json, WriteMode::WriteOnce).await?;
+        out.candidates_key = Some(key);
+    }
+    out.candidate_count = candidates.len();
+    out.proceed = !candidates.is_empty() || refresh_due || unpublished > 0;
     tracing::info!(
-        candidates = out.candidates.len(),
+        candidates = out.candidate_count,
         already_processed = out.already_processed,
         failures = out.failures.len(),
         refresh_due,
+        unpublished,
         "sources checked"
     );
     Ok(out)

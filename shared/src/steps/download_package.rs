@@ -1,19 +1,71 @@
 //! download-package: bring one candidate's artifact into the public store at its
 //! pool key, with size, MD5, SHA1 and SHA256 computed in the same pass, and read
 //! its own metadata. Nothing is written until the artifact has been checked.
+//!
+//! The entry it hands to record-metadata travels inline when it is small (the
+//! usual case: a few KiB) and through the private store otherwise: its control
+//! paragraph is whatever the .deb carries, and a state of Step Functions holds
+//! 256 KiB at most.
 
 use super::{Context, StepError, StepResult, now};
 use crate::blob::WriteMode;
 use crate::digest::Checksums;
 use crate::fetch::Expected;
-use crate::model::{Candidate, PackageEntry, SourceType, StoredCompanion, package_id, rfc3339};
+use crate::model::{Candidate, NOTES_LIMIT, PackageEntry, SourceType, StoredCompanion, bounded_text, package_id, rfc3339};
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
-/// A checked artifact in the pool, described well enough to be recorded.
+/// Private prefix of entries too large to travel inline.
+pub const ENTRIES_PREFIX: &str = "runs/entries/";
+
+/// Largest entry (as JSON) carried inline in the step's output.
+pub const INLINE_ENTRY_LIMIT: usize = 16 * 1024;
+
+/// Largest entry (as JSON) recorded at all: DynamoDB holds items of 400 KB,
+/// and the JSON form is at least as long as the item.
+pub const ENTRY_LIMIT: usize = 380_000;
+
+/// A checked artifact in the pool, described well enough to be recorded: the
+/// entry itself, or the private key where it waits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StagedArtifact {
-    pub entry: PackageEntry,
+    pub package_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<PackageEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_key: Option<String>,
+}
+
+impl StagedArtifact {
+    /// Inline when small, else written to the private store.
+    pub async fn new(ctx: &Context, entry: PackageEntry) -> StepResult<StagedArtifact> {
+        let json = serde_json::to_vec(&entry).map_err(|e| StepError::Internal(e.into()))?;
+        if json.len() > ENTRY_LIMIT {
+            return Err(StepError::InvalidPackage(anyhow!(
+                "{}: its metadata (control paragraph and all) takes {} bytes, more than the {ENTRY_LIMIT} bytes one                  store record can hold",
+                entry.package_id,
+                json.len()
+            )));
+        }
+        if json.len() <= INLINE_ENTRY_LIMIT {
+            return Ok(StagedArtifact { package_id: entry.package_id.clone(), entry: Some(entry), entry_key: None });
+        }
+        let key = format!("{ENTRIES_PREFIX}{}.json", crate::digest::sha256_hex(&json));
+        ctx.private.put_bytes(&key, json, WriteMode::WriteOnce).await?;
+        Ok(StagedArtifact { package_id: entry.package_id, entry: None, entry_key: Some(key) })
+    }
+
+    /// The entry, read from the private store if it is not inline.
+    pub async fn entry(self, ctx: &Context) -> StepResult<PackageEntry> {
+        match (self.entry, self.entry_key) {
+            (Some(entry), _) => Ok(entry),
+            (None, Some(key)) => {
+                let bytes = ctx.private.get_bytes(&key).await?;
+                serde_json::from_slice(&bytes).map_err(|e| StepError::Internal(anyhow!("staged entry {key}: {e}")))
+            }
+            (None, None) => Err(StepError::Internal(anyhow!("staged artifact {} carries no entry", self.package_id))),
+        }
+    }
 }
 
 pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult<StagedArtifact> {
@@ -90,8 +142,7 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
 
     let config = ctx.config.package(&candidate.package).map(|p| p.fields()).unwrap_or_default();
     tracing::info!(package_id = %id_from_artifact, size = checksums.size, sha256 = %checksums.sha256, key = %described.key, "downloaded");
-    Ok(StagedArtifact {
-        entry: PackageEntry {
+    let entry = PackageEntry {
             package_id: id_from_artifact,
             package_name: described.name,
             version: described.version,
@@ -104,8 +155,8 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
             source_url: candidate.url,
             companions,
             pub_date: candidate.pub_date,
-            notes: candidate.notes,
+            notes: candidate.notes.map(|n| bounded_text(&n, NOTES_LIMIT)),
             processed_timestamp: rfc3339(now()),
-        },
-    })
+    };
+    StagedArtifact::new(ctx, entry).await
 }

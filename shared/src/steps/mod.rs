@@ -13,12 +13,15 @@
 mod build_index;
 mod check_sources;
 mod download_package;
+pub mod items;
 mod publish;
 mod record_metadata;
 
 pub use build_index::{BuildIndexInput, BuildIndexOutput, build_index};
-pub use check_sources::{CheckSourcesInput, CheckSourcesOutput, SourceFailure, check_sources};
-pub use download_package::{StagedArtifact, download_package};
+pub use check_sources::{
+    CANDIDATES_PREFIX, CheckSourcesInput, CheckSourcesOutput, SourceFailure, check_sources, read_candidates,
+};
+pub use download_package::{ENTRIES_PREFIX, StagedArtifact, download_package};
 pub use publish::{PublishInput, PublishOutput, PublishStatus, publish};
 pub use record_metadata::{RecordOutcome, RecordOutput, record_metadata};
 
@@ -146,7 +149,11 @@ impl From<BlobError> for StepError {
 
 impl From<StoreError> for StepError {
     fn from(e: StoreError) -> Self {
-        StepError::Internal(e.into())
+        match e {
+            // The entry, not the system, is at fault: retrying cannot help.
+            StoreError::TooLarge { .. } => StepError::InvalidPackage(e.into()),
+            _ => StepError::Internal(e.into()),
+        }
     }
 }
 

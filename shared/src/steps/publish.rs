@@ -167,6 +167,7 @@ async fn write_plan_and_record(
         date: manifest.date.clone(),
         valid_until: manifest.valid_until.clone(),
         manifest_key: input.manifest_key.clone(),
+        recorded: manifest.recorded,
     };
     match ctx.store.record_published(suite, &publication).await? {
         PublishRecord::Recorded => Ok(Some(warnings)),

@@ -21,8 +21,8 @@ pub struct RecordOutput {
 }
 
 pub async fn record_metadata(ctx: &Context, staged: StagedArtifact) -> StepResult<RecordOutput> {
-    let entry = staged.entry;
-    let outcome = match ctx.store.insert(&entry).await? {
+    let entry = staged.entry(ctx).await?;
+    let outcome = match ctx.store.insert(ctx.suite(), &entry).await? {
         InsertOutcome::Inserted => RecordOutcome::Inserted,
         InsertOutcome::AlreadyPresent => RecordOutcome::AlreadyPresent,
         InsertOutcome::Conflict { existing_sha256 } => {

@@ -1,0 +1,451 @@
+#!/usr/bin/env node
+// localaws: AWS's rules in front of moto, for the tests (see README.md here).
+//
+//   node tests/localaws/server.mjs --moto http://127.0.0.1:PORT \
+//     --template cdk/cdk.out.dev/pkgrelay-dev.template.json --bin-dir target/debug \
+//     [--listen 127.0.0.1:0] [--port-file FILE] [--log FILE]
+//
+// One port serves the AWS APIs the functions and tests call (through the
+// gateway), the Step Functions API, and the admin API under /_localaws/.
+// Each test deploys its own copy of the synthesized stack (POST
+// /_localaws/deployments) and gets back its names, the CloudFront stand-in's
+// URL and the credentials the harness gives each function.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+import { startCloudFront } from './cloudfront.mjs';
+import { jsonCall, queryCall, request, s3Client, snsClient, xmlText } from './client.mjs';
+import { FaultList, Meter, createGateway } from './gateway.mjs';
+import { authorize } from './iam.mjs';
+import { LambdaRunner } from './lambda.mjs';
+import { ApiError, StatesService } from './states-api.mjs';
+import { ACCOUNT_ID, REGION, Stack, loadTemplate } from './template.mjs';
+
+/** The tests' own key (tests/common/aws.rs): allowed everything, like the account's administrator. */
+export const ADMIN_ACCESS_KEYS = new Set(['AKIAPKGRELAYTESTONLY', ...(process.env.LOCALAWS_ADMIN_KEYS ?? '').split(',').filter(Boolean)]);
+const ADMIN_KEY = 'AKIAPKGRELAYTESTONLY';
+
+const deepCopy = (v) => JSON.parse(JSON.stringify(v));
+
+/** The role session a Lambda function or a state machine acts as. */
+function sessionArn(roleName, session) {
+  return `arn:aws:sts::${ACCOUNT_ID}:assumed-role/${roleName}/${session}`;
+}
+
+let deploymentCounter = 0;
+
+class Deployment {
+  constructor({ server, stack, id, options }) {
+    this.server = server;
+    this.stack = stack;
+    this.id = id;
+    this.prefix = stack.prefix;
+    this.options = { retryDelayMs: options.retry_delay_ms ?? 20, configDir: options.config_dir, lambdaEnv: options.lambda_env ?? {} };
+    this.functions = stack.functions();
+    this.stateMachine = stack.stateMachines()[0];
+    this.distribution = stack.distributions()[0];
+    this.meter = new Meter();
+    this.logs = [];
+    this.denials = [];
+    this.keys = {};
+    // Policies as synthesized, to restore after a test removed a statement.
+    this.original = {};
+    for (const fn of Object.values(this.functions)) this.original[fn.name] = deepCopy(fn.identityPolicies);
+    if (this.stateMachine) this.original.pipeline = deepCopy(this.stateMachine.identityPolicies);
+  }
+
+  /** Everything a role principal needs in the gateway's registry. */
+  principals() {
+    const out = [];
+    for (const fn of Object.values(this.functions)) {
+      out.push({ name: fn.name, roleName: fn.roleName, roleArn: fn.roleArn, identityPolicies: fn.identityPolicies, session: fn.functionName });
+    }
+    if (this.stateMachine) {
+      const sm = this.stateMachine;
+      out.push({ name: 'pipeline', roleName: sm.roleName, roleArn: sm.roleArn, identityPolicies: sm.identityPolicies, session: 'states' });
+    }
+    return out;
+  }
+
+  functionByArn(arn) {
+    // Qualified ARNs (a version or alias) invoke the same binary.
+    const base = arn.split(':').slice(0, 7).join(':');
+    return Object.values(this.functions).find((f) => f.arn === base) ?? null;
+  }
+
+  lambdaEnvironment(fn) {
+    const key = this.keys[fn.name];
+    const env = {
+      AWS_ENDPOINT_URL: this.server.url,
+      AWS_ACCESS_KEY_ID: key.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: key.secretAccessKey,
+      AWS_SESSION_TOKEN: key.sessionToken,
+      PKGRELAY_S3_FORCE_PATH_STYLE: 'true',
+      ...this.options.lambdaEnv,
+    };
+    // The bundled config/ directory (/var/task/config on Lambda) is the test's.
+    if (this.options.configDir && fn.environment.CONFIG_LOCATION === '/var/task/config') env.CONFIG_LOCATION = this.options.configDir;
+    return env;
+  }
+
+  functionLog(name, line) {
+    this.logs.push(`[${name}] ${line}`);
+    if (this.logs.length > 200000) this.logs.splice(0, 100000);
+  }
+
+  /** Remove (or restore) one statement of a role's policies, by Sid. */
+  editStatement(roleName, sid, action) {
+    const holder = roleName === 'pipeline' ? this.stateMachine : this.functions[roleName];
+    if (!holder) throw new ApiError('NotFound', `no role for ${roleName}`, 404);
+    if (action === 'restore') {
+      holder.identityPolicies.splice(0, holder.identityPolicies.length, ...deepCopy(this.original[roleName]));
+      return { restored: roleName };
+    }
+    let removed = null;
+    for (const p of holder.identityPolicies) {
+      const statements = Array.isArray(p.policy.Statement) ? p.policy.Statement : [p.policy.Statement];
+      const i = statements.findIndex((s) => s.Sid === sid);
+      if (i >= 0) {
+        removed = statements.splice(i, 1)[0];
+        p.policy.Statement = statements;
+      }
+    }
+    if (!removed) throw new ApiError('NotFound', `role of ${roleName} has no statement ${sid}`, 404);
+    return { removed };
+  }
+
+  info() {
+    const functions = {};
+    for (const fn of Object.values(this.functions)) {
+      const key = this.keys[fn.name];
+      functions[fn.name] = {
+        function_name: fn.functionName,
+        arn: fn.arn,
+        role_arn: fn.roleArn,
+        access_key_id: key.accessKeyId,
+        secret_access_key: key.secretAccessKey,
+        memory_mib: fn.memoryMiB,
+        timeout_seconds: fn.timeoutSeconds,
+        ephemeral_mib: fn.ephemeralMiB,
+        // What the binary sees when localaws invokes it (but WORK_DIR, fresh each time).
+        environment: { ...fn.environment, ...this.lambdaEnvironment(fn), AWS_REGION: REGION },
+      };
+    }
+    const outputs = this.stack.outputs();
+    outputs.RepositoryUrl = this.cloudfront?.url;
+    return {
+      id: this.id,
+      prefix: this.prefix,
+      gateway_url: this.server.url,
+      cloudfront_url: this.cloudfront?.url,
+      distribution_arn: this.distribution?.arn,
+      state_machine_arn: this.stateMachine?.arn,
+      outputs,
+      // The shape of `cdk deploy --outputs-file` (what the CLI reads).
+      cdk_outputs: { [this.prefix]: outputs },
+      functions,
+      lambda_limits: this.server.runner.mode,
+    };
+  }
+}
+
+class Server {
+  constructor({ motoUrl, templateFile, binDir, log }) {
+    this.motoUrl = motoUrl;
+    this.templateFile = templateFile;
+    this.template = loadTemplate(templateFile);
+    this.log = log;
+    this.runner = new LambdaRunner({ binDir, log });
+    this.deployments = new Map();
+    this.keys = new Map(); // access key -> principal
+    this.faults = new FaultList();
+    this.states = new StatesService({
+      runner: this.runner,
+      authorize: (sm, action, resource) => this.authorizeRole(sm.identityPolicies, sessionArn(sm.roleName, 'states'), action, resource),
+      log,
+    });
+    const registry = {
+      principalForAccessKey: (akid) => (ADMIN_ACCESS_KEYS.has(akid) ? { kind: 'admin' } : this.keys.get(akid) ?? null),
+      resourcePolicy: (service, arn) => this.resourcePolicy(service, arn),
+      deploymentForResource: (service, arn) => this.deploymentForResource(service, arn)?.id ?? null,
+      faults: this.faults,
+      meter: (id) => this.deployments.get(id)?.meter,
+      denial: (id, what) => this.deployments.get(id)?.denials.push(what),
+    };
+    this.registry = registry;
+    this.gateway = createGateway({ motoUrl, registry, log });
+  }
+
+  async authorizeRole(identityPolicies, principal, action, resource) {
+    const verdict = await authorize([{ action, resource, context: {} }], {
+      principal,
+      identityPolicies,
+      resourcePolicyFor: () => undefined,
+      accountId: ACCOUNT_ID,
+    });
+    return verdict;
+  }
+
+  resourcePolicy(service, arn) {
+    const d = this.deploymentForResource(service, arn);
+    if (!d) return undefined;
+    if (service === 's3') return d.bucketPolicies.get(arn.replace(/^arn:aws:s3:::/, '').split('/')[0]);
+    if (service === 'sns') return d.topicPolicies.get(arn);
+    return undefined;
+  }
+
+  deploymentForResource(service, arn) {
+    if (!arn) return null;
+    for (const d of this.deployments.values()) {
+      if (service === 's3' && d.bucketNames.has(arn.replace(/^arn:aws:s3:::/, '').split('/')[0])) return d;
+      if (service === 'dynamodb' && d.tableNames.has(arn.split(':table/')[1]?.split('/')[0])) return d;
+      if (service === 'sns' && d.topicPolicies.has(arn)) return d;
+      if (service === 'secretsmanager' && d.secretArns.has(arn)) return d;
+    }
+    return null;
+  }
+
+  moto(service, args) {
+    return request(this.motoUrl, { accessKeyId: ADMIN_KEY, service, ...args });
+  }
+
+  /** Create the stack's data resources in moto, as CloudFormation would. */
+  async deploy(options) {
+    const n = ++deploymentCounter;
+    const id = `t${process.pid % 10000}x${n}`;
+    const stack = new Stack(this.template, { prefix: `pkgrelay-${id}` });
+    const d = new Deployment({ server: this, stack, id, options });
+    d.bucketNames = new Set();
+    d.bucketPolicies = new Map();
+    d.tableNames = new Set();
+    d.topicPolicies = new Map();
+    d.secretArns = new Set();
+
+    for (const logical of stack.ofType('AWS::S3::Bucket')) {
+      const name = stack.ref(logical);
+      const res = await this.moto('s3', { method: 'PUT', path: `/${name}` });
+      if (res.status !== 200) throw new Error(`CreateBucket ${name}: HTTP ${res.status} ${res.body}`);
+      if (stack.resource(logical).Properties?.VersioningConfiguration?.Status === 'Enabled') {
+        const body = '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>';
+        await this.moto('s3', { method: 'PUT', path: `/${name}?versioning`, body });
+      }
+      d.bucketNames.add(name);
+      const policy = stack.bucketPolicy(logical);
+      if (policy) d.bucketPolicies.set(name, policy);
+    }
+    for (const logical of stack.ofType('AWS::DynamoDB::Table')) {
+      const p = stack.resolve(stack.resource(logical).Properties, logical);
+      const body = {
+        TableName: p.TableName,
+        KeySchema: p.KeySchema,
+        AttributeDefinitions: p.AttributeDefinitions,
+        BillingMode: p.BillingMode ?? 'PROVISIONED',
+      };
+      if (p.GlobalSecondaryIndexes) body.GlobalSecondaryIndexes = p.GlobalSecondaryIndexes.map((g) => ({ IndexName: g.IndexName, KeySchema: g.KeySchema, Projection: g.Projection }));
+      if (body.BillingMode === 'PROVISIONED') body.ProvisionedThroughput = p.ProvisionedThroughput;
+      await jsonCall(this.motoUrl, { accessKeyId: ADMIN_KEY, service: 'dynamodb', target: 'DynamoDB_20120810.CreateTable', body });
+      d.tableNames.add(p.TableName);
+    }
+    for (const logical of stack.ofType('AWS::SecretsManager::Secret')) {
+      const p = stack.resource(logical).Properties;
+      // Created without a value, as the stack creates it; the operator (the test) puts the key in.
+      const out = await jsonCall(this.motoUrl, {
+        accessKeyId: ADMIN_KEY,
+        service: 'secretsmanager',
+        target: 'secretsmanager.CreateSecret',
+        version: '1.1',
+        body: { Name: p.Name, Description: p.Description },
+      });
+      stack.setPhysical(logical, { ref: out.ARN });
+      d.secretArns.add(out.ARN);
+    }
+    for (const logical of stack.ofType('AWS::SNS::Topic')) {
+      const p = stack.resource(logical).Properties;
+      const xml = await queryCall(this.motoUrl, { accessKeyId: ADMIN_KEY, service: 'sns', params: { Action: 'CreateTopic', Name: p.TopicName } });
+      const arn = xmlText(xml, 'TopicArn');
+      stack.setPhysical(logical, { ref: arn });
+      const policy = stack.topicPolicy(logical);
+      d.topicPolicies.set(arn, policy ?? null);
+    }
+    // Re-read what depends on physical names learned above.
+    d.functions = stack.functions();
+    d.stateMachine = stack.stateMachines()[0];
+    for (const fn of Object.values(d.functions)) d.original[fn.name] = deepCopy(fn.identityPolicies);
+    if (d.stateMachine) d.original.pipeline = deepCopy(d.stateMachine.identityPolicies);
+    for (const p of d.principals()) {
+      const accessKeyId = `AKIA${crypto.randomBytes(8).toString('hex').toUpperCase()}`;
+      const key = { accessKeyId, secretAccessKey: crypto.randomBytes(20).toString('base64'), sessionToken: `localaws-session-${p.name}` };
+      d.keys[p.name] = key;
+      this.keys.set(accessKeyId, {
+        kind: 'role',
+        deploymentId: id,
+        name: p.name,
+        roleArn: p.roleArn,
+        roleName: p.roleName,
+        sessionArn: sessionArn(p.roleName, p.session),
+        // Live: a removed statement takes effect on the next request.
+        get identityPolicies() {
+          return p.name === 'pipeline' ? d.stateMachine.identityPolicies : d.functions[p.name].identityPolicies;
+        },
+      });
+    }
+    const smKey = d.keys.pipeline?.accessKeyId;
+    d.stateMachineS3 = s3Client(this.url, smKey);
+    d.stateMachineSns = snsClient(this.url, smKey);
+    if (d.stateMachine) this.states.registerStateMachine(d, d.stateMachine);
+
+    if (d.distribution) {
+      const dist = d.distribution;
+      const bucket = stack.ref(dist.originBucketLogicalId);
+      const cfKey = `AKIA${crypto.randomBytes(8).toString('hex').toUpperCase()}`;
+      this.keys.set(cfKey, {
+        kind: 'service',
+        deploymentId: id,
+        name: 'cloudfront',
+        principal: 'cloudfront.amazonaws.com',
+        context: { 'aws:SourceArn': dist.arn, 'aws:SourceAccount': ACCOUNT_ID },
+      });
+      const cfS3 = s3Client(this.url, cfKey);
+      d.cloudfront = await startCloudFront({
+        distribution: dist,
+        // The gateway decides (bucket policy, as the service principal); nothing to add here.
+        authorize: () => ({ allowed: true }),
+        fetchObject: (key, { method, headers }) => cfS3.object(bucket, key, { method, headers }),
+        log: this.log,
+      });
+    }
+    this.deployments.set(id, d);
+    this.log({ event: 'deployed', id, prefix: d.prefix });
+    return d;
+  }
+
+  async undeploy(id) {
+    const d = this.deployments.get(id);
+    if (!d) return;
+    this.states.unregisterDeployment(d);
+    for (const [k, p] of this.keys) if (p.deploymentId === id) this.keys.delete(k);
+    await d.cloudfront?.close();
+    this.deployments.delete(id);
+  }
+
+  deployment(id) {
+    const d = this.deployments.get(id);
+    if (!d) throw new ApiError('NotFound', `no deployment ${id}`, 404);
+    return d;
+  }
+
+  async admin(req, res, body) {
+    const url = new URL(req.url, 'http://localhost');
+    const parts = url.pathname.split('/').filter(Boolean).slice(1); // drop _localaws
+    const json = body.length ? JSON.parse(body.toString('utf8')) : {};
+    const m = req.method;
+    if (parts[0] === 'health') return { ok: true, lambda_limits: this.runner.mode };
+    if (parts[0] === 'deployments' && parts.length === 1 && m === 'POST') return (await this.deploy(json)).info();
+    if (parts[0] === 'deployments' && parts.length >= 2) {
+      const d = this.deployment(parts[1]);
+      const rest = parts.slice(2).join('/');
+      if (rest === '' && m === 'GET') return d.info();
+      if (rest === '' && m === 'DELETE') {
+        await this.undeploy(d.id);
+        return { deleted: d.id };
+      }
+      if (rest === 'logs') return { logs: d.logs.join('\n') };
+      if (rest === 'meter' && m === 'GET') return d.meter.snapshot();
+      if (rest === 'meter/reset') {
+        d.meter.reset();
+        return { reset: true };
+      }
+      if (rest === 'denials') return { denials: d.denials };
+      if (rest === 'statements' && m === 'POST') return d.editStatement(json.role, json.sid, json.action);
+      if (rest === 'options' && m === 'POST') {
+        if (json.retry_delay_ms !== undefined) d.options.retryDelayMs = json.retry_delay_ms;
+        if (json.lambda_env) d.options.lambdaEnv = { ...d.options.lambdaEnv, ...json.lambda_env };
+        for (const k of json.unset_lambda_env ?? []) delete d.options.lambdaEnv[k];
+        return { options: d.options };
+      }
+    }
+    if (parts[0] === 'faults') {
+      if (m === 'POST') return { fault: this.faults.add(json) };
+      if (m === 'DELETE') {
+        this.faults.clear();
+        return { cleared: true };
+      }
+      return { faults: this.faults.list() };
+    }
+    if (parts[0] === 'executions' && parts[1] === 'report') return this.states.report(url.searchParams.get('arn'));
+    throw new ApiError('NotFound', `no admin route ${m} ${url.pathname}`, 404);
+  }
+
+  async handle(req, res) {
+    const target = req.headers['x-amz-target'] ?? '';
+    const isAdmin = req.url.startsWith('/_localaws/');
+    if (!isAdmin && !target.startsWith('AWSStepFunctions.')) {
+      this.gateway.handle(req, res);
+      return;
+    }
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const body = Buffer.concat(chunks);
+    try {
+      const out = isAdmin ? await this.admin(req, res, body) : await this.states.handle(target.slice('AWSStepFunctions.'.length), body.length ? JSON.parse(body) : {});
+      const text = JSON.stringify(out);
+      res.writeHead(200, { 'content-type': isAdmin ? 'application/json' : 'application/x-amz-json-1.0', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    } catch (e) {
+      const status = e instanceof ApiError ? e.status : 500;
+      const type = e instanceof ApiError ? e.type : 'InternalFailure';
+      if (!(e instanceof ApiError)) this.log({ event: 'error', error: String(e?.stack ?? e) });
+      const text = JSON.stringify({ __type: type, message: e.message });
+      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    }
+  }
+
+  listen(host, port) {
+    return new Promise((resolve) => {
+      this.http = http.createServer((req, res) => this.handle(req, res));
+      this.http.listen(port, host, () => {
+        const a = this.http.address();
+        this.url = `http://${a.address}:${a.port}`;
+        resolve(this.url);
+      });
+    });
+  }
+}
+
+async function main() {
+  const { values: args } = parseArgs({
+    options: {
+      moto: { type: 'string' },
+      template: { type: 'string' },
+      'bin-dir': { type: 'string' },
+      listen: { type: 'string', default: '127.0.0.1:0' },
+      'port-file': { type: 'string' },
+      log: { type: 'string' },
+    },
+  });
+  for (const a of ['moto', 'template', 'bin-dir']) {
+    if (!args[a]) throw new Error(`--${a} is required`);
+  }
+  const [host, port] = args.listen.split(':');
+  if (host !== '127.0.0.1') throw new Error('localaws listens on 127.0.0.1 only');
+  const logStream = args.log ? fs.createWriteStream(args.log, { flags: 'a' }) : process.stderr;
+  const log = (o) => logStream.write(`${JSON.stringify({ t: new Date().toISOString(), ...o })}\n`);
+  const server = new Server({ motoUrl: args.moto, templateFile: args.template, binDir: args['bin-dir'], log });
+  const url = await server.listen(host, Number(port));
+  log({ event: 'listening', url, lambda_limits: server.runner.mode });
+  if (args['port-file']) fs.writeFileSync(args['port-file'], url);
+  const stop = () => {
+    server.runner.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((e) => {
+  process.stderr.write(`localaws: ${e?.stack ?? e}\n`);
+  process.exit(1);
+});
