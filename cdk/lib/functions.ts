@@ -2,7 +2,7 @@
 // uses (see shared/src/steps/*.rs and functions/aws/src/{s3,dynamo,secrets}.rs).
 
 import { Duration, aws_dynamodb as dynamodb, aws_iam as iam, aws_s3 as s3 } from 'aws-cdk-lib';
-import { FunctionName, GENERATIONS_PREFIX, STAGING_PREFIX } from './repository';
+import { CANDIDATES_PREFIX, ENTRIES_PREFIX, FunctionName, GENERATIONS_PREFIX, RESULTS_PREFIX, STAGING_PREFIX } from './repository';
 
 export interface FunctionSizing {
   readonly description: string;
@@ -57,6 +57,8 @@ export interface Resources {
   readonly signingKeySecretArn: string;
   /** The public root files publish writes: index.html, the convenience copy, the keyring. */
   readonly rootFiles: string[];
+  /** The object whose absence means the index is lost (APT: dists/<suite>/InRelease). */
+  readonly publishedMarker: string;
 }
 
 function allow(sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>) {
@@ -65,12 +67,14 @@ function allow(sid: string, actions: string[], resources: string[], conditions?:
 
 /**
  * HeadObject on a missing key answers 404 only to a caller that may ListBucket
- * (otherwise 403, which S3Store cannot tell from a real denial). download-package
- * heads its pool key before a multipart upload (write-once), build-index heads
- * each by-hash key to skip existing ones, publish heads the source of each copy
- * (the convenience copy is optional: a missing one is a warning, not a
- * failure). The condition keys of ListObjects do not apply to that check, so
- * this grant cannot be narrowed to a prefix; it reveals key names, never contents.
+ * (otherwise 403, which S3Store cannot tell from a real denial). check-sources
+ * heads the published marker (a lost InRelease makes the next run republish),
+ * download-package its pool key before a multipart upload (write-once),
+ * build-index each by-hash key to skip existing ones, publish what it may skip
+ * and the source of each copy (the convenience copy is optional: a missing one
+ * is a warning, not a failure). The condition keys of ListObjects do not apply
+ * to that check, so this grant cannot be narrowed to a prefix; it reveals key
+ * names, never contents. (It also covers check-sources' listing of staging/.)
  */
 function listForNotFound(bucket: s3.IBucket) {
   return allow('MissingKeysAnswer404', ['s3:ListBucket'], [bucket.bucketArn]);
@@ -84,11 +88,14 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
   switch (name) {
     case 'check-sources':
       return [
-        allow('ReadStore', ['dynamodb:GetItem'], [r.packagesTable.tableArn, r.stateTable.tableArn]),
-        allow('ListStaging', ['s3:ListBucket'], [r.bucket.bucketArn], {
-          StringLike: { 's3:prefix': [STAGING_PREFIX, staging] },
-        }),
-        allow('ReadStaging', ['s3:GetObject'], objects(staging)),
+        allow('ReadSuite', ['dynamodb:GetItem'], [r.stateTable.tableArn]),
+        // Every candidate's id at once, 100 keys a request.
+        allow('ReadStore', ['dynamodb:BatchGetItem'], [r.packagesTable.tableArn]),
+        // staging/ uploads, and whether the published index is still there.
+        allow('ReadStagingAndMarker', ['s3:GetObject'], objects(staging, r.publishedMarker)),
+        // The candidate list goes to the bucket; the Distributed Map reads it.
+        allow('WriteCandidateList', ['s3:PutObject'], objects(`${CANDIDATES_PREFIX}*`)),
+        listForNotFound(r.bucket),
       ];
     case 'download-package':
       return [
@@ -96,27 +103,57 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
         // GetObject on pool/* also allows HeadObject of the pool key (write-once checks).
         allow('ReadStagingAndPool', ['s3:GetObject'], objects(staging, 'pool/*')),
         allow('WritePool', ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], objects('pool/*')),
+        // An entry too large to travel inline (a big control paragraph) waits here for record-metadata.
+        allow('WriteLargeEntries', ['s3:PutObject'], objects(`${ENTRIES_PREFIX}*`)),
         listForNotFound(r.bucket),
       ];
     case 'record-metadata':
-      return [allow('WriteStore', ['dynamodb:GetItem', 'dynamodb:PutItem'], [r.packagesTable.tableArn])];
+      return [
+        // One transaction: the entry (conditional put) and the suite's recorded mark.
+        allow('WriteStore', ['dynamodb:GetItem', 'dynamodb:PutItem'], [r.packagesTable.tableArn]),
+        allow('RaiseRecordedMark', ['dynamodb:UpdateItem'], [r.stateTable.tableArn]),
+        allow('ReadLargeEntries', ['s3:GetObject'], objects(`${ENTRIES_PREFIX}*`)),
+      ];
     case 'build-index':
       return [
         allow('ReadStore', ['dynamodb:Scan'], [r.packagesTable.tableArn]),
         allow('AllocateGeneration', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [r.stateTable.tableArn]),
         // by-hash files are write-once: existing ones are skipped or compared (HeadObject).
         allow('WriteByHash', ['s3:GetObject', 's3:PutObject'], objects('dists/*')),
-        allow('StageGeneration', ['s3:PutObject'], objects(generations)),
+        // Its own manifest, and the live one (compressed files to reuse).
+        allow('StageGeneration', ['s3:GetObject', 's3:PutObject'], objects(generations)),
+        // The Distributed Map's results, summarised into the run's report.
+        allow('ReadItemResults', ['s3:GetObject'], objects(`${RESULTS_PREFIX}*`)),
         allow('ReadSigningKey', ['secretsmanager:GetSecretValue'], [r.signingKeySecretArn]),
         listForNotFound(r.bucket),
       ];
     case 'publish':
       return [
         allow('PublishGeneration', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [r.stateTable.tableArn]),
-        // The manifest and staged files, and the sources of CopyObject (by-hash -> dists, pool -> root copy).
-        allow('ReadGenerationAndSources', ['s3:GetObject'], objects(generations, 'pool/*', 'dists/*')),
+        // The manifests, the sources of CopyObject (by-hash -> dists, pool -> root
+        // copy), and the root files it skips when the live generation put them there.
+        allow('ReadGenerationAndSources', ['s3:GetObject'], objects(generations, 'pool/*', 'dists/*', ...r.rootFiles)),
         allow('WritePublicFiles', ['s3:PutObject'], objects('dists/*', ...r.rootFiles)),
         listForNotFound(r.bucket),
       ];
   }
+}
+
+/**
+ * What the state machine's own role needs beyond invoking the functions and
+ * publishing to the topics (which CDK grants): the Distributed Map reads the
+ * candidate list (ItemReader), writes the items' results (ResultWriter) and
+ * runs each item as a child execution of the same state machine.
+ */
+export function stateMachinePermissions(bucket: s3.IBucket, stateMachineArn: string, executionsArn: string): iam.PolicyStatement[] {
+  return [
+    allow('ReadCandidateList', ['s3:GetObject'], [bucket.arnForObjects(`${CANDIDATES_PREFIX}*`)]),
+    allow(
+      'WriteItemResults',
+      ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+      [bucket.arnForObjects(`${RESULTS_PREFIX}*`)],
+    ),
+    allow('RunItemsAsChildExecutions', ['states:StartExecution'], [stateMachineArn]),
+    allow('FollowChildExecutions', ['states:DescribeExecution', 'states:StopExecution'], [executionsArn]),
+  ];
 }

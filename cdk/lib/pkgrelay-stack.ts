@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import {
+  ArnFormat,
   Aws,
   CfnOutput,
   Duration,
@@ -32,13 +33,14 @@ import {
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { EnvironmentSettings } from './environments';
-import { FUNCTION_SIZING, functionPermissions } from './functions';
+import { FUNCTION_SIZING, functionPermissions, stateMachinePermissions } from './functions';
 import {
   ASL_FILE,
   CARGO_MANIFEST,
   CONFIG_LOCATION,
   FUNCTION_NAMES,
   FunctionName,
+  RUNS_PREFIX,
   STAGING_PREFIX,
   STAGING_RULE_FILE,
   publicPaths,
@@ -152,6 +154,15 @@ export class PkgrelayStack extends Stack {
           // Parts left behind by a download-package killed mid-upload (s3.rs).
           id: 'abort-incomplete-multipart-uploads',
           abortIncompleteMultipartUploadAfter: Duration.days(1),
+        },
+        {
+          // What one run leaves for its later states (candidate lists, large
+          // entries, the map's results): read within the run, kept two weeks
+          // for whoever inspects an execution.
+          id: 'expire-run-files',
+          prefix: RUNS_PREFIX,
+          expiration: Duration.days(14),
+          noncurrentVersionExpiration: Duration.days(1),
         },
       ],
       // Never deleted with the stack: it holds the published repository.
@@ -326,6 +337,7 @@ export class PkgrelayStack extends Stack {
                 stateTable: this.stateTable,
                 signingKeySecretArn,
                 rootFiles,
+                publishedMarker: `dists/${settings.suite}/InRelease`,
               }),
             ],
           }),
@@ -378,6 +390,7 @@ export class PkgrelayStack extends Stack {
     const substitutions: Record<string, string> = {
       SuccessTopicArn: successTopic.topicArn,
       FailureTopicArn: failureTopic.topicArn,
+      BucketName: bucket.bucketName,
     };
     for (const name of FUNCTION_NAMES) {
       substitutions[functionArnPlaceholder(name)] = functions[name].functionArn;
@@ -396,7 +409,7 @@ export class PkgrelayStack extends Stack {
     });
     skipCheckov(stateMachineLogs, 'CKV_AWS_158', 'Execution data holds keys and ids, never secrets; the service key suffices');
     this.stateMachine = new sfn.StateMachine(this, 'Pipeline', {
-      stateMachineName: `${prefix}-pipeline`,
+      stateMachineName: `${prefix}-pipeline`, // = stateMachineName below
       stateMachineType: sfn.StateMachineType.STANDARD,
       definitionBody: sfn.DefinitionBody.fromString(definition),
       definitionSubstitutions: substitutions,
@@ -409,6 +422,16 @@ export class PkgrelayStack extends Stack {
     Validations.of(pipeline).acknowledge({ id: 'CloudFormation-Validate::E1029', reason: placeholderReason });
     ignoreCfnLint(pipeline, 'E1029', placeholderReason);
     ignoreCfnLint(pipeline, 'W3005', 'CDK adds an explicit DependsOn on the role, which the RoleArn GetAtt implies anyway');
+    // The Distributed Map's needs. The ARNs are built from the name: the role
+    // cannot refer to the state machine it belongs to without a cycle.
+    const stateMachineName = `${prefix}-pipeline`;
+    for (const statement of stateMachinePermissions(
+      bucket,
+      Stack.of(this).formatArn({ service: 'states', resource: 'stateMachine', resourceName: stateMachineName, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
+      Stack.of(this).formatArn({ service: 'states', resource: 'execution', resourceName: `${stateMachineName}/*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
+    )) {
+      pipeline.addToRolePolicy(statement);
+    }
     for (const name of FUNCTION_NAMES) {
       functions[name].grantInvoke(pipeline);
     }

@@ -18,6 +18,17 @@ export const STAGING_RULE_FILE = path.join(REPO_ROOT, 'statemachine', 'staging-r
 export const STAGING_PREFIX = 'staging/';
 /** Private prefix of the per-generation files (shared/src/steps/build_index.rs). */
 export const GENERATIONS_PREFIX = 'generations/';
+/**
+ * Private prefix of what one run leaves for its later states, expired by a
+ * lifecycle rule: `runs/candidates/` (check-sources' list, read by the
+ * Distributed Map), `runs/entries/` (entries too large to travel inline,
+ * download-package -> record-metadata), `runs/results/` (the map's
+ * ResultWriter, read by build-index). See shared/src/steps/.
+ */
+export const RUNS_PREFIX = 'runs/';
+export const CANDIDATES_PREFIX = `${RUNS_PREFIX}candidates/`;
+export const ENTRIES_PREFIX = `${RUNS_PREFIX}entries/`;
+export const RESULTS_PREFIX = `${RUNS_PREFIX}results/`;
 /** Where the functions find the bundled config/ directory (next to `bootstrap`). */
 export const CONFIG_LOCATION = '/var/task/config';
 
@@ -32,6 +43,8 @@ export const FUNCTION_NAMES = [
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 export interface RepositorySettings {
+  /** `suite`: the dists/<suite>/ directory. */
+  readonly suite: string;
   /** `keyring_name`: the binary public keyring at the repository root. */
   readonly keyringName: string;
   /** `convenience_copy`: the package whose newest .deb is copied to the root as `<name>.deb`. */
@@ -52,7 +65,11 @@ export function readRepositorySettings(configDir: string = CONFIG_DIR): Reposito
   if (copy !== undefined && copy !== null && (typeof copy !== 'string' || !PLAIN_NAME.test(copy))) {
     throw new Error(`${file}: convenience_copy must be a package name, got ${JSON.stringify(copy)}`);
   }
-  return { keyringName, convenienceCopy: typeof copy === 'string' ? copy : undefined };
+  const suite = doc?.suite;
+  if (typeof suite !== 'string' || !PLAIN_NAME.test(suite)) {
+    throw new Error(`${file}: suite must be a plain name, got ${JSON.stringify(suite)}`);
+  }
+  return { suite, keyringName, convenienceCopy: typeof copy === 'string' ? copy : undefined };
 }
 
 /**

@@ -80,5 +80,5 @@ test('an unknown or missing environment is refused', () => {
 });
 
 test('the public file names come from config/repository.yaml', () => {
-  expect(readRepositorySettings()).toEqual({ keyringName: 'kiro-archive-keyring.gpg', convenienceCopy: 'kiro-repo' });
+  expect(readRepositorySettings()).toEqual({ suite: 'stable', keyringName: 'kiro-archive-keyring.gpg', convenienceCopy: 'kiro-repo' });
 });

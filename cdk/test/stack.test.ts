@@ -86,6 +86,7 @@ describe('state machine', () => {
     const expected: Record<string, unknown> = {
       SuccessTopicArn: { Ref: ids.successTopic },
       FailureTopicArn: { Ref: ids.failureTopic },
+      BucketName: { Ref: ids.bucket },
     };
     for (const name of FUNCTIONS) {
       const placeholder = `${name.replace(/(^|-)(\w)/g, (_, __, c: string) => c.toUpperCase())}FunctionArn`;
@@ -114,16 +115,30 @@ describe('state machine', () => {
     expect(sm.StateMachineType).toBe('STANDARD');
   });
 
-  test('its role invokes the five functions and publishes to the two topics, nothing else', () => {
+  test('its role invokes the five functions, publishes to the two topics, and runs the Distributed Map; nothing else', () => {
     const roleId = sm.RoleArn['Fn::GetAtt'][0];
-    const statements = roleStatements(template, roleId);
+    const statements = roleStatements(template, roleId, names);
     const invoked = statements.filter((s) => s.Action.includes('lambda:InvokeFunction')).flatMap((s) => s.Resource);
     const fnIds = FUNCTIONS.map((f) => ids.function(f));
     expect(new Set(invoked)).toEqual(new Set(fnIds.flatMap((id) => [`${id}.Arn`, `${id}.Arn:*`])));
     const published = statements.filter((s) => s.Action.includes('sns:Publish')).flatMap((s) => s.Resource);
     expect(new Set(published)).toEqual(new Set([ids.successTopic, ids.failureTopic]));
+    // The map reads the candidate list, writes its results, and starts children of this state machine only.
+    const s3 = statements.filter((s) => s.Action.some((a) => a.startsWith('s3:')));
+    expect(s3.flatMap((s) => s.Action.map((a) => `${a} ${s.Resource.join(',')}`)).sort()).toEqual(
+      [
+        's3:GetObject BUCKET.Arn/runs/candidates/*',
+        's3:PutObject BUCKET.Arn/runs/results/*',
+        's3:AbortMultipartUpload BUCKET.Arn/runs/results/*',
+        's3:ListMultipartUploadParts BUCKET.Arn/runs/results/*',
+      ].sort(),
+    );
+    const started = statements.filter((s) => s.Action.includes('states:StartExecution')).flatMap((s) => s.Resource);
+    expect(started).toEqual([`arn:AWS::Partition:states:AWS::Region:AWS::AccountId:stateMachine:${PREFIX}-pipeline`]);
     for (const s of statements) {
-      const other = s.Action.filter((a) => !/^(lambda:InvokeFunction|sns:Publish|kms:Decrypt|kms:GenerateDataKey\*|logs:.*|xray:.*)$/.test(a));
+      const other = s.Action.filter(
+        (a) => !/^(lambda:InvokeFunction|sns:Publish|kms:Decrypt|kms:GenerateDataKey\*|logs:.*|xray:.*|s3:(GetObject|PutObject|AbortMultipartUpload|ListMultipartUploadParts)|states:(StartExecution|DescribeExecution|StopExecution))$/.test(a),
+      );
       expect(other).toEqual([]);
       if (s.Resource.includes('*')) {
         // Only log delivery and X-Ray, which take no resource.
@@ -134,22 +149,24 @@ describe('state machine', () => {
 });
 
 describe('function roles grant exactly what each step uses', () => {
-  test('check-sources: reads both tables, lists and reads staging/ only', () => {
+  test('check-sources: reads the store, staging/ and the published marker; writes its candidate list only', () => {
     const statements = functionRoleStatements('check-sources');
     expect(grants(statements)).toEqual(
       [
-        'dynamodb:GetItem PACKAGES.Arn',
+        'dynamodb:BatchGetItem PACKAGES.Arn',
         'dynamodb:GetItem STATE.Arn',
         's3:GetObject BUCKET.Arn/staging/*',
+        `s3:GetObject BUCKET.Arn/dists/${REPOSITORY_YAML.suite}/InRelease`,
+        's3:PutObject BUCKET.Arn/runs/candidates/*',
+        // HeadObject of a lost InRelease must answer 404, not 403 (and staging/ is listed).
         's3:ListBucket BUCKET.Arn',
         ...OWN_LOGS,
       ].sort(),
     );
-    const list = statements.find((s) => s.Action.includes('s3:ListBucket'))!;
-    expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['staging/', 'staging/*'] } });
-    // No write at all: not to the bucket, not to a table.
+    // No other write: not to the bucket, not to a table.
+    const writes = statements.filter((s) => s.Action.some((a) => S3_WRITE.test(a))).flatMap((s) => s.Resource);
+    expect(writes).toEqual(['BUCKET.Arn/runs/candidates/*']);
     const actions = statements.flatMap((s) => s.Action);
-    expect(actions.filter((a) => S3_WRITE.test(a))).toEqual([]);
     expect(actions.filter((a) => /^dynamodb:(Put|Update|Delete|BatchWrite|TransactWrite)/.test(a))).toEqual([]);
   });
 
@@ -162,6 +179,7 @@ describe('function roles grant exactly what each step uses', () => {
         's3:PutObject BUCKET.Arn/pool/*',
         's3:AbortMultipartUpload BUCKET.Arn/pool/*',
         's3:ListMultipartUploadParts BUCKET.Arn/pool/*',
+        's3:PutObject BUCKET.Arn/runs/entries/*',
         // HeadObject of a missing pool key must answer 404, not 403.
         's3:ListBucket BUCKET.Arn',
         ...OWN_LOGS,
@@ -169,11 +187,18 @@ describe('function roles grant exactly what each step uses', () => {
     );
   });
 
-  test('record-metadata: puts and gets package items, no S3 permission at all', () => {
+  test('record-metadata: puts and gets package items, raises the recorded mark, reads large entries', () => {
     const statements = functionRoleStatements('record-metadata');
-    expect(grants(statements)).toEqual(['dynamodb:GetItem PACKAGES.Arn', 'dynamodb:PutItem PACKAGES.Arn', ...OWN_LOGS].sort());
-    expect(statements.flatMap((s) => s.Action).filter((a) => a.startsWith('s3:') || a === '*')).toEqual([]);
-    expect(statements.flatMap((s) => s.Resource).filter((r) => r.startsWith('BUCKET'))).toEqual([]);
+    expect(grants(statements)).toEqual(
+      [
+        'dynamodb:GetItem PACKAGES.Arn',
+        'dynamodb:PutItem PACKAGES.Arn',
+        'dynamodb:UpdateItem STATE.Arn',
+        's3:GetObject BUCKET.Arn/runs/entries/*',
+        ...OWN_LOGS,
+      ].sort(),
+    );
+    expect(statements.flatMap((s) => s.Action).filter((a) => S3_WRITE.test(a) || a === '*')).toEqual([]);
   });
 
   test('build-index: scans packages, allocates in the state table, writes dists/ and generations/, reads the key', () => {
@@ -184,7 +209,9 @@ describe('function roles grant exactly what each step uses', () => {
         'dynamodb:UpdateItem STATE.Arn',
         's3:GetObject BUCKET.Arn/dists/*',
         's3:PutObject BUCKET.Arn/dists/*',
+        's3:GetObject BUCKET.Arn/generations/*',
         's3:PutObject BUCKET.Arn/generations/*',
+        's3:GetObject BUCKET.Arn/runs/results/*',
         'secretsmanager:GetSecretValue SIGNING_KEY',
         // HeadObject of a by-hash key not written yet must answer 404, not 403.
         's3:ListBucket BUCKET.Arn',
@@ -203,6 +230,9 @@ describe('function roles grant exactly what each step uses', () => {
         's3:GetObject BUCKET.Arn/generations/*',
         's3:GetObject BUCKET.Arn/pool/*',
         's3:GetObject BUCKET.Arn/dists/*',
+        's3:GetObject BUCKET.Arn/index.html',
+        `s3:GetObject BUCKET.Arn/${REPOSITORY_YAML.convenience_copy}.deb`,
+        `s3:GetObject BUCKET.Arn/${keyring}`,
         's3:PutObject BUCKET.Arn/dists/*',
         's3:PutObject BUCKET.Arn/index.html',
         `s3:PutObject BUCKET.Arn/${REPOSITORY_YAML.convenience_copy}.deb`,
@@ -241,7 +271,7 @@ describe('nobody in the stack', () => {
     expect(writers).toEqual([]);
   });
 
-  test('writes to the bucket but download-package (pool/), build-index (dists/, generations/) and publish', () => {
+  test('writes to the bucket but check-sources (runs/candidates/), download-package (pool/, runs/entries/), build-index (dists/, generations/), publish and the state machine (runs/results/)', () => {
     const writersByRole: Record<string, string[]> = {};
     for (const [roleId] of Object.entries(template.findResources('AWS::IAM::Role'))) {
       const written = roleStatements(template, roleId, names)
@@ -250,8 +280,13 @@ describe('nobody in the stack', () => {
       if (written.length) writersByRole[roleId] = written;
     }
     const roleOf = (name: string) => functionResource(name).props.Role['Fn::GetAtt'][0];
-    expect(Object.keys(writersByRole).sort()).toEqual([roleOf('download-package'), roleOf('build-index'), roleOf('publish')].sort());
-    expect(new Set(writersByRole[roleOf('download-package')])).toEqual(new Set(['BUCKET.Arn/pool/*']));
+    const stateMachineRole = json.Resources[ids.stateMachine].Properties.RoleArn['Fn::GetAtt'][0];
+    expect(Object.keys(writersByRole).sort()).toEqual(
+      [roleOf('check-sources'), roleOf('download-package'), roleOf('build-index'), roleOf('publish'), stateMachineRole].sort(),
+    );
+    expect(new Set(writersByRole[roleOf('check-sources')])).toEqual(new Set(['BUCKET.Arn/runs/candidates/*']));
+    expect(new Set(writersByRole[roleOf('download-package')])).toEqual(new Set(['BUCKET.Arn/pool/*', 'BUCKET.Arn/runs/entries/*']));
+    expect(new Set(writersByRole[stateMachineRole])).toEqual(new Set(['BUCKET.Arn/runs/results/*']));
   });
 });
 

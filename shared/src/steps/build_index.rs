@@ -29,8 +29,10 @@ pub struct BuildIndexOutput {
     pub generation: u64,
     pub manifest_key: String,
     pub packages: usize,
-    /// What became of this run's candidates (counts, the first ids and failures).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// What became of this run's candidates (counts, the first ids and
+    /// failures); `null` when the run had none (always present: the state
+    /// machine's Summarize reads it).
+    #[serde(default)]
     pub items: Option<ItemsSummary>,
 }
 
