@@ -14,14 +14,9 @@ async fn config_package_publish_uploads_to_the_stack_staging_prefix() {
     let up = Upstream::start();
     let ws = Workspace::new(&up);
     let aws = Aws::setup(&ws).await;
-    let outputs = json!({"pkgrelay-dev": {
-        "BucketName": aws.bucket, "PackagesTableName": aws.packages_table, "StateTableName": aws.state_table,
-        "StateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:pkgrelay-dev",
-        "StagingPrefix": "staging/", "RepositoryUrl": "https://d111111abcdef8.cloudfront.net/",
-        "SigningKeySecretArn": aws.secret_arn}});
-    std::fs::write(ws.path("cdk-outputs.json"), outputs.to_string()).unwrap();
+    aws.write_outputs_file(&ws.path("cdk-outputs.json"));
     let env = |cmd: &mut std::process::Command| {
-        aws.function_env(cmd);
+        aws.operator_env(cmd);
     };
     let publish = |extra: &[&str]| {
         let mut args = vec!["config-package", "publish", "--env", "dev", "--outputs-file", "cdk-outputs.json"];
@@ -43,7 +38,7 @@ async fn config_package_publish_uploads_to_the_stack_staging_prefix() {
 
     // The S3 event's input starts the execution; kiro-repo is published.
     publish_kiro(&up, "0.7.45");
-    let r = aws.execute(json!({"trigger": "staging_upload", "key": "staging/kiro-repo_1.0_all.deb"}));
+    let r = aws.execute(json!({"trigger": "staging_upload", "key": "staging/kiro-repo_1.0_all.deb"})).await;
     assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
     assert_eq!(aws.get("kiro-repo.deb").await.unwrap(), staged, "the convenience copy is the staged package");
 

@@ -15,7 +15,6 @@
 
 mod common;
 
-use aws_sdk_s3::types::{EventBridgeConfiguration, NotificationConfiguration};
 use common::aws::*;
 use common::*;
 use pkgrelay_core::model::SourceType;
@@ -205,18 +204,8 @@ async fn staged_deb_starts_the_pipeline_through_the_eventbridge_rule() {
     let aws = Aws::setup(&ws).await;
     publish_kiro(&up, "0.7.45");
 
-    // The bucket sends its events to EventBridge (the stack's `eventBridgeEnabled`).
-    aws.s3
-        .put_bucket_notification_configuration()
-        .bucket(&aws.bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .event_bridge_configuration(EventBridgeConfiguration::builder().build())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    // The bucket sends its events to EventBridge: the stack's
+    // NotificationConfiguration, which localaws applied when it deployed it.
     // (moto 5.2.5 keeps the setting but leaves EventBridgeConfiguration out of
     // GetBucketNotificationConfiguration's answer: the events below are the proof.)
 
@@ -268,20 +257,15 @@ async fn staged_deb_starts_the_pipeline_through_the_eventbridge_rule() {
     assert_eq!(input, json!({"trigger": "staging_upload", "key": "staging/kiro-repo_1.0_all.deb"}));
 
     // The execution the rule starts.
-    let r = aws.execute(input.clone());
+    let r = aws.execute(input.clone()).await;
     assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
     assert_eq!(r["output"]["input"]["trigger"], "staging_upload", "the input reached the state machine: {r:#}");
     assert_eq!(r["output"]["input"]["key"], input["key"], "{r:#}");
-    let mut items: Vec<Value> = r["output"]["items"].as_array().unwrap_or_else(|| panic!("{r:#}")).clone();
-    items.sort_by_key(|i| i["package_id"].as_str().unwrap_or_default().to_owned());
-    assert_eq!(
-        items,
-        [
-            json!({"package_id": "kiro#0.7.45#amd64", "outcome": "inserted"}),
-            json!({"package_id": "kiro-repo#1.0#all", "outcome": "inserted"}),
-        ],
-        "{r:#}"
-    );
+    let items = &r["output"]["summary"]["items"];
+    let mut inserted: Vec<&str> = items["inserted"].as_array().unwrap().iter().map(|i| i.as_str().unwrap()).collect();
+    inserted.sort();
+    assert_eq!(inserted, ["kiro#0.7.45#amd64", "kiro-repo#1.0#all"], "{r:#}");
+    assert_eq!(items["failed_count"], 0, "{r:#}");
     assert_eq!(r["output"]["publish"]["status"], "published", "{r:#}");
 
     // The store has the staged package, with the staged bytes' digest.
@@ -320,15 +304,14 @@ async fn staged_deb_starts_the_pipeline_through_the_eventbridge_rule() {
         "the staged file stays in place"
     );
 
-    // What the pipeline wrote (pool/, dists/, generations/, kiro-repo.deb at the
-    // root) matches no rule: the run does not trigger itself.
+    // What the pipeline wrote (pool/, dists/, generations/, runs/, kiro-repo.deb
+    // at the root) matches no rule: the run does not trigger itself.
     let after = receive_events(&queue_url, Duration::from_millis(1500)).await;
     assert!(after.is_empty(), "the pipeline's own writes triggered the rule: {after:#?}");
 
-    // A real apt client reads the repository from the bucket, anonymously,
-    // through the repository paths a bucket policy opens (as the stack does).
-    aws.open_repository_paths().await;
-    assert_eq!(aws.anonymous_status("staging/kiro-repo_1.0_all.deb").await, 403, "staging/ is never public");
+    // A real apt client reads the repository through CloudFront, which the
+    // bucket policy lets read the repository paths only.
+    assert_eq!(aws.cdn_status("staging/kiro-repo_1.0_all.deb").await, 403, "staging/ is never public");
     let apt = aws.apt_accepts().await;
     let (ok, text) = apt.run("apt-get", &["-s", "install", "kiro-repo"]);
     assert!(ok && text.contains("Inst kiro-repo (1.0"), "{text}");

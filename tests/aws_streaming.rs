@@ -276,7 +276,7 @@ fn invoke_measured(aws: &Aws, binary: &str, event: &Value, mut during: impl FnMu
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    aws.function_env(&mut cmd); // inherited by the binary
+    aws.function_env(binary, &mut cmd); // inherited by the binary
     let mut launcher = cmd.spawn().unwrap();
     while launcher.try_wait().unwrap().is_none() {
         during();
@@ -399,7 +399,9 @@ async fn a_200_mib_artifact_streams_through_download_package() {
     let checked = invoke_measured(&aws, "check-sources", &event, || {});
     assert!(checked.success, "check-sources failed: {}\n{}", String::from_utf8_lossy(&checked.stdout), checked.stderr);
     let sources: Value = serde_json::from_slice(&checked.stdout).unwrap();
-    let candidates = sources["candidates"].as_array().unwrap();
+    // The candidates wait in the bucket for the Distributed Map's ItemReader.
+    let list = aws.get(sources["candidates_key"].as_str().unwrap_or_else(|| panic!("{sources:#}"))).await.unwrap();
+    let candidates: Vec<Value> = serde_json::from_slice(&list).unwrap();
     assert_eq!(candidates.len(), 1, "{sources:#}");
     let candidate = candidates[0].clone();
     assert_eq!(candidate["package"], "kiro");

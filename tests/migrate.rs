@@ -327,7 +327,7 @@ async fn dynamodb_dry_run_failure_rerun_and_rebuild() {
         cmd.args(["migrate", "--outputs-file", "cdk-outputs.json", "--env", "test", "--legacy-table", &table])
             .args(extra)
             .current_dir(ws.dir.path());
-        aws.function_env(&mut cmd);
+        aws.operator_env(&mut cmd);
         let out = cmd.output().unwrap();
         eprintln!("$ pkgrelay migrate {}\n{}{}", extra.join(" "), stdout(&out), stderr(&out));
         out
@@ -370,7 +370,7 @@ async fn dynamodb_dry_run_failure_rerun_and_rebuild() {
     assert_eq!(stored().await, ids(&DEBIAN_ORDER));
 
     // (d) The state machine's force rebuild publishes every old version.
-    let r = aws.execute(json!({"force_rebuild": true}));
+    let r = aws.execute(json!({"force_rebuild": true})).await;
     assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
     let packages = String::from_utf8(aws.get("dists/stable/main/binary-amd64/Packages").await.unwrap()).unwrap();
     assert_eq!(kiro_versions(&packages), DEBIAN_ORDER);

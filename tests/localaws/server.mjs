@@ -21,7 +21,7 @@ import { FaultList, Meter, createGateway } from './gateway.mjs';
 import { authorize } from './iam.mjs';
 import { LambdaRunner } from './lambda.mjs';
 import { ApiError, StatesService } from './states-api.mjs';
-import { ACCOUNT_ID, REGION, Stack, loadTemplate } from './template.mjs';
+import { ACCOUNT_ID, REGION, Stack, TEMPLATE_PREFIX, loadTemplate } from './template.mjs';
 
 /** The tests' own key (tests/common/aws.rs): allowed everything, like the account's administrator. */
 export const ADMIN_ACCESS_KEYS = new Set(['AKIAPKGRELAYTESTONLY', ...(process.env.LOCALAWS_ADMIN_KEYS ?? '').split(',').filter(Boolean)]);
@@ -143,8 +143,9 @@ class Deployment {
       distribution_arn: this.distribution?.arn,
       state_machine_arn: this.stateMachine?.arn,
       outputs,
-      // The shape of `cdk deploy --outputs-file` (what the CLI reads).
-      cdk_outputs: { [this.prefix]: outputs },
+      // The shape of `cdk deploy -c env=dev --outputs-file` (what the CLI reads):
+      // this deployment stands for the dev stack.
+      cdk_outputs: { [TEMPLATE_PREFIX]: outputs },
       functions,
       lambda_limits: this.server.runner.mode,
     };
@@ -230,6 +231,11 @@ class Server {
       if (stack.resource(logical).Properties?.VersioningConfiguration?.Status === 'Enabled') {
         const body = '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>';
         await this.moto('s3', { method: 'PUT', path: `/${name}?versioning`, body });
+      }
+      if (stack.resource(logical).Properties?.NotificationConfiguration?.EventBridgeConfiguration) {
+        const body = '<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><EventBridgeConfiguration></EventBridgeConfiguration></NotificationConfiguration>';
+        const res = await this.moto('s3', { method: 'PUT', path: `/${name}?notification`, body });
+        if (res.status !== 200) throw new Error(`PutBucketNotificationConfiguration ${name}: HTTP ${res.status} ${res.body}`);
       }
       d.bucketNames.add(name);
       const policy = stack.bucketPolicy(logical);

@@ -146,15 +146,18 @@ export class StatesService {
         }
         return items;
       },
-      childExecution: async ({ mapRunArn, name, definition, input }) => {
+      childExecution: async ({ mapRunArn, name, definition, input, childExecutionArn, signal }) => {
         const verdict = await this.mayRole(sm, 'states:StartExecution', sm.arn);
         if (!verdict.allowed) {
           throw new TaskFailure('States.Runtime', `the state machine role ${sm.roleArn} may not states:StartExecution on ${sm.arn} (needed by a Distributed Map): ${verdict.reason}`);
         }
-        const mapRunId = mapRunArn.split(':').pop();
-        const childArn = `arn:aws:states:us-east-1:123456789012:execution:${sm.name}/${mapRunId.split('/').pop()}:${name}`;
+        const childArn = childExecutionArn;
         const child = this.run(deployment, sm, { arn: childArn, name, input, definition, mapRunArn, parent: record });
+        // The map run failed or the parent was stopped: so is the child.
+        const stop = () => child.execution.stop({ error: 'States.Aborted', cause: 'the map run ended' });
+        signal?.addEventListener('abort', stop, { once: true });
         await child.execution.done;
+        signal?.removeEventListener('abort', stop);
         const ex = child.execution;
         return { status: ex.status, output: ex.output, error: ex.error, cause: ex.cause, executionArn: childArn };
       },
@@ -348,7 +351,13 @@ export class StatesService {
       },
       invocations,
       largestPayload: largest,
-      children: r.children.map((c) => this.summary(c)),
+      children: r.children.map((c) => ({
+        ...this.summary(c),
+        error: c.execution.error ?? undefined,
+        cause: c.execution.cause ?? undefined,
+        output: c.execution.status === 'SUCCEEDED' ? c.execution.output : undefined,
+        states: c.execution.events.filter((e) => e.type.endsWith('StateEntered')).map((e) => e.stateEnteredEventDetails?.name),
+      })),
       mapRuns: (ex.mapRuns ?? []).map((m) => ({ ...m, startDate: epoch(m.startDate), stopDate: epoch(m.stopDate) })),
     };
   }

@@ -190,6 +190,18 @@ impl S3Store {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        // HeadObject answers a denial with a bare 403 (no body, so no code):
+        // say what it means rather than "no error code".
+        if err.code().is_none() && status(&err) == Some(403) {
+            return BlobError::io(
+                key,
+                format!(
+                    "S3 {operation} in bucket {}: AccessDenied (HTTP 403 without a body): the role may not s3:GetObject \
+                     s3://{}/{key}, or the key does not exist and the role may not s3:ListBucket",
+                    self.bucket, self.bucket
+                ),
+            );
+        }
         let code = err.code().unwrap_or("no error code").to_owned();
         BlobError::io(key, format!("S3 {operation} in bucket {}: {code}: {}", self.bucket, DisplayErrorContext(&err)))
     }

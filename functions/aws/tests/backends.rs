@@ -1,8 +1,12 @@
-//! The DynamoDB and S3 backends against a real emulator (moto) on loopback.
+//! The DynamoDB and S3 backends against a real emulator (moto) on loopback,
+//! through tests/localaws' gateway, which holds every caller to AWS's limits
+//! (items of 400 KB, keys of 1024 bytes, user metadata of 2 KB, part sizes).
 //!
-//! `tests/run` starts moto and exports `PKGRELAY_AWS_ENDPOINT`; without it these
+//! `tests/run` starts both and exports `PKGRELAY_AWS_ENDPOINT`; without it these
 //! tests fail rather than pass vacuously. Every test makes its own tables or
-//! bucket, so they run in parallel against one long-lived server.
+//! bucket, so they run in parallel against one long-lived server. They sign
+//! with the operator's key (the account administrator's): IAM is the pipeline
+//! tests' subject, not these.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -25,8 +29,7 @@ fn endpoint() -> String {
         Ok(e) if !e.is_empty() => e,
         _ => panic!(
             "PKGRELAY_AWS_ENDPOINT is not set: these tests need the moto emulator. \
-             Run them through tests/run, which starts moto and sets it \
-             (or start moto_server yourself and export PKGRELAY_AWS_ENDPOINT=http://127.0.0.1:<port>)."
+             Run them through tests/run, which starts moto and tests/localaws and sets it."
         ),
     }
 }
@@ -35,7 +38,13 @@ async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "test"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "AKIAPKGRELAYTESTONLY",
+            "pkgrelay/test/secret+access+key/never+logged",
+            None,
+            None,
+            "test",
+        ))
         .load()
         .await
 }

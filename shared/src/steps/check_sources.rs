@@ -174,8 +174,10 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
     if !candidates.is_empty() {
         let json = serde_json::to_vec(&candidates).map_err(|e| StepError::Internal(e.into()))?;
         let key = format!("{CANDIDATES_PREFIX}{}.json", crate::digest::sha256_hex(&json));
-        // Content-addressed: the same list twice is the same object.
-        ctx.private.put_bytes(&key, json, WriteMode::WriteOnce).await?;
+        // Content-addressed: the same list twice is the same object, so a plain
+        // overwrite is safe (and needs no read permission, as a write-once
+        // comparison would).
+        ctx.private.put_bytes(&key, json, WriteMode::Overwrite).await?;
         out.candidates_key = Some(key);
     }
     out.candidate_count = candidates.len();

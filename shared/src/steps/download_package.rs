@@ -51,7 +51,8 @@ impl StagedArtifact {
             return Ok(StagedArtifact { package_id: entry.package_id.clone(), entry: Some(entry), entry_key: None });
         }
         let key = format!("{ENTRIES_PREFIX}{}.json", crate::digest::sha256_hex(&json));
-        ctx.private.put_bytes(&key, json, WriteMode::WriteOnce).await?;
+        // Content-addressed: overwriting holds the same bytes (see check_sources).
+        ctx.private.put_bytes(&key, json, WriteMode::Overwrite).await?;
         Ok(StagedArtifact { package_id: entry.package_id, entry: None, entry_key: Some(key) })
     }
 
