@@ -23,6 +23,7 @@ mod common;
 use common::aws::*;
 use common::*;
 use pkgrelay_core::deb::{ControlParagraph, DebBuilder};
+use pkgrelay_core::store::PackageStore;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::process::{Command, Stdio};
@@ -105,8 +106,9 @@ fn fill_pseudo_random(buf: &mut [u8], mut state: u64) {
 const BIG_FILE: &str = "./opt/kiro/payload.bin";
 
 /// A valid binary package `name_version_arch` whose data.tar (uncompressed)
-/// holds `BIG_FILE` with `payload` pseudo-random bytes.
-fn big_deb(name: &str, version: &str, arch: &str, payload: usize) -> Vec<u8> {
+/// holds `BIG_FILE` of `payload` bytes: what comes before those bytes and
+/// what comes after them (padding, the two zero blocks).
+fn big_deb_frame(name: &str, version: &str, arch: &str, payload: u64) -> (Vec<u8>, Vec<u8>) {
     // control.tar.gz from a small package with the same control paragraph.
     let control = ControlParagraph {
         fields: vec![
@@ -114,7 +116,7 @@ fn big_deb(name: &str, version: &str, arch: &str, payload: usize) -> Vec<u8> {
             ("Version".into(), version.into()),
             ("Architecture".into(), arch.into()),
             ("Maintainer".into(), "Fixture <fixture@example.com>".into()),
-            ("Installed-Size".into(), (payload as u64).div_ceil(1024).to_string()),
+            ("Installed-Size".into(), payload.div_ceil(1024).to_string()),
             ("Depends".into(), "libc6 (>= 2.28)".into()),
             ("Description".into(), format!("{name} fixture, {payload} bytes\n Built by tests/aws_streaming.rs.")),
         ],
@@ -129,25 +131,33 @@ fn big_deb(name: &str, version: &str, arch: &str, payload: usize) -> Vec<u8> {
     let padded = payload.div_ceil(512) * 512;
     let data_len = 4 * 512 + padded + 2 * 512;
     let control_len = control_tar.len();
-    let total = 8 + (60 + 4) + (60 + control_len + control_len % 2) + 60 + data_len;
-    let mut deb = Vec::with_capacity(total);
-    deb.extend_from_slice(b"!<arch>\n");
-    deb.extend_from_slice(&ar_header("debian-binary", 4));
-    deb.extend_from_slice(b"2.0\n");
-    deb.extend_from_slice(&ar_header(&control_name, control_len as u64));
-    deb.extend_from_slice(&control_tar);
+    let mut head = Vec::new();
+    head.extend_from_slice(b"!<arch>\n");
+    head.extend_from_slice(&ar_header("debian-binary", 4));
+    head.extend_from_slice(b"2.0\n");
+    head.extend_from_slice(&ar_header(&control_name, control_len as u64));
+    head.extend_from_slice(&control_tar);
     if control_len % 2 == 1 {
-        deb.push(b'\n');
+        head.push(b'\n');
     }
-    deb.extend_from_slice(&ar_header("data.tar", data_len as u64));
+    head.extend_from_slice(&ar_header("data.tar", data_len));
     for dir in ["./", "./opt/", "./opt/kiro/"] {
-        deb.extend_from_slice(&tar_header(dir, 0o755, 0, b'5'));
+        head.extend_from_slice(&tar_header(dir, 0o755, 0, b'5'));
     }
-    deb.extend_from_slice(&tar_header(BIG_FILE, 0o644, payload as u64, b'0'));
+    head.extend_from_slice(&tar_header(BIG_FILE, 0o644, payload, b'0'));
+    let tail = vec![0u8; (padded - payload + 2 * 512) as usize];
+    (head, tail)
+}
+
+/// The same package in memory, its big file xorshift output.
+fn big_deb(name: &str, version: &str, arch: &str, payload: usize) -> Vec<u8> {
+    let (head, tail) = big_deb_frame(name, version, arch, payload as u64);
+    let mut deb = Vec::with_capacity(head.len() + payload + tail.len());
+    deb.extend_from_slice(&head);
     let start = deb.len();
-    deb.resize(start + padded + 2 * 512, 0);
-    fill_pseudo_random(&mut deb[start..start + payload], 0x9E37_79B9_7F4A_7C15);
-    assert_eq!(deb.len(), total);
+    deb.resize(start + payload, 0);
+    fill_pseudo_random(&mut deb[start..], 0x9E37_79B9_7F4A_7C15);
+    deb.extend_from_slice(&tail);
     deb
 }
 
@@ -368,6 +378,8 @@ fn hand_built_deb_is_valid() {
     assert!(out.status.success(), "dpkg-deb --fsys-tarfile: {}", String::from_utf8_lossy(&out.stderr));
     let tar = out.stdout;
     let in_deb = deb.len() - (100_003usize.div_ceil(512) * 512 + 2 * 512);
+    let (head, _) = big_deb_frame("kiro", "0.7.45", "amd64", 100_003);
+    assert_eq!(in_deb, head.len(), "the frame ends where the big file starts");
     assert_eq!(&tar[4 * 512..][..100_003], &deb[in_deb..][..100_003], "the big file's bytes");
     let out = Command::new("dpkg-deb").args(["--field"]).arg(&path).arg("Package").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "kiro");
@@ -497,4 +509,81 @@ async fn a_200_mib_artifact_streams_through_download_package() {
         rss_profile(&run.samples)
     );
     assert!(!aws.logs.lock().unwrap().contains(SECRET_ACCESS_KEY), "no secret in the logs");
+}
+
+/// A 2 GiB artifact through the whole pipeline, each function run as Lambda
+/// runs it: download-package under the 2048 MB memory size and 900 s timeout
+/// CDK gives it (a memory cgroup in localaws: the page cache of its /tmp counts,
+/// as in Lambda's microVM), streaming the upstream file to /tmp with its
+/// digests and to S3 by multipart. The one slow scenario of this file (a few
+/// minutes, most of it moto taking 2 GiB of parts in Python).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_2_gib_artifact_goes_through_the_pipeline_within_the_memory_size_cdk_gives() {
+    const SIZE: u64 = 2 << 30;
+    let up = Upstream::start();
+    let ws = Workspace::new(&up);
+    let aws = Aws::setup(&ws).await;
+    let memory = aws.info["functions"]["download-package"]["memory_mib"].as_u64().unwrap();
+    assert_eq!(memory, 2048, "the memory size CDK gives download-package");
+
+    // The .deb on disk: the frame around 2 GiB of a 1 MiB pseudo-random block
+    // repeated, each copy stamped with its index (no compression involved: the
+    // data member is a plain tar).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kiro.deb");
+    let version = "0.9.0";
+    let (head, tail) = big_deb_frame("kiro", version, "amd64", SIZE);
+    {
+        let mut f = std::io::BufWriter::with_capacity(4 << 20, std::fs::File::create(&path).unwrap());
+        use std::io::Write as _;
+        f.write_all(&head).unwrap();
+        let mut block = vec![0u8; 1 << 20];
+        fill_pseudo_random(&mut block, 0x5DEE_CE66_D1CE_4E5B);
+        for i in 0..SIZE >> 20 {
+            block[..8].copy_from_slice(&i.to_le_bytes());
+            f.write_all(&block).unwrap();
+        }
+        f.write_all(&tail).unwrap();
+        f.flush().unwrap();
+    }
+    let size = std::fs::metadata(&path).unwrap().len();
+    let out = Command::new("sha256sum").arg(&path).output().unwrap();
+    let sha256 = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned();
+    let deb_path = format!("/signed/{version}/deb/kiro-ide-{version}-stable-linux-x64.deb");
+    up.set(&deb_path, Reply::File(path.clone()));
+    up.set(&format!("/signed/{version}/certificate.pem"), Reply::Body(b"CERT\n".to_vec()));
+    up.set(&format!("/signed/{version}/signature.bin"), Reply::Body(b"SIG".to_vec()));
+    up.set("/stable/metadata.json", Reply::Body(kiro_metadata(&up, version, &deb_path)));
+
+    let t = Instant::now();
+    let r = aws.execute(json!({"trigger": "manual"})).await;
+    eprintln!("2 GiB run: {:.0}s; invocations {:#}", t.elapsed().as_secs_f64(), r["invocations"]);
+    assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
+    assert_eq!(r["output"]["summary"]["items"]["inserted"], json!([format!("kiro#{version}#amd64")]), "{r:#}");
+    assert_states_within_limit(&r);
+    let download = r["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["function"] == "download-package")
+        .expect("download-package ran")
+        .clone();
+    assert_eq!(download["ok"], true, "{download}");
+    assert_eq!(download["memoryMiB"], 2048, "{download}");
+    eprintln!(
+        "download-package: {:.0}s, peak memory {} MiB of {} MiB ({}; the page cache of /tmp counts), peak RSS {} MiB",
+        download["durationMs"].as_f64().unwrap() / 1000.0,
+        download["maxMemoryMiB"],
+        download["memoryMiB"],
+        aws.info["lambda_limits"],
+        download["maxRssMiB"]
+    );
+    assert!(download["maxRssMiB"].as_u64().unwrap() < 256, "download-package's own memory stays small: {download}");
+    let key = format!("pool/main/k/kiro/kiro_{version}_amd64.deb");
+    let head = aws.s3.head_object().bucket(&aws.bucket).key(&key).send().await.unwrap();
+    assert_eq!(head.content_length(), Some(size as i64));
+    assert_eq!(head.metadata().and_then(|m| m.get("sha256")).map(String::as_str), Some(sha256.as_str()));
+    let entry = aws.store().await.get(&format!("kiro#{version}#amd64")).await.unwrap().unwrap();
+    assert_eq!((entry.checksums.size, entry.checksums.sha256.as_str()), (size, sha256.as_str()));
+    assert_eq!(up.hits(&deb_path), 1, "downloaded once");
 }

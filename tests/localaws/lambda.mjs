@@ -177,17 +177,22 @@ export class LambdaRunner {
     const onAbort = () => kill('aborted');
     signal?.addEventListener('abort', onAbort, { once: true });
     let watcher = null;
-    if (!cg) {
-      watcher = setInterval(() => {
-        const kib = rssOfTreeKiB(child.pid);
+    // The process tree's resident memory, sampled: the cgroup's own peak
+    // includes the page cache of what the function wrote to /tmp, which says
+    // nothing about how much memory the function itself holds.
+    let peakRssKiB = 0;
+    watcher = setInterval(() => {
+      const kib = rssOfTreeKiB(child.pid);
+      peakRssKiB = Math.max(peakRssKiB, kib);
+      if (!cg) {
         peakKiB = Math.max(peakKiB, kib);
         if (kib * 1024 > limitBytes) kill('memory');
-      }, 20);
-    }
+      }
+    }, 20);
     child.stdin.end(input);
     const { code, sig } = await new Promise((resolve) => child.on('close', (code, sig) => resolve({ code, sig })));
     clearTimeout(timer);
-    if (watcher) clearInterval(watcher);
+    clearInterval(watcher);
     signal?.removeEventListener('abort', onAbort);
     if (partial) onLog?.(partial);
     const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
@@ -229,6 +234,7 @@ export class LambdaRunner {
       billedMs: Math.ceil(durationMs),
       memoryMiB: fn.memoryMiB,
       maxMemoryMiB: Math.round(peakKiB / 1024),
+      maxRssMiB: Math.round(peakRssKiB / 1024),
       requestId,
       invoked: true,
     };

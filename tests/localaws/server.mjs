@@ -365,6 +365,16 @@ class Server {
       }
       if (rest === 'denials') return { denials: d.denials };
       if (rest === 'statements' && m === 'POST') return d.editStatement(json.role, json.sid, json.action);
+      // One invocation of a function as Lambda would run it (its role, memory size, timeout).
+      if (parts[2] === 'functions' && parts[4] === 'invoke' && m === 'POST') {
+        const fn = d.functions[parts[3]];
+        if (!fn) throw new ApiError('NotFound', `no function ${parts[3]}`, 404);
+        const outcome = await this.runner.invoke(fn, json.payload ?? {}, {
+          env: d.lambdaEnvironment(fn),
+          onLog: (line) => d.functionLog(fn.name, line),
+        });
+        return { ...outcome, limits: this.runner.mode };
+      }
       if (rest === 'options' && m === 'POST') {
         if (json.retry_delay_ms !== undefined) d.options.retryDelayMs = json.retry_delay_ms;
         if (json.lambda_env) d.options.lambdaEnv = { ...d.options.lambdaEnv, ...json.lambda_env };

@@ -214,6 +214,7 @@ export class StatesService {
       billedMs: outcome.billedMs,
       memoryMiB: outcome.memoryMiB,
       maxMemoryMiB: outcome.maxMemoryMiB,
+      maxRssMiB: outcome.maxRssMiB,
       ok: outcome.ok,
       errorType: outcome.errorType,
     });
