@@ -5,9 +5,16 @@
 //! Timeouts, 429 and 5xx are retried with exponential backoff, honouring a capped
 //! `Retry-After`; a body shorter or longer than its `Content-Length` is retried
 //! too. Anything else fails at once, with the URL in the message.
+//!
+//! [`Fetcher::probe`] asks whether a file changed without downloading it: a
+//! conditional `HEAD` carrying what the last download saw ([`Validators`]:
+//! `ETag`, `Last-Modified`, size), answered `304 Not Modified` or with the
+//! file's current validators.
 
 use crate::digest::Checksums;
 use futures_util::StreamExt;
+use reqwest::header::{CONTENT_LENGTH, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -93,6 +100,54 @@ impl Default for RetryPolicy {
 pub struct Expected {
     pub size: Option<u64>,
     pub sha256: Option<String>,
+}
+
+/// What identifies one state of the file at a URL, as HTTP caches use it:
+/// the response's `ETag` and `Last-Modified` (verbatim, as the server sent
+/// them: they go back in `If-None-Match` / `If-Modified-Since`), and its size.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validators {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+    /// Bytes: `Content-Length` of a probe, the byte count of a download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+impl Validators {
+    fn of(headers: &HeaderMap) -> Validators {
+        let text = |name| {
+            headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+        };
+        Validators {
+            etag: text(ETAG),
+            last_modified: text(LAST_MODIFIED),
+            size: text(CONTENT_LENGTH).and_then(|n| n.parse().ok()),
+        }
+    }
+
+    /// The conditional header that asks "changed since these?": `If-None-Match`
+    /// with the ETag, else `If-Modified-Since` with the Last-Modified date, else
+    /// none (RFC 9110 §13.1: a server that has the ETag ignores the date anyway).
+    fn condition(&self) -> Option<(reqwest::header::HeaderName, &str)> {
+        match (&self.etag, &self.last_modified) {
+            (Some(etag), _) => Some((IF_NONE_MATCH, etag)),
+            (None, Some(date)) => Some((IF_MODIFIED_SINCE, date)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// What a conditional probe learnt of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// `304 Not Modified`: the file is the one the validators describe.
+    NotModified,
+    /// The file as it is now (the server answered 200: it changed, or it
+    /// ignores conditional requests; the caller compares).
+    Current(Validators),
 }
 
 /// Receives progress of one download (a terminal progress bar, or nothing).
@@ -185,12 +240,24 @@ impl Fetcher {
         expected: &Expected,
         progress: &mut dyn DownloadProgress,
     ) -> Result<Checksums, FetchError> {
+        self.download_validated(url, dest, expected, progress).await.map(|(sums, _)| sums)
+    }
+
+    /// [`Fetcher::download`], also returning the validators of the response
+    /// whose body was kept (its ETag and Last-Modified; its byte count as size).
+    pub async fn download_validated(
+        &self,
+        url: &str,
+        dest: &Path,
+        expected: &Expected,
+        progress: &mut dyn DownloadProgress,
+    ) -> Result<(Checksums, Validators), FetchError> {
         check_url_allowed(url)?;
         let mut backoff = Backoff::new(&self.policy);
-        let sums = loop {
+        let (sums, validators) = loop {
             progress.restart();
             match self.download_once(url, dest, expected, progress).await {
-                Ok(sums) => break sums,
+                Ok(done) => break done,
                 Err(e) => backoff.wait(url, e).await?,
             }
         };
@@ -204,7 +271,7 @@ impl Fetcher {
         {
             return Err(mismatch(url, "SHA256", want, &sums.sha256));
         }
-        Ok(sums)
+        Ok((sums, validators))
     }
 
     async fn download_once(
@@ -213,9 +280,10 @@ impl Fetcher {
         dest: &Path,
         expected: &Expected,
         progress: &mut dyn DownloadProgress,
-    ) -> Result<Checksums, FetchError> {
+    ) -> Result<(Checksums, Validators), FetchError> {
         let io = |e: std::io::Error| FetchError::Io { path: dest.display().to_string(), message: e.to_string() };
         let resp = self.send(url).await?;
+        let mut validators = Validators::of(resp.headers());
         let announced = resp.content_length();
         if let (Some(want), Some(got)) = (expected.size, announced)
             && want != got
@@ -237,19 +305,65 @@ impl Fetcher {
         }
         out.flush().await.map_err(io)?;
         check_length(url, hasher.size(), announced)?;
-        Ok(hasher.finish())
+        validators.size = Some(hasher.size());
+        Ok((hasher.finish(), validators))
     }
 
     async fn send(&self, url: &str) -> Result<reqwest::Response, FetchError> {
         let resp = self.client(url)?.get(url).send().await.map_err(|e| network(url, e))?;
-        let status = resp.status();
-        if status.is_success() {
+        if resp.status().is_success() {
             return Ok(resp);
         }
-        let retry_after =
-            resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-        Err(FetchError::Status { url: url.to_owned(), status: status.as_u16(), retry_after })
+        Err(status_error(url, &resp))
     }
+
+    /// Ask whether the file at `url` is still the one `known` describes,
+    /// without downloading it: one `HEAD` request, conditional on `known`'s
+    /// ETag (else its Last-Modified). Without `known`, a plain `HEAD` that
+    /// reads the file's validators. Transient failures are retried like
+    /// downloads.
+    pub async fn probe(&self, url: &str, known: Option<&Validators>) -> Result<Probe, FetchError> {
+        check_url_allowed(url)?;
+        let mut backoff = Backoff::new(&self.policy);
+        loop {
+            match self.probe_once(url, known).await {
+                Ok(probe) => return Ok(probe),
+                Err(e) => backoff.wait(url, e).await?,
+            }
+        }
+    }
+
+    async fn probe_once(&self, url: &str, known: Option<&Validators>) -> Result<Probe, FetchError> {
+        let client = self.client(url)?;
+        let condition = known.and_then(Validators::condition);
+        let conditional = |mut request: reqwest::RequestBuilder| {
+            if let Some((name, value)) = &condition {
+                request = request.header(name, *value);
+            }
+            request
+        };
+        let mut resp = conditional(client.head(url)).send().await.map_err(|e| network(url, e))?;
+        if matches!(resp.status().as_u16(), 405 | 501) {
+            // A server that refuses HEAD: the same conditional request as a
+            // GET, of which only the headers are read. Dropping the response
+            // closes the connection; at most what the network had already
+            // buffered of the body is transferred, never the file.
+            tracing::debug!(%url, status = resp.status().as_u16(), "HEAD refused: probing with a GET instead");
+            resp = conditional(client.get(url)).send().await.map_err(|e| network(url, e))?;
+        }
+        match resp.status().as_u16() {
+            304 => Ok(Probe::NotModified),
+            200..=299 => Ok(Probe::Current(Validators::of(resp.headers()))),
+            _ => Err(status_error(url, &resp)),
+        }
+    }
+}
+
+/// A response that is not what was asked for, as [`FetchError::Status`].
+fn status_error(url: &str, resp: &reqwest::Response) -> FetchError {
+    let retry_after =
+        resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+    FetchError::Status { url: url.to_owned(), status: resp.status().as_u16(), retry_after }
 }
 
 /// Exponential backoff over one operation's tries.
@@ -328,6 +442,77 @@ mod tests {
         assert!(check_url_allowed("http://example.com/a.deb").is_err());
         assert!(check_url_allowed("ftp://example.com/a.deb").is_err());
         assert!(check_url_allowed("file:///etc/passwd").is_err());
+    }
+
+    /// A one-request-per-connection server answering each request line with
+    /// the response `answer` gives it; the request lines seen.
+    fn server(answer: fn(&str) -> String) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut request = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    request.push_str(&line);
+                }
+                log.lock().unwrap().push(request.trim_end().replace("\r\n", " | "));
+                let mut out = conn;
+                let _ = out.write_all(answer(&request).as_bytes());
+            }
+        });
+        (base, seen)
+    }
+
+    /// A server that refuses HEAD is probed with the same conditional GET,
+    /// whose body is never read.
+    #[tokio::test]
+    async fn a_refused_head_is_probed_with_a_conditional_get() {
+        let (base, seen) = server(|request| {
+            if request.starts_with("HEAD") {
+                "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+            } else if request.to_ascii_lowercase().contains("if-none-match: \"v1\"") {
+                "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n".into()
+            } else {
+                // Announces 100 MB: the probe must not wait for them.
+                "HTTP/1.1 200 OK\r\nETag: \"v2\"\r\nContent-Length: 100000000\r\nConnection: close\r\n\r\nabc".into()
+            }
+        });
+        let fetcher = Fetcher::new(RetryPolicy::default()).unwrap();
+        let url = format!("{base}/latest/tool.deb");
+        let v1 = Validators { etag: Some("\"v1\"".into()), ..Default::default() };
+        assert_eq!(fetcher.probe(&url, Some(&v1)).await.unwrap(), Probe::NotModified);
+        let v0 = Validators { etag: Some("\"v0\"".into()), last_modified: Some("x".into()), size: Some(1) };
+        let probe = tokio::time::timeout(Duration::from_secs(10), fetcher.probe(&url, Some(&v0))).await.unwrap();
+        assert_eq!(
+            probe.unwrap(),
+            Probe::Current(Validators { etag: Some("\"v2\"".into()), last_modified: None, size: Some(100_000_000) })
+        );
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 4, "{seen:#?}");
+        assert!(
+            seen[0].starts_with("HEAD /latest/tool.deb") && seen[1].starts_with("GET /latest/tool.deb"),
+            "{seen:#?}"
+        );
+        // The ETag is the condition; the date is not sent with it.
+        assert!(seen[3].to_ascii_lowercase().contains("if-none-match: \"v0\""), "{seen:#?}");
+        assert!(!seen[3].to_ascii_lowercase().contains("if-modified-since"), "{seen:#?}");
+    }
+
+    #[tokio::test]
+    async fn a_probe_that_finds_no_file_names_the_url() {
+        let (base, _) = server(|_| "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into());
+        let fetcher = Fetcher::new(RetryPolicy::default()).unwrap();
+        let e = fetcher.probe(&format!("{base}/latest/gone.deb"), None).await.unwrap_err();
+        assert!(!e.is_transient());
+        assert!(e.to_string().contains("/latest/gone.deb: HTTP status 404"), "{e}");
     }
 
     #[test]
