@@ -2,7 +2,15 @@
 // uses (see shared/src/steps/*.rs and functions/aws/src/{s3,dynamo,secrets}.rs).
 
 import { Duration, aws_dynamodb as dynamodb, aws_iam as iam, aws_s3 as s3 } from 'aws-cdk-lib';
-import { CANDIDATES_PREFIX, ENTRIES_PREFIX, FunctionName, GENERATIONS_PREFIX, RESULTS_PREFIX, STAGING_PREFIX } from './repository';
+import {
+  CANDIDATES_PREFIX,
+  ENTRIES_PREFIX,
+  FunctionName,
+  GENERATIONS_PREFIX,
+  PACKAGE_NAME_INDEX,
+  RESULTS_PREFIX,
+  STAGING_PREFIX,
+} from './repository';
 
 export interface FunctionSizing {
   readonly description: string;
@@ -88,9 +96,15 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
   switch (name) {
     case 'check-sources':
       return [
+        // The suite's record, and each latest_url source's (`source#<package>`:
+        // the validators its conditional request sends).
         allow('ReadSuite', ['dynamodb:GetItem'], [r.stateTable.tableArn]),
         // Every candidate's id at once, 100 keys a request.
         allow('ReadStore', ['dynamodb:BatchGetItem'], [r.packagesTable.tableArn]),
+        // A candidate not found by id may be a vendor build recorded under the
+        // .deb's own version (announced 0.6.0, recorded 0.6.0-1762210000): the
+        // recorded versions of its package, one query a package.
+        allow('ReadRecordedVersions', ['dynamodb:Query'], [`${r.packagesTable.tableArn}/index/${PACKAGE_NAME_INDEX}`]),
         // staging/ uploads, and whether the published index is still there.
         allow('ReadStagingAndMarker', ['s3:GetObject'], objects(staging, r.publishedMarker)),
         // The candidate list goes to the bucket; the Distributed Map reads it.
@@ -111,6 +125,8 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
       return [
         // One transaction: the entry (conditional put) and the suite's recorded mark.
         allow('WriteStore', ['dynamodb:GetItem', 'dynamodb:PutItem'], [r.packagesTable.tableArn]),
+        // The recorded mark, and (same action, same table) a latest_url
+        // source's record (`source#<package>`) once its file is recorded.
         allow('RaiseRecordedMark', ['dynamodb:UpdateItem'], [r.stateTable.tableArn]),
         allow('ReadLargeEntries', ['s3:GetObject'], objects(`${ENTRIES_PREFIX}*`)),
       ];

@@ -40,6 +40,7 @@ import {
   CONFIG_LOCATION,
   FUNCTION_NAMES,
   FunctionName,
+  PACKAGE_NAME_INDEX,
   RUNS_PREFIX,
   STAGING_PREFIX,
   STAGING_RULE_FILE,
@@ -235,7 +236,7 @@ export class PkgrelayStack extends Stack {
     };
     this.packagesTable = table('PackagesTable', `${prefix}-packages`, 'package_id');
     this.packagesTable.addGlobalSecondaryIndex({
-      indexName: 'package-name-index',
+      indexName: PACKAGE_NAME_INDEX,
       partitionKey: { name: 'package_name', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'version', type: dynamodb.AttributeType.STRING },
       projectionType: dynamodb.ProjectionType.ALL,

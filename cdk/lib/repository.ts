@@ -29,6 +29,8 @@ export const RUNS_PREFIX = 'runs/';
 export const CANDIDATES_PREFIX = `${RUNS_PREFIX}candidates/`;
 export const ENTRIES_PREFIX = `${RUNS_PREFIX}entries/`;
 export const RESULTS_PREFIX = `${RUNS_PREFIX}results/`;
+/** The packages table's index on (package_name, version) (functions/aws/src/dynamo.rs PACKAGE_NAME_INDEX). */
+export const PACKAGE_NAME_INDEX = 'package-name-index';
 /** Where the functions find the bundled config/ directory (next to `bootstrap`). */
 export const CONFIG_LOCATION = '/var/task/config';
 

@@ -154,6 +154,8 @@ describe('function roles grant exactly what each step uses', () => {
     expect(grants(statements)).toEqual(
       [
         'dynamodb:BatchGetItem PACKAGES.Arn',
+        // The recorded versions of a package (vendor builds), through the index only.
+        'dynamodb:Query PACKAGES.Arn/index/package-name-index',
         'dynamodb:GetItem STATE.Arn',
         's3:GetObject BUCKET.Arn/staging/*',
         `s3:GetObject BUCKET.Arn/dists/${REPOSITORY_YAML.suite}/InRelease`,
@@ -187,7 +189,7 @@ describe('function roles grant exactly what each step uses', () => {
     );
   });
 
-  test('record-metadata: puts and gets package items, raises the recorded mark, reads large entries', () => {
+  test('record-metadata: puts and gets package items, raises the recorded mark, records sources, reads large entries', () => {
     const statements = functionRoleStatements('record-metadata');
     expect(grants(statements)).toEqual(
       [
