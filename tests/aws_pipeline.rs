@@ -67,26 +67,20 @@ async fn state_machine_runs_the_real_functions_against_local_aws() {
     assert_eq!(aws.get("dists/stable/InRelease").await.unwrap(), live);
     aws.apt_accepts().await;
 
-    // 3. One candidate fails (404) while the others succeed: the Map's Catch.
+    // 3. One candidate fails (kiro-cli's "latest" URL serves an error page
+    //    instead of a .deb) while the others succeed: the Map's Catch.
     publish_kiro(&up, "0.7.45");
     aws.put("staging/kiro-repo_1.0_all.deb", deb("kiro-repo", "1.0", "all", None)).await;
-    up.set(
-        "/cli/releases",
-        Reply::Body(
-            json!([{"tag_name": "v1.2.0", "assets": [
-            {"name": "kiro-cli_1.2.0_amd64.deb", "browser_download_url": up.url("/cli/gone.deb")}]}])
-            .to_string()
-            .into_bytes(),
-        ),
-    );
+    ws.with_kiro_cli(&up);
+    up.set("/latest/kiro-cli.deb", Reply::Body(b"<html><body>Service Unavailable</body></html>".to_vec()));
     let r = aws.execute(json!({"trigger": "staging_upload", "key": "staging/kiro-repo_1.0_all.deb"})).await;
     assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
     let items = &r["output"]["summary"]["items"];
     let failed = items["failed"].as_array().unwrap();
     assert_eq!(failed.len(), 1, "{items}");
-    assert_eq!(failed[0]["package_id"], "kiro-cli#1.2.0#amd64");
+    assert_eq!(failed[0]["package_id"], "kiro-cli#latest#amd64");
     assert_eq!(failed[0]["error"], "InvalidPackage");
-    assert!(failed[0]["cause"].as_str().unwrap().contains("HTTP status 404"), "{}", failed[0]);
+    assert!(failed[0]["cause"].as_str().unwrap().contains("not a Debian package"), "{}", failed[0]);
     let mut inserted: Vec<&str> = items["inserted"].as_array().unwrap().iter().map(|i| i.as_str().unwrap()).collect();
     inserted.sort();
     assert_eq!(inserted, ["kiro#0.7.45#amd64", "kiro-repo#1.0#all"]);
@@ -97,7 +91,7 @@ async fn state_machine_runs_the_real_functions_against_local_aws() {
     );
     let apt = aws.apt_accepts().await;
     assert_eq!(madison(&apt, "kiro"), ["0.7.45", "0.7.44"]);
-    up.set("/cli/releases", Reply::Body(b"[]".to_vec()));
+    std::fs::remove_file(ws.path("config/packages/kiro-cli.yaml")).unwrap();
 
     // 4. Two executions racing: both see the same new release and staged file;
     //    builds take turns through the suite's lease, the published generation

@@ -25,34 +25,29 @@ fn sync_twice_then_apt_installs_from_the_repository() {
     let up = Upstream::start();
     let ws = Workspace::new(&up);
 
-    // First release; kiro-repo dropped into staging; kiro-cli from a releases list.
+    // First release; kiro-repo dropped into staging; kiro-cli from its "latest" URL.
     publish_kiro(&up, "0.7.44");
     std::fs::create_dir_all(ws.path(".pkgrelay/staging")).unwrap();
     std::fs::write(ws.path(".pkgrelay/staging/kiro-repo_1.0_all.deb"), deb("kiro-repo", "1.0", "all", None)).unwrap();
-    let cli_amd64 = deb("kiro-cli", "1.2.0", "amd64", None);
-    let cli_arm64 = deb("kiro-cli", "1.2.0", "arm64", None);
-    up.set("/cli/kiro-cli_1.2.0_amd64.deb", Reply::Body(cli_amd64.clone()));
-    up.set("/cli/kiro-cli_1.2.0_arm64.deb", Reply::Body(cli_arm64.clone()));
+    ws.with_kiro_cli(&up);
     up.set(
-        "/cli/releases",
-        Reply::Body(
-            serde_json::json!([{"tag_name": "v1.2.0", "assets": [
-                {"name": "kiro-cli_1.2.0_amd64.deb", "browser_download_url": up.url("/cli/kiro-cli_1.2.0_amd64.deb"), "size": cli_amd64.len()},
-                {"name": "kiro-cli_1.2.0_arm64.deb", "browser_download_url": up.url("/cli/kiro-cli_1.2.0_arm64.deb"), "size": cli_arm64.len()},
-            ]}])
-            .to_string()
-            .into_bytes(),
-        ),
+        "/latest/kiro-cli.deb",
+        Reply::Validated {
+            body: deb("kiro-cli", "1.2.0", "amd64", None),
+            etag: Some("\"cli-1.2.0\"".into()),
+            last_modified: Some(http_date(0)),
+        },
     );
     let out = ws.sync(&[]);
-    assert!(out.contains("new: 4"), "{out}");
+    assert!(out.contains("new: 3") && out.contains("kiro-cli#1.2.0#amd64"), "{out}");
     assert!(out.contains("failed: 0"), "{out}");
 
-    // The metadata moves on to a newer release; the older one stays in the store.
+    // The metadata moves on to a newer release; the older one stays in the
+    // store. kiro-cli's file is unchanged: not offered again.
     let newest = publish_kiro(&up, "0.7.45");
     let out = ws.sync(&[]);
     assert!(out.contains("new: 1") && out.contains("kiro#0.7.45#amd64"), "{out}");
-    assert!(out.contains("skipped (already processed): 3"), "{out}");
+    assert!(out.contains("skipped (already processed): 1"), "{out}");
 
     // A third run with nothing new leaves the repository alone.
     let before = ws.snapshot();
@@ -74,7 +69,7 @@ fn sync_twice_then_apt_installs_from_the_repository() {
     assert_eq!(listed, ["kiro 0.7.44", "kiro 0.7.45", "kiro-cli 1.2.0", "kiro-repo 1.0"]);
     let arm = String::from_utf8(ws.read("public/dists/stable/main/binary-arm64/Packages")).unwrap();
     let listed: Vec<_> = stanzas(&arm).into_iter().map(|(p, v, _, _)| format!("{p} {v}")).collect();
-    assert_eq!(listed, ["kiro-cli 1.2.0", "kiro-repo 1.0"]);
+    assert_eq!(listed, ["kiro-repo 1.0"]);
     let release = String::from_utf8(ws.read("public/dists/stable/Release")).unwrap();
     assert!(release.contains(" main/binary-amd64/Packages\n"), "Release must list the uncompressed Packages");
     assert!(release.contains("Acquire-By-Hash: yes\n") && release.contains("Valid-Until: "));

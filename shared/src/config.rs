@@ -139,6 +139,11 @@ pub enum SourceConfig {
         #[serde(default)]
         include_prereleases: bool,
     },
+    LatestUrl {
+        /// One URL that always serves the newest .deb of the package
+        /// (`…/latest/kiro-cli.deb`); asked each run with a conditional request.
+        url: String,
+    },
 }
 
 impl SourceConfig {
@@ -147,6 +152,7 @@ impl SourceConfig {
             SourceConfig::ExternalDownload { .. } => SourceType::ExternalDownload,
             SourceConfig::StagingUpload {} => SourceType::StagingUpload,
             SourceConfig::GithubRelease { .. } => SourceType::GithubRelease,
+            SourceConfig::LatestUrl { .. } => SourceType::LatestUrl,
         }
     }
 }
@@ -364,6 +370,18 @@ fn validate_package(p: &PackageConfig, file: &Path) -> Result<(), ConfigError> {
         SourceConfig::GithubRelease { releases_url, .. } => {
             check_url_allowed(releases_url).map_err(|e| err(file, Some("source.releases_url"), e.to_string()))?;
         }
+        SourceConfig::LatestUrl { url } => {
+            check_url_allowed(url).map_err(|e| err(file, Some("source.url"), e.to_string()))?;
+            // One URL, one file: the architecture is the package's, not the
+            // file name's, and there is no second file for another one.
+            if p.architectures().count() != 1 {
+                return Err(err(
+                    file,
+                    Some("architecture"),
+                    format!("{:?}: a latest_url source serves one file: name exactly one architecture", p.architecture),
+                ));
+            }
+        }
         SourceConfig::StagingUpload {} => {}
     }
     Ok(())
@@ -465,6 +483,37 @@ section: devel\npriority: optional\narchitecture: amd64\nsource:\n  type: extern
         let e = load_with(&PKG.replace("https://example.com/m.json", "not a url")).unwrap_err().to_string();
         assert!(e.contains("source.metadata_url"), "{e}");
         assert!(load_with(&PKG.replace("https://example.com/m.json", "http://127.0.0.1:9/m.json")).is_ok());
+    }
+
+    #[test]
+    fn latest_url_sources() {
+        let latest = PKG.replace(
+            "type: external_download\n  metadata_url: https://example.com/m.json",
+            "type: latest_url\n  url: https://example.com/latest/kiro-cli.deb",
+        );
+        let c = load_with(&latest).unwrap();
+        assert!(matches!(&c.packages[0].source, SourceConfig::LatestUrl { url } if url.ends_with("/kiro-cli.deb")));
+        assert_eq!(c.packages[0].source.source_type(), SourceType::LatestUrl);
+        let e = load_with(&latest.replace("architecture: amd64", "architecture: amd64 arm64")).unwrap_err().to_string();
+        assert!(e.contains("field `architecture`") && e.contains("exactly one architecture"), "{e}");
+        let e = load_with(&latest.replace("https://example.com/latest", "http://example.com/latest")).unwrap_err();
+        assert!(e.to_string().contains("field `source.url`"), "{e}");
+        let e = load_with(&latest.replace("  url:", "  metadata_url:")).unwrap_err().to_string();
+        assert!(e.contains("kiro.yaml") && e.contains("metadata_url"), "{e}");
+    }
+
+    /// The shipped configuration: kiro-cli from the vendor's "latest" URL.
+    #[test]
+    fn shipped_kiro_cli_follows_the_latest_url() {
+        let c = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")).unwrap();
+        let cli = c.package("kiro-cli").unwrap();
+        assert!(
+            matches!(&cli.source, SourceConfig::LatestUrl { url }
+                if url == "https://desktop-release.q.us-east-1.amazonaws.com/latest/kiro-cli.deb"),
+            "{:?}",
+            cli.source
+        );
+        assert_eq!(cli.architectures().collect::<Vec<_>>(), ["amd64"]);
     }
 
     #[test]

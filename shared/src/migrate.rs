@@ -137,6 +137,7 @@ impl LegacyItem {
             companions,
             pub_date: self.pub_date.clone(),
             notes: self.notes.clone(),
+            latest: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::deb::ControlParagraph;
 use crate::digest::Checksums;
+use crate::fetch::Validators;
 use serde::{Deserialize, Serialize};
 
 /// How a package reaches the repository (the `type` of a package's `source` block).
@@ -16,8 +17,11 @@ pub enum SourceType {
     ExternalDownload,
     /// A `.deb` dropped into the private `staging/` prefix (kiro-repo).
     StagingUpload,
-    /// Release assets in a GitHub-releases-shaped JSON list (kiro-cli).
+    /// Release assets in a GitHub-releases-shaped JSON list.
     GithubRelease,
+    /// One URL that always serves the newest .deb (kiro-cli); the version is
+    /// read from the file itself.
+    LatestUrl,
 }
 
 /// `name#version#architecture`: the store's partition key.
@@ -41,7 +45,9 @@ pub struct Companion {
 pub struct Candidate {
     /// Configured package name (`config/packages/<name>.yaml`).
     pub package: String,
-    /// Version as upstream announces it; the .deb must agree.
+    /// Version as upstream announces it; the .deb must agree (its own version
+    /// may add a Debian revision: vendor builds). [`LATEST`] when upstream
+    /// announces none (`latest` is set): the .deb alone says.
     pub version: String,
     /// Debian architecture, when the source knows it before download.
     pub architecture: String,
@@ -58,11 +64,30 @@ pub struct Candidate {
     pub pub_date: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// `latest_url` only: the file's validators when check-sources saw it
+    /// change. Its presence means the version is unknown until the file is
+    /// downloaded (`version` is then only the label [`LATEST`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<Validators>,
 }
 
+/// The `version` of a candidate whose version only the downloaded file tells
+/// (`latest_url`). Not a Debian version (those start with a digit), so it can
+/// never name a recorded package; it keeps the ids people read in run
+/// summaries (`kiro-cli#latest#amd64`) readable.
+pub const LATEST: &str = "latest";
+
 impl Candidate {
+    /// `name#version#architecture` as announced (for a `latest_url`
+    /// candidate, `name#latest#architecture`: the real id is known once the
+    /// file is read).
     pub fn package_id(&self) -> String {
         package_id(&self.package, &self.version, &self.architecture)
+    }
+
+    /// Whether the version is known before download (everything but `latest_url`).
+    pub fn version_known(&self) -> bool {
+        self.latest.is_none()
     }
 }
 
@@ -112,6 +137,13 @@ pub struct PackageEntry {
     pub checksums: Checksums,
     pub source_type: SourceType,
     pub source_url: String,
+    /// The version upstream announced for this file when it differs from the
+    /// .deb's own (a vendor revision: `0.6.0` announced, `0.6.0-1762210000`
+    /// in the .deb). check-sources matches announcements by it. Absent when
+    /// they agree, when upstream announced none (`latest_url`), and in
+    /// entries recorded before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced_version: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub companions: Vec<StoredCompanion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,6 +152,38 @@ pub struct PackageEntry {
     pub notes: Option<String>,
     /// RFC 3339 UTC time the entry was recorded.
     pub processed_timestamp: String,
+}
+
+impl PackageEntry {
+    /// The version upstream announced for this entry's file.
+    pub fn announced(&self) -> &str {
+        self.announced_version.as_deref().unwrap_or(&self.version)
+    }
+}
+
+/// What a `latest_url` source last recorded, one small record per package:
+/// the validators of the file it downloaded (sent back as a conditional
+/// request, so that an unchanged file costs one `304`) and what that file
+/// was. Written only once the file's entry is recorded (or refused as a
+/// conflict), so a download that fails is tried again by the next run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceState {
+    /// Configured package name.
+    pub package: String,
+    /// The URL the validators belong to: after a configuration change they
+    /// are not sent.
+    pub url: String,
+    pub validators: Validators,
+    /// The entry the file is (or, with `conflict`, would have been).
+    pub package_id: String,
+    pub sha256: String,
+    /// Set when the file is a version already recorded with other bytes: the
+    /// recorded package is kept, and every run reports this message until the
+    /// file changes upstream, without downloading it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<String>,
+    /// RFC 3339 UTC time of the record.
+    pub recorded_at: String,
 }
 
 /// Per-suite bookkeeping: the generation counter and what is published.

@@ -4,9 +4,10 @@
 //! [`SqliteStore`] on one machine. Writes are conditional: a new package id is
 //! inserted, the same id with the same SHA256 is a no-op, the same id with other
 //! bytes is a conflict that changes nothing. A small per-suite record holds the
-//! generation counter and the published generation.
+//! generation counter and the published generation; a small per-source record
+//! ([`SourceState`]) what a `latest_url` source last recorded.
 
-use crate::model::{Lease, PackageEntry, Publication, SuiteState};
+use crate::model::{Lease, PackageEntry, Publication, SourceState, SuiteState};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use std::path::Path;
@@ -93,6 +94,13 @@ pub trait PackageStore: Send + Sync {
     /// Record `publication` as live and release its lease, provided its
     /// generation holds the lease and no generation at least as new is live.
     async fn record_published(&self, suite: &str, publication: &Publication) -> Result<PublishRecord, StoreError>;
+    /// The per-source record of `package` (a `latest_url` source), if any.
+    async fn source_state(&self, package: &str) -> Result<Option<SourceState>, StoreError>;
+    /// Replace the per-source record of `state.package`. Last writer wins: two
+    /// runs recording the same file write the same validators, and a record
+    /// left behind by an older file only costs the next run one download
+    /// (which then finds the entry already recorded and corrects the record).
+    async fn record_source(&self, state: &SourceState) -> Result<(), StoreError>;
 }
 
 /// [`PackageStore`] in one SQLite file (the embedded default, `.pkgrelay/state.db`).
@@ -124,6 +132,10 @@ CREATE TABLE IF NOT EXISTS suites (
     lease_generation INTEGER,
     lease_until      INTEGER,
     recorded         INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sources (
+    package TEXT PRIMARY KEY,
+    record  TEXT NOT NULL
 );
 ";
 
@@ -371,6 +383,27 @@ impl PackageStore for SqliteStore {
             Ok(PublishRecord::Recorded)
         })
     }
+
+    async fn source_state(&self, package: &str) -> Result<Option<SourceState>, StoreError> {
+        let json: Option<String> = self.with(|c| {
+            c.query_row("SELECT record FROM sources WHERE package = ?1", [package], |r| r.get(0)).optional()
+        })?;
+        json.map(|j| serde_json::from_str(&j))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt { id: format!("source {package}"), message: e.to_string() })
+    }
+
+    async fn record_source(&self, state: &SourceState) -> Result<(), StoreError> {
+        let json = serde_json::to_string(state).map_err(backend)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO sources (package, record) VALUES (?1, ?2)
+                 ON CONFLICT (package) DO UPDATE SET record = excluded.record",
+                params![state.package, json],
+            )
+            .map(drop)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -416,6 +449,41 @@ mod tests {
         s.with(|c| c.execute("UPDATE packages SET record = '{' WHERE package_id = 'p#1.300#amd64'", [])).unwrap();
         let e = s.for_each_entry(&mut |_| {}).await.unwrap_err().to_string();
         assert!(e.contains("p#1.300#amd64") && e.contains("unreadable"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn source_records_are_replaced_and_kept_apart_per_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.source_state("kiro-cli").await.unwrap(), None);
+        let mut state = SourceState {
+            package: "kiro-cli".into(),
+            url: "https://example.com/latest/kiro-cli.deb".into(),
+            validators: crate::fetch::Validators {
+                etag: Some("\"one\"".into()),
+                last_modified: Some("Tue, 04 Nov 2025 12:00:00 GMT".into()),
+                size: Some(10),
+            },
+            package_id: "kiro-cli#2.20.2#amd64".into(),
+            sha256: "aa".into(),
+            conflict: None,
+            recorded_at: "2026-01-01T00:00:00Z".into(),
+        };
+        s.record_source(&state).await.unwrap();
+        state.validators.etag = Some("\"two\"".into());
+        state.conflict = Some("other bytes".into());
+        s.record_source(&state).await.unwrap();
+        let other = SourceState { package: "other".into(), ..state.clone() };
+        s.record_source(&other).await.unwrap();
+        drop(s);
+        // Kept across opening the store again.
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.source_state("kiro-cli").await.unwrap(), Some(state));
+        assert_eq!(s.source_state("other").await.unwrap(), Some(other));
+        s.with(|c| c.execute("UPDATE sources SET record = '{' WHERE package = 'other'", [])).unwrap();
+        let e = s.source_state("other").await.unwrap_err().to_string();
+        assert!(e.contains("source other") && e.contains("unreadable"), "{e}");
     }
 
     #[tokio::test]

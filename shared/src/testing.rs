@@ -24,6 +24,7 @@ pub fn entry(name: &str, version: &str, arch: &str, bytes: &[u8]) -> PackageEntr
         checksums: Checksums::of(bytes),
         source_type: SourceType::ExternalDownload,
         source_url: format!("https://example.com/{name}_{version}.deb"),
+        announced_version: None,
         companions: vec![],
         pub_date: None,
         notes: None,

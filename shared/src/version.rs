@@ -70,6 +70,31 @@ impl PartialEq for VersionKey {
 
 impl Eq for VersionKey {}
 
+/// Whether a package whose own control `Version` is `own` is the release
+/// upstream announced as `announced`.
+///
+/// Either the two are the same Debian version, or `own` is `announced` plus a
+/// Debian revision: vendor builds on Code OSS (Kiro, VS Code) append one to
+/// the version their metadata announces (`0.6.0` announced, `0.6.0-1762210000`
+/// in the .deb). `own` without its revision must then be Debian-equal to
+/// `announced`, read as a whole (`1.2.3-beta` announced matches
+/// `1.2.3-beta-1700000000`), epochs included (an absent epoch is 0). Anything
+/// else (`0.6.1-5`, `0.6.0~rc1-5`, `1:0.6.0-5` for `0.6.0`) is another
+/// release.
+pub fn is_announced(own: &str, announced: &str) -> anyhow::Result<bool> {
+    let (own, announced) = (parse(own)?, parse(announced)?);
+    if own == announced {
+        return Ok(true);
+    }
+    if own.debian_revision.is_none() {
+        return Ok(false);
+    }
+    // Parsed again from text: what is a revision of `own` may be part of the
+    // announced version's upstream part, and the reverse.
+    let without_revision = Version { debian_revision: None, ..own }.to_string();
+    Ok(parse(&without_revision)? == announced)
+}
+
 /// The version as it appears in a pool file name: without its epoch, as the
 /// Debian archive names files (`1:2.0-1` -> `2.0-1`).
 pub fn without_epoch(version: &str) -> &str {
@@ -134,6 +159,48 @@ mod tests {
         assert_eq!(compare("1.0", "1.0"), Ordering::Equal);
         assert_eq!(compare("0:1.0", "1.0"), Ordering::Equal);
         assert_eq!(compare("1.00", "1.0"), Ordering::Equal);
+    }
+
+    #[test]
+    fn vendor_revisions_of_the_announced_version() {
+        for (own, announced) in [
+            ("0.6.0-1762210000", "0.6.0"),
+            ("1.95.3-1731513102", "1.95.3"),
+            ("0.6.0", "0.6.0"),
+            ("0.6.00", "0.6.0"),
+            ("0:0.6.0-5", "0.6.0"),
+            ("1:0.6.0-5", "1:0.6.0"),
+            ("1.2.3-beta-1700000000", "1.2.3-beta"),
+            ("0.6.0-1", "0.6.0-1"),
+        ] {
+            assert!(is_announced(own, announced).unwrap(), "{own} is {announced} as built by the vendor");
+        }
+        for (own, announced) in [
+            ("0.6.1-1762210000", "0.6.0"),
+            ("0.6.0~rc1-5", "0.6.0"),
+            ("1:0.6.0-5", "0.6.0"),
+            ("0.6.0-5", "1:0.6.0"),
+            ("0.6.0", "0.6.0-1"),
+            ("0.6.0-2", "0.6.0-1"),
+            ("0.6.0-1-2", "0.6.0"),
+            ("0.6", "0.6.0"),
+        ] {
+            assert!(!is_announced(own, announced).unwrap(), "{own} is not {announced}");
+        }
+        assert!(is_announced("0.6.0 beta", "0.6.0").unwrap_err().to_string().contains("0.6.0 beta"));
+    }
+
+    /// Each accepted pair is one dpkg itself orders as "announced, then the
+    /// vendor's build of it" (or as equal): never an older or another release.
+    #[test]
+    fn accepted_revisions_sort_at_or_after_the_announced_version_in_dpkg() {
+        for (own, announced) in [("0.6.0-1762210000", "0.6.0"), ("1.2.3-beta-1700000000", "1.2.3-beta")] {
+            let status = std::process::Command::new("dpkg")
+                .args(["--compare-versions", own, "ge", announced])
+                .status()
+                .expect("dpkg is required to check the version table");
+            assert!(status.success(), "dpkg: {own} >= {announced}");
+        }
     }
 
     #[test]

@@ -25,6 +25,40 @@ pub enum Reply {
     CutShort(Vec<u8>),
     /// A file streamed from disk (artifacts of gigabytes).
     File(PathBuf),
+    /// A file served as static file servers and CDNs serve one: `ETag` and
+    /// `Last-Modified` when given, and `304 Not Modified` to a conditional
+    /// request naming its current state (`If-None-Match` first;
+    /// `If-Modified-Since` only without it, as RFC 9110 §13.2.2 orders them).
+    Validated {
+        body: Vec<u8>,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    },
+}
+
+/// One request the fixture answered.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// Header names in lower case, values as sent.
+    pub headers: Vec<(String, String)>,
+    pub status: u16,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP date (`Sat, 01 Nov 2025 12:00:00 GMT`) `days` days after 2025-11-01.
+pub fn http_date(days: i64) -> String {
+    let t = time::macros::datetime!(2025-11-01 12:00 UTC) + time::Duration::days(days);
+    let f = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.format(&f).unwrap()
 }
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 (one connection at a time per thread,
@@ -35,6 +69,7 @@ pub struct Upstream {
     hits: Arc<Mutex<HashMap<String, usize>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     addr: std::net::SocketAddr,
+    log: Arc<Mutex<Vec<Request>>>,
 }
 
 impl Upstream {
@@ -43,19 +78,25 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
         let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let log: Arc<Mutex<Vec<Request>>> = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (r, h, s) = (routes.clone(), hits.clone(), stop.clone());
+        let (r, h, s, l) = (routes.clone(), hits.clone(), stop.clone(), log.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(std::sync::atomic::Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (r, h) = (r.clone(), h.clone());
-                std::thread::spawn(move || serve_one(conn, &r, &h));
+                let (r, h, l) = (r.clone(), h.clone(), l.clone());
+                std::thread::spawn(move || serve_one(conn, &r, &h, &l));
             }
         });
-        Upstream { base: format!("http://{addr}"), routes, hits, stop, addr }
+        Upstream { base: format!("http://{addr}"), routes, hits, stop, addr, log }
+    }
+
+    /// Every request for `path` so far, in order.
+    pub fn requests(&self, path: &str) -> Vec<Request> {
+        self.log.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
     }
 
     pub fn set(&self, path: &str, reply: Reply) {
@@ -83,43 +124,95 @@ impl Drop for Upstream {
     }
 }
 
-fn serve_one(conn: TcpStream, routes: &Mutex<HashMap<String, Reply>>, hits: &Mutex<HashMap<String, usize>>) {
+fn serve_one(
+    conn: TcpStream,
+    routes: &Mutex<HashMap<String, Reply>>,
+    hits: &Mutex<HashMap<String, usize>>,
+    log: &Mutex<Vec<Request>>,
+) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
         return;
     }
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let mut words = line.split_whitespace();
+    let method = words.next().unwrap_or("GET").to_owned();
+    let path = words.next().unwrap_or("/").to_owned();
+    let mut headers = Vec::new();
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
             break;
         }
+        if let Some((name, value)) = h.trim_end().split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
     }
     *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
     let reply = routes.lock().unwrap().get(&path).cloned().unwrap_or(Reply::Status(404));
+    let mut request = Request { method, path, headers, status: 200 };
+    // A HEAD gets the headers a GET would get, and no body.
+    let head = request.method == "HEAD";
     let mut out = conn;
     let _ = match reply {
         Reply::Body(b) => {
             let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len());
-            out.write_all(&b)
+            if head { Ok(()) } else { out.write_all(&b) }
         }
         Reply::Status(code) => {
-            write!(out, "HTTP/1.1 {code} Oops\r\nContent-Length: 5\r\nRetry-After: 0\r\nConnection: close\r\n\r\noops!")
+            request.status = code;
+            let _ =
+                write!(out, "HTTP/1.1 {code} Oops\r\nContent-Length: 5\r\nRetry-After: 0\r\nConnection: close\r\n\r\n");
+            if head { Ok(()) } else { out.write_all(b"oops!") }
         }
         Reply::CutShort(b) => {
             let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len());
-            out.write_all(&b[..b.len() / 2])
+            if head { Ok(()) } else { out.write_all(&b[..b.len() / 2]) }
         }
         Reply::File(path) => {
             let mut file = std::fs::File::open(&path).unwrap();
             let len = file.metadata().unwrap().len();
             let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
-            std::io::copy(&mut file, &mut out).map(drop)
+            if head { Ok(()) } else { std::io::copy(&mut file, &mut out).map(drop) }
+        }
+        Reply::Validated { body, etag, last_modified } => {
+            let mut validators = String::new();
+            if let Some(e) = &etag {
+                validators.push_str(&format!("ETag: {e}\r\n"));
+            }
+            if let Some(d) = &last_modified {
+                validators.push_str(&format!("Last-Modified: {d}\r\n"));
+            }
+            if not_modified(&request, etag.as_deref(), last_modified.as_deref()) {
+                request.status = 304;
+                write!(out, "HTTP/1.1 304 Not Modified\r\n{validators}Connection: close\r\n\r\n")
+            } else {
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{validators}Connection: close\r\n\r\n",
+                    body.len()
+                );
+                if head { Ok(()) } else { out.write_all(&body) }
+            }
         }
     };
+    log.lock().unwrap().push(request);
     let _ = out.flush();
     let _ = out.shutdown(std::net::Shutdown::Both);
+}
+
+/// Whether a conditional request names the file's current state: its ETag
+/// (weak comparison; a list, or `*`), else a date not before its Last-Modified.
+fn not_modified(request: &Request, etag: Option<&str>, last_modified: Option<&str>) -> bool {
+    let weak = |e: &str| e.trim().trim_start_matches("W/").to_owned();
+    if let Some(wanted) = request.header("if-none-match") {
+        return etag.is_some_and(|e| wanted.split(',').any(|w| w.trim() == "*" || weak(w) == weak(e)));
+    }
+    let date = |d: &str| time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc2822).ok();
+    match (request.header("if-modified-since").and_then(date), last_modified.and_then(date)) {
+        (Some(since), Some(modified)) => modified <= since,
+        _ => false,
+    }
 }
 
 /// A small but real binary package.
@@ -179,25 +272,49 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// The repository's own `config/`, with sources pointed at `up`.
+    /// The repository's own `config/`, with sources pointed at `up`: kiro and
+    /// kiro-repo; kiro-cli with [`Workspace::with_kiro_cli`]. (kiro-cli's
+    /// source is one URL that always holds a file: configured, it offers a
+    /// package or fails in every run, which tests of other things must not see.)
     pub fn new(up: &Upstream) -> Workspace {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("config");
         std::fs::create_dir_all(cfg.join("packages")).unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
         std::fs::copy(root.join("repository.yaml"), cfg.join("repository.yaml")).unwrap();
-        for name in ["kiro", "kiro-repo", "kiro-cli"] {
-            let text = std::fs::read_to_string(root.join(format!("packages/{name}.yaml"))).unwrap();
-            let text = text
-                .replace(
-                    "https://prod.download.desktop.kiro.dev/stable/metadata-linux-x64-deb-stable.json",
-                    &up.url("/stable/metadata.json"),
-                )
-                .replace("https://api.github.com/repos/kirodotdev/kiro-cli/releases", &up.url("/cli/releases"));
-            std::fs::write(cfg.join(format!("packages/{name}.yaml")), text).unwrap();
+        let ws = Workspace { dir };
+        for name in ["kiro", "kiro-repo"] {
+            ws.configure_shipped(up, name);
         }
-        up.set("/cli/releases", Reply::Body(b"[]".to_vec()));
-        Workspace { dir }
+        ws
+    }
+
+    /// Add kiro-cli as shipped (`latest_url`), its URL pointed at `up`'s
+    /// `/latest/kiro-cli.deb`.
+    pub fn with_kiro_cli(&self, up: &Upstream) {
+        self.configure_shipped(up, "kiro-cli");
+    }
+
+    /// Copy the shipped `config/packages/<name>.yaml` with its upstream URLs pointed at `up`.
+    fn configure_shipped(&self, up: &Upstream, name: &str) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let text = std::fs::read_to_string(root.join(format!("packages/{name}.yaml"))).unwrap();
+        let text = text
+            .replace(
+                "https://prod.download.desktop.kiro.dev/stable/metadata-linux-x64-deb-stable.json",
+                &up.url("/stable/metadata.json"),
+            )
+            .replace(
+                "https://desktop-release.q.us-east-1.amazonaws.com/latest/kiro-cli.deb",
+                &up.url("/latest/kiro-cli.deb"),
+            );
+        let upstream =
+            |l: &&str| l.trim_start().split(':').next().is_some_and(|k| k.ends_with("url")) && l.contains("https://");
+        assert!(
+            !text.lines().any(|l| upstream(&l)),
+            "{name}.yaml has an upstream URL the fixture does not replace:\n{text}"
+        );
+        std::fs::write(self.path(&format!("config/packages/{name}.yaml")), text).unwrap();
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {

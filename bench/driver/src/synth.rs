@@ -72,6 +72,7 @@ pub fn entry(name: &str, version: &str, arch: &str) -> PackageEntry {
         checksums,
         source_type: SourceType::StagingUpload,
         source_url: format!("staging/{name}_{version}_{arch}.deb"),
+        announced_version: None,
         companions: vec![],
         pub_date: None,
         notes: None,

@@ -8,7 +8,10 @@
 //!   attributes; reading an item back gives the identical entry.
 //! - the state table, partition key `suite`: one item per suite holding the
 //!   generation counter `generation`, the live publication `published` (a map)
-//!   and its number `published_generation` (a plain number for the condition).
+//!   and its number `published_generation` (a plain number for the condition);
+//!   and one item per `latest_url` source, keyed `source#<package>`, holding
+//!   its [`SourceState`] as the map `source`. Suite names never contain `#`
+//!   (configuration refuses them), so the two kinds of key cannot meet.
 //!
 //! Every write that must not lose a race is conditional: inserts never overwrite
 //! (`attribute_not_exists`), the counter is an atomic `ADD`, and a publication is
@@ -30,7 +33,7 @@ use aws_sdk_dynamodb::types::{
     KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
     ScalarAttributeType, TransactWriteItem, Update,
 };
-use pkgrelay_core::model::{Lease, PackageEntry, Publication, SuiteState};
+use pkgrelay_core::model::{Lease, PackageEntry, Publication, SourceState, SuiteState};
 use pkgrelay_core::store::{Allocation, InsertOutcome, PackageStore, PublishRecord, StoreError};
 use std::collections::HashMap;
 
@@ -144,7 +147,8 @@ impl DynamoStore {
         self.get_item(&self.state_table, "suite", suite, None).await
     }
 
-    /// A conditional UpdateItem on the state item of `suite`: `request` adds the
+    /// A conditional UpdateItem on the state table's item keyed `suite` (a
+    /// suite's, or a source's `source#<package>`): `request` adds the
     /// expressions (table and key are set). A failed condition is
     /// [`Updated::CheckFailed`], with the item as it was if the request asked for
     /// it (`ReturnValuesOnConditionCheckFailure::AllOld`); any other error is
@@ -447,6 +451,37 @@ impl PackageStore for DynamoStore {
             Ok(PublishRecord::LeaseLost)
         }
     }
+
+    async fn source_state(&self, package: &str) -> Result<Option<SourceState>, StoreError> {
+        let key = source_key(package);
+        let Some(item) = self.get_item(&self.state_table, "suite", &key, None).await? else {
+            return Ok(None);
+        };
+        item.get("source")
+            .map(|v| serde_dynamo::from_attribute_value(v.clone()))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt { id: key, message: e.to_string() })
+    }
+
+    async fn record_source(&self, state: &SourceState) -> Result<(), StoreError> {
+        let value: AttributeValue = serde_dynamo::to_attribute_value(state)
+            .map_err(|e| StoreError::Backend(format!("source {}: cannot encode its record: {e}", state.package)))?;
+        // UpdateItem, not PutItem: record-metadata already updates the state
+        // table (the suite's recorded mark), and SET of the one attribute
+        // replaces the whole record all the same.
+        self.update_suite(&source_key(&state.package), |u| {
+            u.update_expression("SET #src = :s")
+                .expression_attribute_names("#src", "source")
+                .expression_attribute_values(":s", value)
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// The state table's key of a source's record.
+fn source_key(package: &str) -> String {
+    format!("source#{package}")
 }
 
 /// The lease fields of a state item, when both are present.

@@ -14,7 +14,8 @@ use pkgrelay_aws::dynamo::{self, DynamoStore};
 use pkgrelay_aws::s3::{self, S3Store};
 use pkgrelay_core::blob::{BlobError, ObjectStore, WriteMode};
 
-use pkgrelay_core::model::{ConfigFields, Lease, Publication, SourceType, StoredCompanion, SuiteState};
+use pkgrelay_core::fetch::Validators;
+use pkgrelay_core::model::{ConfigFields, Lease, Publication, SourceState, SourceType, StoredCompanion, SuiteState};
 use pkgrelay_core::store::{Allocation, InsertOutcome, PackageStore, PublishRecord, StoreError};
 use pkgrelay_core::testing::entry;
 use sha2::{Digest, Sha256};
@@ -203,6 +204,48 @@ async fn dynamo_round_trips_a_full_entry_as_native_attributes() {
     assert_eq!(s("source_type").as_deref(), Some("github_release"));
     assert_eq!(item.get("size").and_then(|v| v.as_n().ok()).map(String::as_str), Some("3000000000"));
     assert!(item.get("companions").is_some_and(|v| v.as_l().is_ok_and(|l| l.len() == 2)));
+}
+
+/// A latest_url source's record lives in the state table under
+/// `source#<package>`, beside the suite's item and apart from it; an entry's
+/// announced version round-trips.
+#[tokio::test]
+async fn dynamo_keeps_source_records_beside_the_suites() {
+    let t = tables("sources").await;
+    assert_eq!(t.store.source_state("kiro-cli").await.unwrap(), None);
+    let mut state = SourceState {
+        package: "kiro-cli".into(),
+        url: "https://desktop-release.q.us-east-1.amazonaws.com/latest/kiro-cli.deb".into(),
+        validators: Validators {
+            etag: Some("\"0123abcd\"".into()),
+            last_modified: Some("Tue, 04 Nov 2025 12:00:00 GMT".into()),
+            size: Some(3_000_000_000),
+        },
+        package_id: "kiro-cli#2.20.2#amd64".into(),
+        sha256: hex::encode(Sha256::digest(b"cli")),
+        conflict: None,
+        recorded_at: "2026-01-01T00:00:00Z".into(),
+    };
+    t.store.record_source(&state).await.unwrap();
+    assert_eq!(t.store.source_state("kiro-cli").await.unwrap(), Some(state.clone()));
+    // Replaced whole: a field that is gone is gone.
+    state.validators = Validators { etag: None, last_modified: None, size: Some(10) };
+    state.conflict = Some("kiro-cli#2.20.2#amd64 is already recorded with other bytes".into());
+    t.store.record_source(&state).await.unwrap();
+    assert_eq!(t.store.source_state("kiro-cli").await.unwrap(), Some(state));
+    assert_eq!(t.store.source_state("kiro").await.unwrap(), None);
+
+    // The suite's record is another item.
+    t.store.insert("stable", &entry("kiro", "0.7.45-1763640000", "amd64", b"k")).await.unwrap();
+    assert_eq!(t.store.suite("stable").await.unwrap().recorded, 1);
+    let mut e = entry("kiro", "0.6.0-1762210000", "amd64", b"old");
+    e.announced_version = Some("0.6.0".into());
+    t.store.insert("stable", &e).await.unwrap();
+    assert_eq!(t.store.get(&e.package_id).await.unwrap().unwrap(), e);
+    let announced: Vec<_> =
+        t.store.versions_of("kiro").await.unwrap().into_iter().map(|e| e.announced().to_owned()).collect();
+    assert_eq!(announced.len(), 2);
+    assert!(announced.contains(&"0.6.0".to_owned()) && announced.contains(&"0.7.45-1763640000".to_owned()));
 }
 
 #[tokio::test]

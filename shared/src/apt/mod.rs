@@ -54,11 +54,21 @@ impl RepositoryFormat for AptRepository {
                 candidate.package
             );
         }
-        if version::compare(&version, &candidate.version) != std::cmp::Ordering::Equal {
+        // The .deb's own version is what the index, the pool file name and the
+        // store id use (apt and dpkg must agree after install). Upstream's
+        // announcement only has to be the same release: equal, or equal plus
+        // the vendor's build revision (see `version::is_announced`). A
+        // `latest_url` candidate announces nothing: the file alone says.
+        if candidate.version_known()
+            && !version::is_announced(&version, &candidate.version)
+                .with_context(|| format!("{}: the version upstream announced", candidate.url))?
+        {
             bail!(
-                "{}: the package's Version is {version:?}, but upstream announced {:?}",
+                "{}: the package's Version is {version:?}, but upstream announced {:?} (accepted: that version, \
+                 or that version plus a Debian revision such as {:?})",
                 candidate.url,
-                candidate.version
+                candidate.version,
+                format!("{}-1", candidate.version)
             );
         }
         if architecture != candidate.architecture {
@@ -85,6 +95,78 @@ impl RepositoryFormat for AptRepository {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::deb::{ControlParagraph, DebBuilder};
+    use crate::model::SourceType;
+
+    fn repository() -> AptRepository {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        AptRepository { config: crate::config::Config::load_repository(&dir).unwrap(), key: None }
+    }
+
+    fn candidate(version: &str, url: &str) -> Candidate {
+        Candidate {
+            package: "kiro".into(),
+            version: version.into(),
+            architecture: "amd64".into(),
+            source_type: SourceType::ExternalDownload,
+            url: url.into(),
+            expected_size: None,
+            expected_sha256: None,
+            companions: vec![],
+            pub_date: None,
+            notes: None,
+            latest: None,
+        }
+    }
+
+    fn deb_file(version: &str) -> tempfile::NamedTempFile {
+        let fields = [("Package", "kiro"), ("Version", version), ("Architecture", "amd64"), ("Description", "k\n k")];
+        let deb = DebBuilder::new(ControlParagraph {
+            fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        })
+        .build()
+        .unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), deb).unwrap();
+        file
+    }
+
+    const OLD_SHAPE: &str = "https://prod.download.desktop.kiro.dev/releases/202511041200--distro-linux-x64-deb/202511041200-distro-linux-x64.deb";
+    const NEW_SHAPE: &str = "https://prod.download.desktop.kiro.dev/releases/stable/linux-x64/signed/0.6.0/deb/kiro-ide-0.6.0-stable-linux-x64.deb";
+
+    /// A vendor build revision is accepted, and the .deb's own version names
+    /// the entry and the pool file (whatever the URL looks like).
+    #[test]
+    fn a_vendor_revision_of_the_announced_version_is_the_package_s_own_version() {
+        let file = deb_file("0.6.0-1762210000");
+        for url in [OLD_SHAPE, NEW_SHAPE] {
+            let d = repository().describe_artifact(&candidate("0.6.0", url), file.path()).unwrap();
+            assert_eq!(d.version, "0.6.0-1762210000");
+            assert_eq!(d.key, "pool/main/k/kiro/kiro_0.6.0-1762210000_amd64.deb");
+        }
+    }
+
+    #[test]
+    fn any_other_version_is_refused_naming_both() {
+        for (own, announced) in [("0.6.1-1762210000", "0.6.0"), ("0.6.0", "0.6.0-1"), ("1:0.6.0-1", "0.6.0")] {
+            let file = deb_file(own);
+            let e = repository().describe_artifact(&candidate(announced, NEW_SHAPE), file.path()).unwrap_err();
+            let e = format!("{e:#}");
+            assert!(e.contains(&format!("{own:?}")) && e.contains(&format!("announced {announced:?}")), "{e}");
+            assert!(e.contains(NEW_SHAPE), "{e}");
+        }
+    }
+
+    /// A `latest_url` candidate announces no version: the file's own is taken.
+    #[test]
+    fn a_file_without_an_announced_version_names_itself() {
+        let file = deb_file("2.21.1");
+        let mut c = candidate(crate::model::LATEST, "https://example.com/latest/kiro.deb");
+        c.latest = Some(Default::default());
+        let d = repository().describe_artifact(&c, file.path()).unwrap();
+        assert_eq!((d.version.as_str(), d.key.as_str()), ("2.21.1", "pool/main/k/kiro/kiro_2.21.1_amd64.deb"));
+    }
 
     #[test]
     fn pool_keys() {

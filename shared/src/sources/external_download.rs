@@ -150,6 +150,7 @@ pub fn parse_kiro_metadata(body: &[u8], metadata_url: &str, package: &PackageCon
             companions,
             pub_date: r.pub_date,
             notes: r.notes,
+            latest: None,
         });
     }
     Ok(out)

@@ -99,6 +99,7 @@ pub fn parse_github_releases(
                 companions: vec![],
                 pub_date: r.published_at.clone(),
                 notes: r.body.clone(),
+                latest: None,
             });
         }
     }

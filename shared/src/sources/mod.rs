@@ -7,12 +7,14 @@
 
 mod external_download;
 mod github_release;
+mod latest_url;
 mod staging_upload;
 
 use crate::blob::ObjectStore;
 use crate::config::{PackageConfig, SourceConfig};
 use crate::fetch::Fetcher;
 use crate::model::Candidate;
+use crate::store::PackageStore;
 use async_trait::async_trait;
 use std::path::Path;
 
@@ -30,6 +32,8 @@ pub struct SourceContext<'a> {
     pub fetcher: &'a Fetcher,
     /// Private object store (holds `staging/`).
     pub private: &'a dyn ObjectStore,
+    /// The store (a `latest_url` source reads what it last recorded).
+    pub store: &'a dyn PackageStore,
     /// Scratch directory for temporary files.
     pub work_dir: &'a Path,
     /// `staging/` read once per run, shared by every staging_upload package.
@@ -39,7 +43,8 @@ pub struct SourceContext<'a> {
 #[async_trait]
 pub trait Source: Send + Sync {
     /// Every release the source currently offers for `package`; check-sources
-    /// drops the ones already in the store.
+    /// drops the ones already in the store. A source that can tell on its own
+    /// that nothing changed (`latest_url`) offers nothing.
     async fn candidates(&self, package: &PackageConfig, ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Candidate>>;
 }
 
@@ -54,6 +59,7 @@ pub fn for_package(package: &PackageConfig) -> Box<dyn Source> {
             releases_url: releases_url.clone(),
             include_prereleases: *include_prereleases,
         }),
+        SourceConfig::LatestUrl { url } => Box::new(latest_url::LatestUrl { url: url.clone() }),
     }
 }
 

@@ -64,6 +64,7 @@ impl Source for StagingUpload {
                 companions: vec![],
                 pub_date: None,
                 notes: None,
+                latest: None,
             })
             .collect())
     }

@@ -7,10 +7,18 @@
 //! releases) and Step Functions refuses any state over 256 KiB. The state
 //! machine's Distributed Map reads the list from there (ItemReader); the
 //! output carries its key and counts only.
+//!
+//! A candidate is already in the store when an entry has its id, or — vendor
+//! builds, whose .deb adds a Debian revision to the version upstream announced
+//! (`0.6.0` announced, recorded as `kiro#0.6.0-1762210000#amd64`) — when an
+//! entry of the package was recorded for that announced version; either way
+//! from the same URL or with the same SHA256. A `latest_url` candidate has no
+//! version to match: its source has already compared the file with what it
+//! last recorded.
 
 use super::{Context, StepError, StepResult, now};
 use crate::blob::WriteMode;
-use crate::model::{Candidate, NOTES_LIMIT, bounded_text};
+use crate::model::{Candidate, NOTES_LIMIT, PackageEntry, bounded_text};
 use crate::sources::{self, SourceContext};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -84,6 +92,11 @@ fn bounded(mut candidate: Candidate) -> Result<Candidate, String> {
     Ok(candidate)
 }
 
+/// Whether `entry` was recorded for a release upstream announced as `version`.
+fn announces(entry: &PackageEntry, version: &str) -> bool {
+    crate::version::compare(entry.announced(), version) == std::cmp::Ordering::Equal
+}
+
 pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResult<CheckSourcesOutput> {
     let suite = ctx.store.suite(ctx.suite()).await?;
     let marker_lost = match ctx.format.published_marker() {
@@ -115,6 +128,7 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
     let sctx = SourceContext {
         fetcher: &ctx.fetcher,
         private: ctx.private.as_ref(),
+        store: ctx.store.as_ref(),
         work_dir: &ctx.work_dir,
         staged: Default::default(),
     };
@@ -148,27 +162,46 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
         }
     }
 
-    // What the store knows of them, in as few requests as the store allows.
-    let ids: Vec<String> = found.iter().map(Candidate::package_id).collect();
+    // What the store knows of them, in as few requests as the store allows:
+    // the announced ids at once, then, for the packages of those not found by
+    // id, their recorded versions (one query a package) to recognise vendor
+    // builds by the version upstream announced for them.
+    let ids: Vec<String> = found.iter().filter(|c| c.version_known()).map(Candidate::package_id).collect();
     let known: HashMap<String, _> =
         ctx.store.get_many(&ids).await?.into_iter().map(|e| (e.package_id.clone(), e)).collect();
+    let mut by_package: HashMap<&str, Vec<PackageEntry>> = HashMap::new();
+    for candidate in found.iter().filter(|c| c.version_known() && !known.contains_key(&c.package_id())) {
+        if !by_package.contains_key(candidate.package.as_str()) {
+            by_package.insert(&candidate.package, ctx.store.versions_of(&candidate.package).await?);
+        }
+    }
     let mut candidates = Vec::new();
-    for candidate in found {
-        match known.get(&candidate.package_id()) {
-            None => candidates.push(candidate),
+    for candidate in &found {
+        if !candidate.version_known() {
+            candidates.push(candidate.clone());
+            continue;
+        }
+        let recorded: Vec<&PackageEntry> = match known.get(&candidate.package_id()) {
+            Some(entry) => vec![entry],
+            None => by_package
+                .get(candidate.package.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|e| e.architecture == candidate.architecture && announces(e, &candidate.version))
+                .collect(),
+        };
+        if recorded.is_empty() {
+            candidates.push(candidate.clone());
+        } else if recorded.iter().any(|e| {
             // Known, and upstream still describes it the same way: nothing to do.
-            Some(known)
-                if known.source_url == candidate.url
-                    || candidate.expected_sha256.as_deref() == Some(known.checksums.sha256.as_str()) =>
-            {
-                out.already_processed += 1
-            }
+            e.source_url == candidate.url || candidate.expected_sha256.as_deref() == Some(e.checksums.sha256.as_str())
+        }) {
+            out.already_processed += 1
+        } else {
             // Known, but upstream now points elsewhere: fetch it so that a
             // re-published version with other bytes is caught and reported.
-            Some(_) => {
-                tracing::warn!(package_id = %candidate.package_id(), url = %candidate.url, "known version announced at a new location");
-                candidates.push(candidate)
-            }
+            tracing::warn!(package_id = %candidate.package_id(), url = %candidate.url, "known version announced at a new location");
+            candidates.push(candidate.clone())
         }
     }
     if !candidates.is_empty() {

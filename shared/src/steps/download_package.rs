@@ -6,12 +6,20 @@
 //! usual case: a few KiB) and through the private store otherwise: its control
 //! paragraph is whatever the .deb carries, and a state of Step Functions holds
 //! 256 KiB at most.
+//!
+//! A `latest_url` candidate carries no version: the id is built from the
+//! .deb's own, and the artifact also carries the per-source record
+//! ([`SourceState`]: the validators of the response downloaded) for
+//! record-metadata to save once the entry is recorded.
 
 use super::{Context, StepError, StepResult, now};
 use crate::blob::WriteMode;
 use crate::digest::Checksums;
 use crate::fetch::Expected;
-use crate::model::{Candidate, NOTES_LIMIT, PackageEntry, SourceType, StoredCompanion, bounded_text, package_id, rfc3339};
+use crate::model::{
+    Candidate, NOTES_LIMIT, PackageEntry, SourceState, SourceType, StoredCompanion, bounded_text, package_id, rfc3339,
+};
+use crate::repository::ArtifactDescription;
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +42,9 @@ pub struct StagedArtifact {
     pub entry: Option<PackageEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_key: Option<String>,
+    /// `latest_url`: the source's record to save once the entry is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceState>,
 }
 
 impl StagedArtifact {
@@ -48,12 +59,17 @@ impl StagedArtifact {
             )));
         }
         if json.len() <= INLINE_ENTRY_LIMIT {
-            return Ok(StagedArtifact { package_id: entry.package_id.clone(), entry: Some(entry), entry_key: None });
+            return Ok(StagedArtifact {
+                package_id: entry.package_id.clone(),
+                entry: Some(entry),
+                entry_key: None,
+                source: None,
+            });
         }
         let key = format!("{ENTRIES_PREFIX}{}.json", crate::digest::sha256_hex(&json));
         // Content-addressed: overwriting holds the same bytes (see check_sources).
         ctx.private.put_bytes(&key, json, WriteMode::Overwrite).await?;
-        Ok(StagedArtifact { package_id: entry.package_id, entry: None, entry_key: Some(key) })
+        Ok(StagedArtifact { package_id: entry.package_id, entry: None, entry_key: Some(key), source: None })
     }
 
     /// The entry, read from the private store if it is not inline.
@@ -75,6 +91,8 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
     let tmp = tempfile::Builder::new().prefix("download-").tempfile_in(&ctx.work_dir)?.into_temp_path();
     let expected = Expected { size: candidate.expected_size, sha256: candidate.expected_sha256.clone() };
 
+    // What the response downloaded carried (latest_url): recorded with the entry.
+    let mut seen = None;
     let checksums = match candidate.source_type {
         SourceType::StagingUpload => {
             ctx.private.get_to_file(&candidate.url, &tmp).await?;
@@ -94,23 +112,71 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
             let mut progress = ctx.observer.download(&label);
             ctx.fetcher.download(&candidate.url, &tmp, &expected, progress.as_mut()).await?
         }
+        SourceType::LatestUrl => {
+            let mut progress = ctx.observer.download(&label);
+            let (sums, validators) =
+                ctx.fetcher.download_validated(&candidate.url, &tmp, &expected, progress.as_mut()).await?;
+            if let Some(probed) = &candidate.latest
+                && (probed.etag != validators.etag || probed.last_modified != validators.last_modified)
+            {
+                // Replaced again since check-sources looked: what was
+                // downloaded is what gets recorded, with its own validators.
+                tracing::info!(url = %candidate.url, ?probed, downloaded = ?validators, "the file changed again since check-sources");
+            }
+            seen = Some(validators);
+            sums
+        }
     };
 
     let described = ctx.format.describe_artifact(&candidate, &tmp).map_err(StepError::InvalidPackage)?;
     let id_from_artifact = package_id(&described.name, &described.version, &described.architecture);
 
+    let source = seen.map(|validators| SourceState {
+        package: candidate.package.clone(),
+        url: candidate.url.clone(),
+        validators,
+        package_id: id_from_artifact.clone(),
+        sha256: checksums.sha256.clone(),
+        conflict: None,
+        recorded_at: String::new(),
+    });
+
     // Refuse before writing anything if the store knows this id with other bytes.
-    if let Some(known) = ctx.store.get(&id_from_artifact).await?
-        && known.checksums.sha256 != checksums.sha256
-    {
-        return Err(StepError::Conflict(anyhow!(
-            "{id_from_artifact} is already recorded with SHA256 {} (from {}); {} now serves other bytes (SHA256 {}). \
-             The recorded package is kept.",
+    let conflicting = match ctx.store.get(&id_from_artifact).await? {
+        Some(known) if known.checksums.sha256 != checksums.sha256 => Some(known),
+        _ => None,
+    };
+    if let Some(known) = conflicting {
+        let Some(mut source) = source else {
+            return Err(StepError::Conflict(anyhow!(
+                "{id_from_artifact} is already recorded with SHA256 {} (from {}); {} now serves other bytes \
+                 (SHA256 {}). The recorded package is kept.",
+                known.checksums.sha256,
+                known.source_url,
+                candidate.url,
+                checksums.sha256
+            )));
+        };
+        // latest_url: the same conflict, but the source's record must learn of
+        // it, or the unchanged file would be downloaded and refused again by
+        // every run; and only record-metadata writes the store. So nothing
+        // goes to the pool (its key holds the recorded bytes), and the
+        // artifact goes on marked as a conflict: record-metadata inserts
+        // nothing, saves the record with the conflict, and fails loudly.
+        let message = format!(
+            "{id_from_artifact} is already recorded with SHA256 {} (from {}); the file at {} (ETag {}, \
+             Last-Modified {}) is that version with other bytes (SHA256 {}). The recorded package is kept.",
             known.checksums.sha256,
             known.source_url,
             candidate.url,
+            source.validators.etag.as_deref().unwrap_or("none"),
+            source.validators.last_modified.as_deref().unwrap_or("none"),
             checksums.sha256
-        )));
+        );
+        tracing::warn!(package_id = %id_from_artifact, "{message}");
+        source.conflict = Some(message);
+        let entry = entry(ctx, candidate, described, checksums, Vec::new());
+        return Ok(StagedArtifact { source: Some(source), ..StagedArtifact::new(ctx, entry).await? });
     }
 
     // Companions first, into temporary files, so that a failing one leaves the
@@ -141,23 +207,38 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
         });
     }
 
-    let config = ctx.config.package(&candidate.package).map(|p| p.fields()).unwrap_or_default();
     tracing::info!(package_id = %id_from_artifact, size = checksums.size, sha256 = %checksums.sha256, key = %described.key, "downloaded");
-    let entry = PackageEntry {
-            package_id: id_from_artifact,
-            package_name: described.name,
-            version: described.version,
-            architecture: described.architecture,
-            control: described.control,
-            config,
-            filename: described.key,
-            checksums,
-            source_type: candidate.source_type,
-            source_url: candidate.url,
-            companions,
-            pub_date: candidate.pub_date,
-            notes: candidate.notes.map(|n| bounded_text(&n, NOTES_LIMIT)),
-            processed_timestamp: rfc3339(now()),
-    };
-    StagedArtifact::new(ctx, entry).await
+    let entry = entry(ctx, candidate, described, checksums, companions);
+    Ok(StagedArtifact { source, ..StagedArtifact::new(ctx, entry).await? })
+}
+
+/// The store entry of a described artifact.
+fn entry(
+    ctx: &Context,
+    candidate: Candidate,
+    described: ArtifactDescription,
+    checksums: Checksums,
+    companions: Vec<StoredCompanion>,
+) -> PackageEntry {
+    let config = ctx.config.package(&candidate.package).map(|p| p.fields()).unwrap_or_default();
+    // Kept only where it differs from the .deb's own (a vendor revision):
+    // check-sources recognises the release by it.
+    let announced_version = Some(candidate.version).filter(|v| candidate.latest.is_none() && *v != described.version);
+    PackageEntry {
+        package_id: package_id(&described.name, &described.version, &described.architecture),
+        package_name: described.name,
+        version: described.version,
+        architecture: described.architecture,
+        control: described.control,
+        config,
+        filename: described.key,
+        checksums,
+        source_type: candidate.source_type,
+        source_url: candidate.url,
+        announced_version,
+        companions,
+        pub_date: candidate.pub_date,
+        notes: candidate.notes.map(|n| bounded_text(&n, NOTES_LIMIT)),
+        processed_timestamp: rfc3339(now()),
+    }
 }
