@@ -104,7 +104,8 @@ async fn a_github_release_body_of_125000_four_byte_characters() {
     std::fs::write(
         ws.path("config/packages/gh-tool.yaml"),
         format!(
-            "name: gh-tool\ndescription: |-\n  A tool\n  Released on GitHub.\nmaintainer: T <t@example.com>\narchitecture: amd64\n\
+            "name: gh-tool\ndescription: |-\n  A tool\n  Released on GitHub.\nmaintainer: T <t@example.com>\n\
+             homepage: https://example.com\nsection: devel\npriority: optional\narchitecture: amd64\n\
              source:\n  type: github_release\n  releases_url: {}\n",
             up.url("/gh/releases")
         ),
