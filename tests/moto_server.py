@@ -7,13 +7,24 @@ that atomicity, and its tests race executions on purpose: this launcher keeps
 moto's threaded HTTP server (idle keep-alive connections must not block
 others) but runs the application under one lock.
 
+It also makes TransactWriteItems cost what it costs on DynamoDB: moto 5.2.5
+deep-copies every table a transaction touches, on every transaction, to roll
+back a cancelled one. For the packages table that is the whole store per
+recorded package: recording 2,000 packages took minutes and grew with the
+square of the count. Here the items the transaction names are saved instead,
+and put back exactly as they were when it is cancelled (the only state a
+transaction can change). The answers are unchanged.
+
 usage: python moto_server.py HOST PORT
 """
 
+import copy
 import os
 import sys
 import threading
 
+import moto.dynamodb.models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
@@ -27,6 +38,68 @@ class Serialized:
         with self.lock:
             # Consume the response inside the lock: a streamed body is part of the request.
             return list(self.app(environ, start_response))
+
+
+class _TablesNotCopied:
+    """Stands in for the `copy` module inside moto's transact_write_items:
+    tables are not copied (their items are saved below), anything else is."""
+
+    @staticmethod
+    def deepcopy(value, *args):
+        if isinstance(value, dynamodb_models.Table):
+            return value
+        return copy.deepcopy(value, *args)
+
+
+_original_transact_write_items = DynamoDBBackend.transact_write_items
+
+
+def _key_of(backend, op_type, op):
+    table = backend.tables.get(op.get("TableName"))
+    if table is None:
+        return None
+    if op_type == "Put":
+        attrs = op.get("Item") or {}
+        key = {table.hash_key_attr: attrs.get(table.hash_key_attr)}
+        if table.range_key_attr is not None:
+            key[table.range_key_attr] = attrs.get(table.range_key_attr)
+        if any(v is None for v in key.values()):
+            return None
+        return key
+    return op.get("Key")
+
+
+def transact_write_items(self, transact_items):
+    saved = []
+    for entry in transact_items:
+        if len(entry) != 1:
+            continue  # moto refuses it itself, before writing anything
+        op_type, op = next(iter(entry.items()))
+        key = _key_of(self, op_type, op)
+        if key is None:
+            continue
+        try:
+            before = self.get_item(op["TableName"], key)
+        except Exception:
+            continue  # an invalid key: moto answers the error, nothing is written
+        saved.append((op["TableName"], key, copy.deepcopy(before.to_json()["Attributes"]) if before else None))
+    dynamodb_models.copy = _TablesNotCopied
+    try:
+        return _original_transact_write_items(self, transact_items)
+    except Exception:
+        # Cancelled: every named item back as it was (moto's own rollback
+        # restored the same table objects, i.e. did nothing).
+        for table_name, key, attributes in reversed(saved):
+            if attributes is None:
+                self.delete_item(table_name, key)
+            else:
+                self.put_item(table_name, attributes)
+        raise
+    finally:
+        dynamodb_models.copy = copy
+
+
+DynamoDBBackend.transact_write_items = transact_write_items
 
 
 def main():
