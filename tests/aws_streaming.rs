@@ -586,4 +586,11 @@ async fn a_2_gib_artifact_goes_through_the_pipeline_within_the_memory_size_cdk_g
     let entry = aws.store().await.get(&format!("kiro#{version}#amd64")).await.unwrap().unwrap();
     assert_eq!((entry.checksums.size, entry.checksums.sha256.as_str()), (size, sha256.as_str()));
     assert_eq!(up.hits(&deb_path), 1, "downloaded once");
+
+    // moto keeps objects in its own process: give the 2 GiB back (every
+    // version: the bucket is versioned) so the tests after this one have it.
+    let versions = aws.s3.list_object_versions().bucket(&aws.bucket).prefix(&key).send().await.unwrap();
+    for v in versions.versions() {
+        aws.s3.delete_object().bucket(&aws.bucket).key(&key).set_version_id(v.version_id().map(str::to_owned)).send().await.unwrap();
+    }
 }
