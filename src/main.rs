@@ -78,11 +78,9 @@ enum Command {
         #[arg(long, default_value = "config")]
         config: PathBuf,
     },
-    /// Check the published repository: signatures, every index file, every pool file.
-    Verify {
-        #[command(flatten)]
-        dirs: Dirs,
-    },
+    /// Check the published repository (a directory, or --url as apt reads it):
+    /// signature, validity, every index file, every pool file.
+    Verify(verify::VerifyArgs),
     /// The repository configuration package (kiro-repo): build, publish.
     ConfigPackage {
         #[command(subcommand)]
@@ -118,7 +116,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sync { dirs, force_rebuild, strict } => sync::run(&dirs, force_rebuild, strict).await,
         Command::Serve { out, bind, config } => serve::run(&out, bind, &config).await,
-        Command::Verify { dirs } => verify::run(&dirs).await,
+        Command::Verify(args) => verify::run(&args).await,
         Command::Key { action, dirs } => keys::run(action, &dirs),
         Command::ConfigPackage { action } => config_package::run(action).await,
         Command::Migrate(args) => migrate::run(args).await,
