@@ -17,6 +17,8 @@ pub struct StackOutputs {
     pub state_table: String,
     pub state_machine_arn: String,
     pub staging_prefix: String,
+    /// Where apt reaches the repository (CloudFront); older stacks lack the output.
+    pub repository_url: Option<String>,
 }
 
 impl StackOutputs {
@@ -43,6 +45,7 @@ impl StackOutputs {
             state_table: get("StateTableName")?,
             state_machine_arn: get("StateMachineArn")?,
             staging_prefix: get("StagingPrefix")?,
+            repository_url: outputs.get("RepositoryUrl").and_then(|v| v.as_str()).map(str::to_owned),
             stack,
         })
     }

@@ -34,6 +34,16 @@ pub enum ConfigPackageAction {
         /// Build and validate, upload nothing.
         #[arg(long)]
         dry_run: bool,
+        /// After the upload, follow the execution it starts (found by the staging
+        /// key in its input) and return once the package is in the public index.
+        #[arg(long, requires = "outputs_file")]
+        wait: bool,
+        /// With --wait: give up after this many seconds.
+        #[arg(long, default_value_t = 1800)]
+        wait_timeout: u64,
+        /// With --wait: one JSON document at the end instead of live lines.
+        #[arg(long, requires = "wait")]
+        json: bool,
     },
 }
 
@@ -129,7 +139,7 @@ pub async fn run(action: ConfigPackageAction) -> anyhow::Result<ExitCode> {
             println!("{}", path.display());
             Ok(ExitCode::SUCCESS)
         }
-        ConfigPackageAction::Publish { opts, outputs_file, dry_run } => {
+        ConfigPackageAction::Publish { opts, outputs_file, dry_run, wait, wait_timeout, json } => {
             let config = Config::load(&opts.config)?;
             let name = package_name(&opts, &config)?.to_owned();
             match outputs_file {
@@ -166,15 +176,102 @@ pub async fn run(action: ConfigPackageAction) -> anyhow::Result<ExitCode> {
                     if dry_run {
                         println!("dry run: would put {} into s3://{}/{key}", built.file_name, stack.bucket);
                     } else {
+                        let uploaded_at = time::OffsetDateTime::now_utc();
                         aws.stage(&key, &built.bytes).await?;
                         tracing::info!(stack = %stack.stack, state_machine = %stack.state_machine_arn, "uploaded s3://{}/{key}: the S3 event starts the rebuild", stack.bucket);
-                        println!("s3://{}/{key}", stack.bucket);
+                        if !json {
+                            println!("s3://{}/{key}", stack.bucket);
+                        }
+                        if wait {
+                            let live = Live { config: &config, env, name: &name, version: &version, key: &key };
+                            return wait_until_live(&stack, &live, uploaded_at, wait_timeout, json).await;
+                        }
                     }
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The package `publish --wait` waits for.
+struct Live<'a> {
+    config: &'a Config,
+    env: &'a str,
+    name: &'a str,
+    version: &'a str,
+    /// Its staging key: the execution the upload starts has it in its input.
+    key: &'a str,
+}
+
+/// Find the execution the upload started (the staging rule's input names the
+/// key; one started up to a minute before the upload counts, for clock skew),
+/// follow it, then read the public index over HTTP until it lists the package
+/// (CloudFront may serve the previous InRelease for a while).
+async fn wait_until_live(
+    stack: &crate::aws_outputs::StackOutputs,
+    live: &Live<'_>,
+    uploaded_at: time::OffsetDateTime,
+    timeout_seconds: u64,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::executions::{Executions, view_for};
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(timeout_seconds);
+    let executions = Executions::new(&crate::aws_outputs::sdk_config().await);
+    if !json {
+        println!("waiting for the execution the upload starts (input key {})", live.key);
+    }
+    let since = uploaded_at - time::Duration::minutes(1);
+    let arn = executions.find_by_staging_key(&stack.state_machine_arn, live.key, since, deadline).await?;
+    if !json {
+        println!("following {arn}");
+    }
+    let mut view = view_for(json);
+    let outcome = executions.follow(&arn, view.as_mut()).await?;
+    let id_prefix = format!("{}#{}#", live.name, live.version);
+    let item_failure = outcome
+        .summary
+        .as_ref()
+        .and_then(|s| s.items.as_ref())
+        .and_then(|items| items.failed.iter().find(|f| f.package_id.starts_with(&id_prefix)).cloned());
+    if !outcome.succeeded() || item_failure.is_some() {
+        crate::aws_cmd::print_outcome(&outcome, json)?;
+        if let Some(f) = item_failure {
+            eprintln!("error: {} {} was not published: {}: {}", live.name, live.version, f.error, f.cause);
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    let base = match &stack.repository_url {
+        Some(url) => url.clone(),
+        None => live.config.repository.base_url_for(Some(live.env)).map_err(|e| anyhow!(e))?.to_string(),
+    };
+    let reader = crate::verify::HttpReader::new(&base)?;
+    let repo = &live.config.repository;
+    let packages = loop {
+        let last = match pkgrelay_core::apt::verify::find_package(&reader, repo, live.name, live.version).await {
+            Ok(Some(path)) => break path,
+            Ok(None) => format!("{} {} is not in the public index at {base} yet", live.name, live.version),
+            Err(e) => format!("the public index at {base}: {e}"),
+        };
+        if Instant::now() >= deadline {
+            crate::aws_cmd::print_outcome(&outcome, json)?;
+            bail!("{last} (gave up after {timeout_seconds} s)");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    let listed_at = reader.url(&packages);
+    if json {
+        let mut doc = serde_json::to_value(&outcome)?;
+        doc["live"] = serde_json::json!({"package": live.name, "version": live.version, "packages_url": listed_at});
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        for line in outcome.report() {
+            println!("{line}");
+        }
+        println!("{} {} is live: listed in {listed_at}", live.name, live.version);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn package_name<'a>(opts: &'a Opts, config: &'a Config) -> anyhow::Result<&'a str> {

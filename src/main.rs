@@ -4,8 +4,10 @@
 //! embedded defaults (SQLite in `./.pkgrelay`, the repository in `./public`),
 //! and can serve and verify the result. Each subcommand lives in its own module.
 
+mod aws_cmd;
 mod aws_outputs;
 mod config_package;
+mod executions;
 mod keys;
 mod migrate;
 mod progress;
@@ -86,6 +88,11 @@ enum Command {
         #[command(subcommand)]
         action: config_package::ConfigPackageAction,
     },
+    /// Operate the deployed pipeline on AWS: start and follow executions, their history.
+    Aws {
+        #[command(subcommand)]
+        action: aws_cmd::AwsAction,
+    },
     /// One-time migration of the earlier single-package system's store.
     Migrate(migrate::MigrateArgs),
     /// The archive signing key.
@@ -120,6 +127,7 @@ async fn main() -> ExitCode {
         Command::Key { action, dirs } => keys::run(action, &dirs),
         Command::ConfigPackage { action } => config_package::run(action).await,
         Command::Migrate(args) => migrate::run(args).await,
+        Command::Aws { action } => aws_cmd::run(action).await,
     };
     match result {
         Ok(code) => code,

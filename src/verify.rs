@@ -167,11 +167,11 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     });
-    let progress: Option<Box<dyn Fn(&str) + Send + Sync>> = spinner.clone().map(|bar| {
+    let progress: Option<verify::Progress> = spinner.clone().map(|bar| {
         Box::new(move |path: &str| {
             bar.inc(1);
             bar.set_message(path.to_owned());
-        }) as Box<dyn Fn(&str) + Send + Sync>
+        }) as verify::Progress
     });
     let scratch = tempfile::tempdir()?;
     let (location, deep, report) = match &args.url {

@@ -157,6 +157,9 @@ impl Report {
     }
 }
 
+/// Told each path as it is checked.
+pub type Progress = Box<dyn Fn(&str) + Send + Sync>;
+
 /// How to verify.
 pub struct Options {
     /// The keyring InRelease must be signed with; `None`: the keyring the
@@ -170,7 +173,7 @@ pub struct Options {
     /// Pool files checked at once.
     pub concurrency: usize,
     /// Told each path as it is checked (a progress display).
-    pub progress: Option<Box<dyn Fn(&str) + Send + Sync>>,
+    pub progress: Option<Progress>,
 }
 
 impl Default for Options {
@@ -542,6 +545,54 @@ async fn check_pool_file(
             Err(ReadError::Failed(e)) => Some(format!("cannot be read: {e}")),
         }
     }
+}
+
+/// Where the repository's signed index lists `name` at `version`: the
+/// Packages file (its canonical path) whose stanza names both, read as apt
+/// reads it — InRelease checked against the published keyring, each Packages
+/// it lists compared with its hash (a cache may still serve an older one).
+/// `Ok(None)`: not listed (yet); `Err`: the index cannot be read or trusted.
+pub async fn find_package(
+    reader: &dyn RepositoryReader,
+    repo: &RepositoryConfig,
+    name: &str,
+    version: &str,
+) -> Result<Option<String>, String> {
+    let get = |path: String| async move {
+        match reader.get(&path).await {
+            Ok(bytes) => Ok(bytes),
+            Err(ReadError::Missing(how)) => Err(format!("{path}: missing ({how})")),
+            Err(ReadError::Failed(e)) => Err(format!("{path}: {e}")),
+        }
+    };
+    let keyring = get(repo.keyring_name.clone()).await?;
+    let inrelease_path = format!("dists/{}/InRelease", repo.suite);
+    let inrelease = get(inrelease_path.clone()).await?;
+    let release = crate::sign::verify_clearsigned(&inrelease, &keyring)
+        .map_err(|e| format!("{inrelease_path}: signature does not verify with {}: {e:#}", repo.keyring_name))?;
+    let text = String::from_utf8_lossy(&release).into_owned();
+    let fields = Deb822::from_str(&text)
+        .ok()
+        .and_then(|d| d.paragraphs().next())
+        .ok_or_else(|| format!("{inrelease_path}: unparseable"))?;
+    for (sha, _, path) in hash_lines(&fields.get("SHA256").unwrap_or_default()) {
+        if !path.ends_with("/Packages") {
+            continue;
+        }
+        let key = format!("dists/{}/{path}", repo.suite);
+        let bytes = get(key.clone()).await?;
+        if Checksums::of(&bytes).sha256 != sha {
+            continue;
+        }
+        let Ok(parsed) = Deb822::from_str(&String::from_utf8_lossy(&bytes)) else { continue };
+        if parsed
+            .paragraphs()
+            .any(|p| p.get("Package").as_deref() == Some(name) && p.get("Version").as_deref() == Some(version))
+        {
+            return Ok(Some(key));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
