@@ -3,8 +3,14 @@
 //! Loading validates everything up front and fails with a message that names the
 //! file and the field: an unknown or missing field, a bad URL, a bad package name.
 //! Nothing downstream re-checks what is validated here.
+//!
+//! Two settings bound what upstream can make a run do: `limits:` (see
+//! [`crate::limits`]: repository-wide in `repository.yaml`, transfer limits
+//! overridden per package) and a source's `allowed_hosts` (where its fetches
+//! may go besides its configured URL's host; see [`crate::fetch::HostPolicy`]).
 
-use crate::fetch::check_url_allowed;
+use crate::fetch::{FetchRules, HostPolicy, check_host_pattern, check_url_allowed};
+use crate::limits::{LimitError, Limits, LimitsConfig};
 use crate::model::{ConfigFields, SourceType};
 use serde::Deserialize;
 use std::fmt;
@@ -66,6 +72,10 @@ pub struct RepositoryConfig {
     #[serde(default)]
     pub environments: std::collections::BTreeMap<String, EnvironmentConfig>,
     pub signing: SigningConfig,
+    /// What upstream may make a run take (see [`crate::limits`]); unset
+    /// fields keep their defaults.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 /// A compressed form of an index file.
@@ -122,6 +132,17 @@ pub struct PackageConfig {
     #[serde(default)]
     pub depends: Vec<String>,
     pub source: SourceConfig,
+    /// Transfer limits of this package's fetches, over the repository's.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The file, relative to the configuration directory (`packages/kiro.yaml`),
+    /// as messages name it; set at load.
+    #[serde(skip)]
+    pub file: String,
+    /// The limits in force for this package: the defaults, `repository.yaml`'s
+    /// and this file's, in that order; set at load.
+    #[serde(skip)]
+    pub effective_limits: Limits,
 }
 
 /// The `source` block: its `type` selects the source plugin.
@@ -131,6 +152,10 @@ pub enum SourceConfig {
     ExternalDownload {
         /// The vendor's JSON metadata endpoint.
         metadata_url: String,
+        /// Hosts the URLs found in the metadata (and redirects) may point at
+        /// besides `metadata_url`'s; `*.example.com` for any under it.
+        #[serde(default)]
+        allowed_hosts: Vec<String>,
     },
     StagingUpload {},
     GithubRelease {
@@ -138,11 +163,18 @@ pub enum SourceConfig {
         releases_url: String,
         #[serde(default)]
         include_prereleases: bool,
+        /// Hosts of the assets and their redirects besides `releases_url`'s
+        /// (GitHub: `github.com`, `*.githubusercontent.com`).
+        #[serde(default)]
+        allowed_hosts: Vec<String>,
     },
     LatestUrl {
         /// One URL that always serves the newest .deb of the package
         /// (`…/latest/kiro-cli.deb`); asked each run with a conditional request.
         url: String,
+        /// Hosts its redirects may lead to besides `url`'s.
+        #[serde(default)]
+        allowed_hosts: Vec<String>,
     },
 }
 
@@ -155,11 +187,52 @@ impl SourceConfig {
             SourceConfig::LatestUrl { .. } => SourceType::LatestUrl,
         }
     }
+
+    /// The URL this source is configured with, and its field; `None` for a
+    /// source that fetches nothing over HTTP (staging_upload).
+    pub fn configured_url(&self) -> Option<(&'static str, &str)> {
+        match self {
+            SourceConfig::ExternalDownload { metadata_url, .. } => Some(("source.metadata_url", metadata_url)),
+            SourceConfig::GithubRelease { releases_url, .. } => Some(("source.releases_url", releases_url)),
+            SourceConfig::LatestUrl { url, .. } => Some(("source.url", url)),
+            SourceConfig::StagingUpload {} => None,
+        }
+    }
+
+    /// Hosts allowed besides the configured URL's.
+    pub fn allowed_hosts(&self) -> &[String] {
+        match self {
+            SourceConfig::ExternalDownload { allowed_hosts, .. }
+            | SourceConfig::GithubRelease { allowed_hosts, .. }
+            | SourceConfig::LatestUrl { allowed_hosts, .. } => allowed_hosts,
+            SourceConfig::StagingUpload {} => &[],
+        }
+    }
 }
 
 impl PackageConfig {
     pub fn architectures(&self) -> impl Iterator<Item = &str> {
         self.architecture.split_whitespace()
+    }
+
+    /// Where this package's fetches may go: its configured URL's host and
+    /// `source.allowed_hosts`. An error for a source that fetches nothing.
+    pub fn hosts(&self) -> Result<HostPolicy, String> {
+        let Some((_, url)) = self.source.configured_url() else {
+            return Err(format!("package {} ({}) fetches nothing over HTTP", self.name, self.file));
+        };
+        HostPolicy::new(url, self.source.allowed_hosts(), format!("source.allowed_hosts in {}", self.file))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The rules of a metadata document, a certificate or signature, a probe.
+    pub fn document_rules(&self) -> Result<FetchRules, String> {
+        Ok(FetchRules { hosts: self.hosts()?, limits: self.effective_limits.documents() })
+    }
+
+    /// The rules of an artifact download.
+    pub fn artifact_rules(&self) -> Result<FetchRules, String> {
+        Ok(FetchRules { hosts: self.hosts()?, limits: self.effective_limits.artifacts() })
     }
 
     pub fn fields(&self) -> ConfigFields {
@@ -204,10 +277,12 @@ impl Config {
             .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
             .collect();
         files.sort();
+        let limits = repository.limits();
         let mut packages: Vec<PackageConfig> = Vec::new();
         for file in files {
-            let pkg: PackageConfig = read_yaml(&file)?;
-            validate_package(&pkg, &file)?;
+            let mut pkg: PackageConfig = read_yaml(&file)?;
+            pkg.file = format!("packages/{}", file.file_name().unwrap_or_default().to_string_lossy());
+            validate_package(&mut pkg, &file, &limits)?;
             if packages.iter().any(|p| p.name == pkg.name) {
                 return Err(err(&file, Some("name"), format!("package {:?} is configured twice", pkg.name)));
             }
@@ -327,6 +402,7 @@ fn validate_repository(r: &RepositoryConfig, file: &Path) -> Result<(), ConfigEr
         ));
     }
     check_single_line(file, "signing.user_id", &r.signing.user_id)?;
+    Limits::default().with(&r.limits, "repository.yaml", true).map_err(|e| limit_error(file, e))?;
     if let Some((i, c)) = r.compression.iter().enumerate().find(|(i, c)| r.compression[..*i].contains(c)) {
         return Err(err(file, Some("compression"), format!("{} is listed twice (entry {})", c.suffix(), i + 1)));
     }
@@ -343,7 +419,12 @@ fn check_base_url(file: &Path, field: &str, value: &str) -> Result<(), ConfigErr
     Ok(())
 }
 
-fn validate_package(p: &PackageConfig, file: &Path) -> Result<(), ConfigError> {
+fn limit_error(file: &Path, e: LimitError) -> ConfigError {
+    err(file, Some(&e.field), e.message)
+}
+
+/// Check one package's file; `limits`: the repository's, which its own override.
+fn validate_package(p: &mut PackageConfig, file: &Path, limits: &Limits) -> Result<(), ConfigError> {
     check_package_name(&p.name).map_err(|e| err(file, Some("name"), e))?;
     if p.description.trim().is_empty() {
         return Err(err(file, Some("description"), "must not be empty"));
@@ -363,26 +444,21 @@ fn validate_package(p: &PackageConfig, file: &Path) -> Result<(), ConfigError> {
     if let Some(bad) = p.depends.iter().find(|d| d.contains(['\n', '\r', ',']) || d.trim().is_empty()) {
         return Err(err(file, Some("depends"), format!("{bad:?}: one relation per list entry, single line")));
     }
-    match &p.source {
-        SourceConfig::ExternalDownload { metadata_url } => {
-            check_url_allowed(metadata_url).map_err(|e| err(file, Some("source.metadata_url"), e.to_string()))?;
-        }
-        SourceConfig::GithubRelease { releases_url, .. } => {
-            check_url_allowed(releases_url).map_err(|e| err(file, Some("source.releases_url"), e.to_string()))?;
-        }
-        SourceConfig::LatestUrl { url } => {
-            check_url_allowed(url).map_err(|e| err(file, Some("source.url"), e.to_string()))?;
-            // One URL, one file: the architecture is the package's, not the
-            // file name's, and there is no second file for another one.
-            if p.architectures().count() != 1 {
-                return Err(err(
-                    file,
-                    Some("architecture"),
-                    format!("{:?}: a latest_url source serves one file: name exactly one architecture", p.architecture),
-                ));
-            }
-        }
-        SourceConfig::StagingUpload {} => {}
+    if let Some((field, url)) = p.source.configured_url() {
+        check_url_allowed(url).map_err(|e| err(file, Some(field), e.to_string()))?;
+    }
+    for entry in p.source.allowed_hosts() {
+        check_host_pattern(entry).map_err(|e| err(file, Some("source.allowed_hosts"), e))?;
+    }
+    p.effective_limits = limits.with(&p.limits, &p.file, false).map_err(|e| limit_error(file, e))?;
+    // One URL, one file: the architecture is the package's, not the file
+    // name's, and there is no second file for another one.
+    if matches!(p.source, SourceConfig::LatestUrl { .. }) && p.architectures().count() != 1 {
+        return Err(err(
+            file,
+            Some("architecture"),
+            format!("{:?}: a latest_url source serves one file: name exactly one architecture", p.architecture),
+        ));
     }
     Ok(())
 }
@@ -408,6 +484,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl RepositoryConfig {
+    /// The limits in force for the whole repository (before any package's own).
+    pub fn limits(&self) -> Limits {
+        Limits::default().with(&self.limits, "repository.yaml", true).expect("validated at load")
+    }
+
     pub fn validity(&self) -> Duration {
         parse_duration(&self.valid_for).expect("validated at load")
     }
@@ -492,7 +573,7 @@ section: devel\npriority: optional\narchitecture: amd64\nsource:\n  type: extern
             "type: latest_url\n  url: https://example.com/latest/kiro-cli.deb",
         );
         let c = load_with(&latest).unwrap();
-        assert!(matches!(&c.packages[0].source, SourceConfig::LatestUrl { url } if url.ends_with("/kiro-cli.deb")));
+        assert!(matches!(&c.packages[0].source, SourceConfig::LatestUrl { url, .. } if url.ends_with("/kiro-cli.deb")));
         assert_eq!(c.packages[0].source.source_type(), SourceType::LatestUrl);
         let e = load_with(&latest.replace("architecture: amd64", "architecture: amd64 arm64")).unwrap_err().to_string();
         assert!(e.contains("field `architecture`") && e.contains("exactly one architecture"), "{e}");
@@ -508,12 +589,117 @@ section: devel\npriority: optional\narchitecture: amd64\nsource:\n  type: extern
         let c = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")).unwrap();
         let cli = c.package("kiro-cli").unwrap();
         assert!(
-            matches!(&cli.source, SourceConfig::LatestUrl { url }
+            matches!(&cli.source, SourceConfig::LatestUrl { url, .. }
                 if url == "https://desktop-release.q.us-east-1.amazonaws.com/latest/kiro-cli.deb"),
             "{:?}",
             cli.source
         );
         assert_eq!(cli.architectures().collect::<Vec<_>>(), ["amd64"]);
+    }
+
+    /// `limits:` in repository.yaml and in a package's file: values, where
+    /// they came from, and errors naming file and field.
+    #[test]
+    fn limits_and_their_origin() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = format!("{REPO}limits:\n  max_artifact_bytes: 1 GiB\n  min_rate_window: 45s\n");
+        write(dir.path(), "repository.yaml", &repo);
+        let pkg = format!("{PKG}limits:\n  download_deadline: 20m\n  max_metadata_bytes: 1048576\n");
+        write(dir.path(), "packages/kiro.yaml", &pkg);
+        let c = Config::load(dir.path()).unwrap();
+        let l = &c.packages[0].effective_limits;
+        assert_eq!(c.packages[0].file, "packages/kiro.yaml");
+        assert_eq!(
+            (l.max_artifact_bytes.value, l.max_artifact_bytes.setting.as_str()),
+            (1 << 30, "limits.max_artifact_bytes in repository.yaml")
+        );
+        assert_eq!(l.download_deadline.value, Duration::from_secs(1200));
+        assert_eq!(l.download_deadline.setting, "limits.download_deadline in packages/kiro.yaml");
+        assert_eq!(l.max_metadata_bytes.value, 1 << 20);
+        assert_eq!(l.min_rate_window.value, Duration::from_secs(45));
+        assert_eq!(c.repository.limits().max_artifact_bytes.value, 1 << 30);
+        let rules = c.packages[0].artifact_rules().unwrap();
+        assert_eq!(rules.limits.max_bytes.value, 1 << 30);
+        assert_eq!(c.packages[0].document_rules().unwrap().limits.max_bytes.value, 1 << 20);
+
+        for (file, text, needles) in [
+            (
+                "repository.yaml",
+                format!("{REPO}limits:\n  max_artifact_bytes: 4 GB\n"),
+                vec!["field `limits.max_artifact_bytes`", "4 GB"],
+            ),
+            ("repository.yaml", format!("{REPO}limits:\n  colour: blue\n"), vec!["unknown field `colour`"]),
+            (
+                "packages/kiro.yaml",
+                format!("{PKG}limits:\n  download_deadline: soon\n"),
+                vec!["field `limits.download_deadline`"],
+            ),
+            (
+                "packages/kiro.yaml",
+                format!("{PKG}limits:\n  max_control_file_bytes: 2 MiB\n"),
+                vec!["field `limits.max_control_file_bytes`", "repository.yaml"],
+            ),
+        ] {
+            write(dir.path(), "repository.yaml", REPO);
+            write(dir.path(), "packages/kiro.yaml", PKG);
+            write(dir.path(), file, &text);
+            let e = Config::load(dir.path()).unwrap_err().to_string();
+            assert!(e.contains(file), "{e}");
+            for n in needles {
+                assert!(e.contains(n), "{n:?} not in {e}");
+            }
+        }
+    }
+
+    /// `source.allowed_hosts`: checked at load; the configured URL's host is
+    /// always allowed, the listed ones too, nothing else.
+    #[test]
+    fn allowed_hosts() {
+        let with = |hosts: &str| {
+            load_with(&PKG.replace(
+                "metadata_url: https://example.com/m.json",
+                &format!("metadata_url: https://example.com/m.json\n  allowed_hosts: {hosts}"),
+            ))
+        };
+        let c = with("[dl.example.net, \"*.cdn.example.org\"]").unwrap();
+        let hosts = c.packages[0].hosts().unwrap();
+        for (url, ok) in [
+            ("https://example.com/k.deb", true),
+            ("https://dl.example.net/k.deb", true),
+            ("https://a.cdn.example.org/k.deb", true),
+            ("https://other.example.com/k.deb", false),
+        ] {
+            assert_eq!(hosts.check(url).is_ok(), ok, "{url}");
+        }
+        let e = hosts.check("https://other.example.com/k.deb").unwrap_err().to_string();
+        assert!(e.contains("add it to source.allowed_hosts in packages/kiro.yaml"), "{e}");
+        let e = with("[\"https://dl.example.net/\"]").unwrap_err().to_string();
+        assert!(
+            e.contains("kiro.yaml") && e.contains("field `source.allowed_hosts`") && e.contains("not a host name"),
+            "{e}"
+        );
+        let staging = PKG.replace(
+            "type: external_download\n  metadata_url: https://example.com/m.json",
+            "type: staging_upload\n  allowed_hosts: [x.example.com]",
+        );
+        let e = load_with(&staging).unwrap_err().to_string();
+        assert!(e.contains("unknown field `allowed_hosts`"), "{e}");
+    }
+
+    /// The shipped configuration loads, and what it allows.
+    #[test]
+    fn shipped_hosts_and_limits() {
+        let c = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")).unwrap();
+        let kiro = c.package("kiro").unwrap().hosts().unwrap();
+        assert!(kiro.check("https://prod.download.desktop.kiro.dev/releases/stable/linux-x64/signed/0.6.0/deb/kiro-ide-0.6.0-stable-linux-x64.deb").is_ok());
+        assert!(kiro.check("http://prod.download.desktop.kiro.dev/x.deb").is_err());
+        let cli = c.package("kiro-cli").unwrap().hosts().unwrap();
+        assert!(cli.check("https://desktop-release.q.us-east-1.amazonaws.com/latest/kiro-cli.deb").is_ok());
+        assert!(c.package("kiro-repo").unwrap().hosts().is_err(), "staging_upload fetches nothing");
+        assert_eq!(
+            c.repository.limits(),
+            crate::limits::Limits::default().with(&c.repository.limits, "repository.yaml", true).unwrap()
+        );
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //!   member, so reading a multi-gigabyte package costs only its first few kilobytes. Failures are
 //!   reported as a specific [`DebError`], e.g. an HTML error page saved as `.deb` shows up as
 //!   "no ar archive magic (file starts with \"<!DOCTYPE html>...\")".
+//! - [`check_package`] reads the whole package once, streaming, and refuses what dpkg-deb would
+//!   refuse before unpacking it: members out of order or unknown, two control members or control
+//!   files, a data member that is missing or does not decode to its end. Nothing is extracted.
+//! - Both hold the control archive to [`DebLimits`]: a package of a megabyte can carry a control
+//!   file that unpacks to a gigabyte, and a check-sources function has 512 MB.
 //! - [`DebBuilder`] writes small packages (the `kiro-repo` configuration package, test fixtures)
 //!   byte-reproducibly: fixed timestamps and owners, sorted entries, gzip without name or time.
 
@@ -15,11 +20,13 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail, ensure};
 use md5::{Digest, Md5};
+
+use crate::limits::{Limit, show_bytes};
 
 /// Fields every binary package's control paragraph must have.
 const REQUIRED_FIELDS: [&str; 3] = ["Package", "Version", "Architecture"];
@@ -102,6 +109,31 @@ impl fmt::Display for ControlParagraph {
     }
 }
 
+/// Caps on what reading a package may unpack: a .deb of a megabyte can hold a
+/// control.tar that unpacks to gigabytes, and reading it must not take them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebLimits {
+    /// The `control` file.
+    pub control_file: Limit<u64>,
+    /// The whole control.tar, unpacked.
+    pub control_tar: Limit<u64>,
+}
+
+impl Default for DebLimits {
+    fn default() -> DebLimits {
+        crate::limits::Limits::default().deb()
+    }
+}
+
+/// Memory the xz and lzma decoders may take for the data member. `xz -9`
+/// needs 65 MiB; download-package has 2 GiB. A file that asks for more is
+/// refused rather than allowed to take the function down.
+const XZ_MEMLIMIT: u64 = 256 << 20;
+
+/// The largest PAX extended header read into memory while walking data.tar
+/// (real ones are a few hundred bytes).
+const PAX_LIMIT: u64 = 1 << 20;
+
 /// Why a file could not be read as a Debian binary package.
 #[derive(Debug, thiserror::Error)]
 pub enum DebError {
@@ -121,7 +153,7 @@ pub enum DebError {
     Truncated(String),
     #[error("not a Debian package: missing debian-binary member ({0})")]
     MissingDebianBinary(String),
-    #[error("unsupported format version \"{0}\" in debian-binary (expected \"2.x\")")]
+    #[error("unsupported format version \"{0}\" in debian-binary (expected \"2.x\" and a newline)")]
     UnsupportedVersion(String),
     #[error("no control.tar member ({0})")]
     NoControlTar(String),
@@ -131,21 +163,79 @@ pub enum DebError {
     Decompress { member: String, error: io::Error },
     #[error("{member} has no control file")]
     NoControlFile { member: String },
+    /// dpkg would unpack each, the last over the others: which one counts is
+    /// not what this reader would take.
+    #[error("{member} has more than one control file ({paths}); dpkg would unpack them one over another")]
+    DuplicateControl { member: String, paths: String },
+    #[error("{member}: its control entry {path:?} is not a regular file")]
+    ControlNotAFile { member: String, path: String },
+    /// A decompression cap was reached (`what`: the control file, or the whole control.tar).
+    #[error("{member}: {what} unpacks to more than {} ({setting})", show_bytes(*limit))]
+    TooLarge { member: String, what: String, limit: u64, setting: String },
     #[error("invalid control file in {member}: {message}")]
     BadControl { member: String, message: String },
     #[error("control paragraph lacks {}", .0.join("/"))]
     MissingFields(Vec<&'static str>),
+    /// Members in an order dpkg-deb refuses.
+    #[error("member order: {0}")]
+    MemberOrder(String),
+    #[error("no data.tar member ({0})")]
+    NoDataTar(String),
+    #[error(
+        "unsupported compression of data member {0} (expected data.tar, .tar.gz, .tar.xz, .tar.zst, .tar.bz2 or .tar.lzma)"
+    )]
+    UnsupportedDataCompression(String),
+    /// The data member's compressed stream is corrupt, cut short, or followed by garbage.
+    #[error("{member} does not decode to its end: {error}")]
+    DataCorrupt { member: String, error: io::Error },
+    /// The data member decodes, but the tar archive inside is broken.
+    #[error("{member}: the tar archive inside is broken: {message}")]
+    DataTar { member: String, message: String },
 }
 
 /// Read the control paragraph from a .deb file at `path` without loading the whole file into
-/// memory (only the members up to and including control.tar.* are read).
+/// memory (only the members up to and including control.tar.* are read), within the default
+/// [`DebLimits`].
 pub fn read_control(path: &Path) -> Result<ControlParagraph, DebError> {
+    read_control_with(path, &DebLimits::default())
+}
+
+/// [`read_control`] within `limits`.
+pub fn read_control_with(path: &Path, limits: &DebLimits) -> Result<ControlParagraph, DebError> {
     let file = File::open(path).map_err(|error| DebError::Open { path: path.to_owned(), error })?;
-    read_control_from(BufReader::new(file))
+    walk(BufReader::new(file), limits, false)
 }
 
 /// Read the control paragraph of a .deb from any reader; stops reading after the control member.
-pub fn read_control_from<R: Read>(mut reader: R) -> Result<ControlParagraph, DebError> {
+pub fn read_control_from<R: Read>(reader: R) -> Result<ControlParagraph, DebError> {
+    walk(reader, &DebLimits::default(), false)
+}
+
+/// Check the whole package at `path` as dpkg would before unpacking it, in
+/// one streaming pass and bounded memory, and return its control paragraph:
+///
+/// - the members: `debian-binary` (`2.x` and a newline) first, then
+///   `control.tar[.gz|.xz|.zst]`, then `data.tar[.gz|.xz|.zst|.bz2|.lzma]`;
+///   members named `_*` may sit between them and are skipped, members after
+///   the data member are ignored (deb(5)); any other member before the data
+///   member, a second control member, or a data member before the control
+///   member is refused, as dpkg-deb refuses them;
+/// - control.tar: exactly one `control` file, a regular file, within `limits`;
+/// - the data member: decompressed to the end of its stream (the format's own
+///   checksums verified, nothing after it), and the tar archive inside walked
+///   header by header to its end.
+pub fn check_package(path: &Path, limits: &DebLimits) -> Result<ControlParagraph, DebError> {
+    let file = File::open(path).map_err(|error| DebError::Open { path: path.to_owned(), error })?;
+    walk(BufReader::with_capacity(256 << 10, file), limits, true)
+}
+
+/// [`check_package`] over any reader.
+pub fn check_package_from<R: Read>(reader: R, limits: &DebLimits) -> Result<ControlParagraph, DebError> {
+    walk(reader, limits, true)
+}
+
+/// The members in order; `whole`: on to the data member (else stop after the control member).
+fn walk<R: Read>(mut reader: R, limits: &DebLimits, whole: bool) -> Result<ControlParagraph, DebError> {
     // Sniff the head ourselves so a non-archive gets a telling message, then put it back in front.
     let mut head = Vec::with_capacity(32);
     (&mut reader).take(32).read_to_end(&mut head)?;
@@ -157,11 +247,11 @@ pub fn read_control_from<R: Read>(mut reader: R) -> Result<ControlParagraph, Deb
     }
     let mut archive = ar::Archive::new(io::Cursor::new(head).chain(reader));
 
-    // First member: debian-binary, "2.x\n".
+    // First member: debian-binary, "2.x\n" (further lines are allowed).
     {
         let mut entry = next_member(&mut archive)?
             .ok_or_else(|| DebError::MissingDebianBinary("the archive has no members".into()))?;
-        let name = String::from_utf8_lossy(entry.header().identifier()).into_owned();
+        let name = member_name(&entry);
         if name != "debian-binary" {
             return Err(DebError::MissingDebianBinary(format!("the first member is \"{name}\"")));
         }
@@ -172,26 +262,64 @@ pub fn read_control_from<R: Read>(mut reader: R) -> Result<ControlParagraph, Deb
             .read_to_end(&mut text)
             .map_err(|error| if short.get() { DebError::Truncated(format!("member {name}")) } else { error.into() })?;
         let text = String::from_utf8_lossy(&text);
-        let version = text.lines().next().unwrap_or_default();
+        let (version, newline) = match text.split_once('\n') {
+            Some((line, _)) => (line, true),
+            None => (&*text, false),
+        };
         let minor = version.strip_prefix("2.").unwrap_or_default();
-        if minor.is_empty() || !minor.bytes().all(|b| b.is_ascii_digit()) {
+        if !newline || minor.is_empty() || !minor.bytes().all(|b| b.is_ascii_digit()) {
             return Err(DebError::UnsupportedVersion(version.escape_default().to_string()));
         }
     }
 
-    // Then control.tar.*; dpkg lets members named "_*" sit in between and ignores them.
+    let mut last = "debian-binary".to_owned();
+    let mut control: Option<ControlParagraph> = None;
     loop {
-        let mut entry = next_member(&mut archive)?
-            .ok_or_else(|| DebError::NoControlTar("the archive ends after debian-binary".into()))?;
-        let name = String::from_utf8_lossy(entry.header().identifier()).into_owned();
-        if name.starts_with("control.tar") {
-            let short = Cell::new(false);
-            return read_control_member(exact(&mut entry, &short), &name, &short);
-        }
-        if !name.starts_with('_') {
+        let Some(mut entry) = next_member(&mut archive)? else {
+            return Err(match control {
+                None => DebError::NoControlTar(format!("the archive ends after {last}")),
+                Some(_) => DebError::NoDataTar(format!("the archive ends after {last}")),
+            });
+        };
+        let name = member_name(&entry);
+        let short = Cell::new(false);
+        let truncated = || DebError::Truncated(format!("member {name}"));
+        if name.starts_with('_') {
+            // dpkg skips these; reading them through says where a cut file ends.
+            if whole {
+                io::copy(&mut exact(&mut entry, &short), &mut io::sink())
+                    .map_err(|e| if short.get() { truncated() } else { e.into() })?;
+            }
+        } else if name.starts_with("control.tar") {
+            if control.is_some() {
+                return Err(DebError::MemberOrder(format!(
+                    "a second control member \"{name}\" after {last}; dpkg-deb refuses a package with two"
+                )));
+            }
+            let paragraph = read_control_member(exact(&mut entry, &short), &name, &short, limits, whole)?;
+            if !whole {
+                return Ok(paragraph);
+            }
+            control = Some(paragraph);
+        } else if let (true, Some(paragraph)) = (name.starts_with("data.tar"), &control) {
+            check_data_member(exact(&mut entry, &short), &name, &short)?;
+            // Members after the data member are ignored, as deb(5) says they must be.
+            return Ok(paragraph.clone());
+        } else if control.is_none() {
             return Err(DebError::NoControlTar(format!("found \"{name}\" where it was expected")));
+        } else {
+            return Err(DebError::MemberOrder(format!(
+                "unknown member \"{name}\" after {last}, before the data member; dpkg-deb refuses it (only \
+                 members named _* may be added there)"
+            )));
         }
+        last = name;
     }
+}
+
+/// An ar member's name as dpkg reads it: trailing spaces and `/` dropped.
+fn member_name<R: Read>(entry: &ar::Entry<'_, R>) -> String {
+    String::from_utf8_lossy(entry.header().identifier()).trim_end_matches([' ', '/']).to_owned()
 }
 
 /// The next ar member, with a premature end of file reported as truncation.
@@ -206,38 +334,83 @@ fn next_member<R: Read>(archive: &mut ar::Archive<R>) -> Result<Option<ar::Entry
     }
 }
 
-/// Decompress a control.tar[.gz|.xz|.zst] member and parse its `control` file.
+/// `./control`, `control`, `././control`: the control file, wherever tar puts it.
+fn is_control_path(path: &[u8]) -> bool {
+    let mut rest = path;
+    while let Some(after) = rest.strip_prefix(b"./") {
+        rest = after;
+    }
+    rest == b"control"
+}
+
+/// Decompress a control.tar[.gz|.xz|.zst] member (at most `limits.control_tar`
+/// bytes of it), find its one `control` file and parse it. `whole`: also
+/// decode the member to its end.
 fn read_control_member<'a>(
     member: impl Read + 'a,
     name: &str,
     short: &Cell<bool>,
+    limits: &DebLimits,
+    whole: bool,
 ) -> Result<ControlParagraph, DebError> {
+    let over = Cell::new(false);
+    let cap = &limits.control_tar;
     let fail = |error: io::Error| {
-        if short.get() {
+        if over.get() {
+            DebError::TooLarge {
+                member: name.to_string(),
+                what: "the control archive".into(),
+                limit: cap.value,
+                setting: cap.setting.clone(),
+            }
+        } else if short.get() {
             DebError::Truncated(format!("member {name}"))
         } else {
             DebError::Decompress { member: name.to_string(), error }
         }
     };
+    let buffered = BufReader::with_capacity(64 << 10, member);
     let reader: Box<dyn Read + 'a> = match &name["control.tar".len()..] {
-        "" => Box::new(member),
-        ".gz" => Box::new(flate2::read::GzDecoder::new(member)),
-        ".xz" => Box::new(liblzma::read::XzDecoder::new(member)),
-        ".zst" => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(member)
-                .map_err(|error| fail(io::Error::new(io::ErrorKind::InvalidData, error)))?,
-        ),
+        "" => Box::new(buffered),
+        ".gz" => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        ".xz" => Box::new(liblzma::bufread::XzDecoder::new_stream(buffered, xz_stream(false).map_err(fail)?)),
+        ".zst" => Box::new(ZstdFrames::new(buffered)),
         _ => return Err(DebError::UnsupportedCompression(name.to_string())),
     };
-    let mut tar = tar::Archive::new(reader);
+    // Why a cap on everything unpacked, not only on the control file: the tar
+    // reader holds long names and PAX headers in memory, and a control.tar of
+    // a few kilobytes can unpack to gigabytes.
+    let mut tar = tar::Archive::new(Capped { inner: reader, left: cap.value, over: &over });
+    let mut found: Vec<String> = Vec::new();
+    let mut paragraph = None;
     for entry in tar.entries().map_err(fail)? {
         let mut entry = entry.map_err(fail)?;
-        let is_control = matches!(&*entry.path_bytes(), b"./control" | b"control");
-        if !is_control || !entry.header().entry_type().is_file() {
+        let path = entry.path_bytes().into_owned();
+        if !is_control_path(&path) {
             continue;
         }
+        found.push(String::from_utf8_lossy(&path).into_owned());
+        if found.len() > 1 {
+            return Err(DebError::DuplicateControl { member: name.to_string(), paths: found.join(", ") });
+        }
+        if !entry.header().entry_type().is_file() {
+            return Err(DebError::ControlNotAFile { member: name.to_string(), path: found[0].clone() });
+        }
+        let file_cap = &limits.control_file;
+        let too_large = || DebError::TooLarge {
+            member: name.to_string(),
+            what: format!("its control file {:?}", found[0]),
+            limit: file_cap.value,
+            setting: file_cap.setting.clone(),
+        };
+        if entry.header().size().map_err(fail)? > file_cap.value {
+            return Err(too_large());
+        }
         let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(fail)?;
+        (&mut entry).take(file_cap.value + 1).read_to_end(&mut bytes).map_err(fail)?;
+        if bytes.len() as u64 > file_cap.value {
+            return Err(too_large());
+        }
         let bad = |message: String| DebError::BadControl { member: name.to_string(), message };
         let text = String::from_utf8(bytes).map_err(|_| bad("not valid UTF-8".into()))?;
         let control = ControlParagraph::parse(&text).map_err(|error| bad(format!("{error:#}")))?;
@@ -246,9 +419,293 @@ fn read_control_member<'a>(
         if !missing.is_empty() {
             return Err(DebError::MissingFields(missing));
         }
-        return Ok(control);
+        paragraph = Some(control);
     }
-    Err(DebError::NoControlFile { member: name.to_string() })
+    let paragraph = paragraph.ok_or_else(|| DebError::NoControlFile { member: name.to_string() })?;
+    if whole {
+        // The rest of the stream (end-of-archive blocks, the compressor's
+        // trailer and checksum), still within the cap.
+        io::copy(&mut tar.into_inner(), &mut io::sink()).map_err(fail)?;
+    }
+    Ok(paragraph)
+}
+
+/// An xz (or, `lzma`, legacy .lzma) decoder within [`XZ_MEMLIMIT`]; xz
+/// streams may be concatenated, as `xz -d` accepts them.
+fn xz_stream(lzma: bool) -> io::Result<liblzma::stream::Stream> {
+    let stream = if lzma {
+        liblzma::stream::Stream::new_lzma_decoder(XZ_MEMLIMIT)
+    } else {
+        liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, liblzma::stream::CONCATENATED)
+    };
+    stream.map_err(io::Error::other)
+}
+
+/// Decode a data.tar[.gz|.xz|.zst|.bz2|.lzma] member to its end and walk the
+/// tar archive inside, keeping nothing.
+fn check_data_member(mut member: impl Read, name: &str, short: &Cell<bool>) -> Result<(), DebError> {
+    let corrupt = |error: io::Error| {
+        if short.get() {
+            DebError::Truncated(format!("member {name}"))
+        } else {
+            DebError::DataCorrupt { member: name.to_string(), error }
+        }
+    };
+    {
+        let buffered = BufReader::with_capacity(256 << 10, &mut member);
+        let mut decoded: Box<dyn Read + '_> = match &name["data.tar".len()..] {
+            "" => Box::new(buffered),
+            ".gz" => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+            ".xz" => Box::new(liblzma::bufread::XzDecoder::new_stream(buffered, xz_stream(false).map_err(corrupt)?)),
+            ".lzma" => Box::new(liblzma::bufread::XzDecoder::new_stream(buffered, xz_stream(true).map_err(corrupt)?)),
+            ".zst" => Box::new(ZstdFrames::new(buffered)),
+            ".bz2" => Box::new(bzip2::bufread::MultiBzDecoder::new(buffered)),
+            _ => return Err(DebError::UnsupportedDataCompression(name.to_string())),
+        };
+        match walk_tar(&mut decoded) {
+            Ok(()) => {}
+            Err(TarProblem::Io(error)) => return Err(corrupt(error)),
+            Err(TarProblem::Broken(message)) => return Err(DebError::DataTar { member: name.to_string(), message }),
+        }
+        // Past the tar's end: the rest of the stream must decode too.
+        io::copy(&mut decoded, &mut io::sink()).map_err(corrupt)?;
+    }
+    // Whatever the decoder did not need (a .lzma stream has no multi-stream
+    // form): read to the member's end, so that a cut file is still noticed.
+    io::copy(&mut member, &mut io::sink()).map_err(corrupt)?;
+    Ok(())
+}
+
+/// What walking a tar stream ran into.
+enum TarProblem {
+    /// Reading (decompressing) failed.
+    Io(io::Error),
+    /// The bytes decode, but are not a complete tar archive.
+    Broken(String),
+}
+
+impl From<io::Error> for TarProblem {
+    fn from(e: io::Error) -> Self {
+        TarProblem::Io(e)
+    }
+}
+
+/// Walk a tar stream's headers to its end, skipping every entry's data, in
+/// bounded memory (long names are skipped, not read; a PAX header is read
+/// only for a `size` that overrides its entry's). A header's checksum must
+/// match, an entry's data must be all there; the archive ends at a zero
+/// block, or at the end of the stream between entries (as dpkg's reader
+/// allows). Written here rather than with the `tar` crate, which holds long
+/// names and PAX headers of any size in memory.
+fn walk_tar(r: &mut dyn Read) -> Result<(), TarProblem> {
+    let mut block = [0u8; 512];
+    let mut pax_size: Option<u64> = None;
+    let mut entries = 0u64;
+    loop {
+        let got = read_full(r, &mut block)?;
+        if got == 0 {
+            return Ok(());
+        }
+        if got < block.len() {
+            return Err(TarProblem::Broken(format!(
+                "it ends inside a header ({got} of 512 bytes, after {entries} entries)"
+            )));
+        }
+        if block.iter().all(|b| *b == 0) {
+            return Ok(());
+        }
+        entries += 1;
+        let name = tar_entry_name(&block);
+        let number = entries;
+        let broken = |what: String| TarProblem::Broken(format!("entry {number} ({name:?}): {what}"));
+        let recorded =
+            parse_tar_number(&block[148..156]).ok_or_else(|| broken("its checksum field is not a number".into()))?;
+        let unsigned: u64 =
+            block.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { u64::from(*b) }).sum();
+        let signed: i64 =
+            block.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { i64::from(*b as i8) }).sum();
+        if recorded != unsigned && recorded as i64 != signed {
+            return Err(broken(format!("header checksum {recorded} does not match its bytes ({unsigned})")));
+        }
+        let mut size =
+            parse_tar_number(&block[124..136]).ok_or_else(|| broken("its size field is not a number".into()))?;
+        let typeflag = block[156];
+        match typeflag {
+            // Hard and symbolic links, devices, directories, FIFOs: no data.
+            b'1'..=b'6' => {
+                pax_size = None;
+                continue;
+            }
+            b'x' => {
+                if size > PAX_LIMIT {
+                    return Err(broken(format!("a PAX header of {size} bytes (at most {PAX_LIMIT} are read)")));
+                }
+                let mut records = vec![0u8; size as usize];
+                if read_full(r, &mut records)? < records.len() {
+                    return Err(broken("the archive ends inside its PAX header".into()));
+                }
+                skip(r, size.next_multiple_of(512) - size)
+                    .map_err(|_| broken("the archive ends inside its PAX header".into()))?;
+                pax_size = pax_record(&records, "size")
+                    .map(|v| v.parse().map_err(|_| broken(format!("PAX size {v:?}"))))
+                    .transpose()?;
+                continue;
+            }
+            // GNU long names, PAX global headers: data skipped like any other.
+            b'L' | b'K' | b'g' => {}
+            _ => {
+                if let Some(n) = pax_size.take() {
+                    size = n;
+                }
+            }
+        }
+        let want = size.next_multiple_of(512);
+        let skipped = skip(r, want)?;
+        if skipped < want {
+            return Err(broken(format!("the archive ends inside its data ({skipped} of {want} bytes)")));
+        }
+    }
+}
+
+/// Fill `buf` as far as the stream goes; the number of bytes read.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Read and drop `n` bytes; how many there were.
+fn skip(r: &mut dyn Read, n: u64) -> io::Result<u64> {
+    io::copy(&mut r.take(n), &mut io::sink())
+}
+
+/// A tar header's name (ustar prefix included), for messages.
+fn tar_entry_name(block: &[u8; 512]) -> String {
+    let field = |bytes: &[u8]| {
+        let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..end]).into_owned()
+    };
+    let name = field(&block[..100]);
+    let prefix = if &block[257..262] == b"ustar" { field(&block[345..500]) } else { String::new() };
+    if prefix.is_empty() { name } else { format!("{prefix}/{name}") }
+}
+
+/// A tar number field: octal digits (space or NUL padded), or GNU's
+/// base-256 form (high bit of the first byte set).
+fn parse_tar_number(field: &[u8]) -> Option<u64> {
+    if field[0] & 0x80 != 0 {
+        let mut value: u64 = u64::from(field[0] & 0x7f);
+        for b in &field[1..] {
+            value = value.checked_mul(256)?.checked_add(u64::from(*b))?;
+        }
+        return Some(value);
+    }
+    let text = std::str::from_utf8(field).ok()?.trim_matches(|c: char| c == ' ' || c == '\0');
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(text, 8).ok()
+}
+
+/// The value of `key` in PAX extended header records (`<len> <key>=<value>\n`).
+fn pax_record<'r>(records: &'r [u8], key: &str) -> Option<&'r str> {
+    let text = std::str::from_utf8(records).ok()?;
+    text.lines().filter_map(|line| line.split_once(' ')?.1.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v)
+}
+
+/// A reader that fails once more than `left` bytes would come out of it, and
+/// says so in `over`.
+struct Capped<'c, R> {
+    inner: R,
+    left: u64,
+    over: &'c Cell<bool>,
+}
+
+impl<R: Read> Read for Capped<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // At the cap: fine if the stream ends here, over it otherwise.
+            let mut one = [0u8; 1];
+            if self.inner.read(&mut one)? == 0 {
+                return Ok(0);
+            }
+            self.over.set(true);
+            return Err(io::Error::other("over the unpacked-size cap"));
+        }
+        let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Every zstd frame of a stream, decoded in turn (`zstd -d` accepts several;
+/// skippable frames are skipped), each frame's checksum verified when it
+/// carries one. ruzstd's own streaming reader decodes a single frame.
+struct ZstdFrames<R> {
+    source: R,
+    decoder: ruzstd::decoding::FrameDecoder,
+    in_frame: bool,
+}
+
+impl<R: BufRead> ZstdFrames<R> {
+    fn new(source: R) -> Self {
+        ZstdFrames { source, decoder: ruzstd::decoding::FrameDecoder::new(), in_frame: false }
+    }
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+        let invalid = |e: FrameDecoderError| io::Error::new(io::ErrorKind::InvalidData, e);
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.in_frame {
+                let n = self.decoder.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                if !self.decoder.is_finished() {
+                    self.decoder
+                        .decode_blocks(&mut self.source, ruzstd::decoding::BlockDecodingStrategy::UptoBlocks(1))
+                        .map_err(invalid)?;
+                    continue;
+                }
+                if let (Some(sent), Some(computed)) =
+                    (self.decoder.get_checksum_from_data(), self.decoder.get_calculated_checksum())
+                    && sent != computed
+                {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "zstd frame checksum mismatch"));
+                }
+                self.in_frame = false;
+            }
+            if self.source.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            match self.decoder.reset(&mut self.source) {
+                Ok(()) => self.in_frame = true,
+                Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame { length, .. })) => {
+                    let want = u64::from(length);
+                    if io::copy(&mut (&mut self.source).take(want), &mut io::sink())? < want {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "zstd skippable frame cut short"));
+                    }
+                }
+                Err(e) => return Err(invalid(e)),
+            }
+        }
+    }
 }
 
 /// Wrap an ar member so that running out of file before its declared size is an error (and is
@@ -741,6 +1198,264 @@ mod tests {
         assert_eq!(err, "control paragraph lacks Architecture");
         let err = error_of(&control_tar("./control", b"Package: x\nno colon\n"));
         assert!(err.starts_with("invalid control file in control.tar.gz: line 2"), "{err}");
+    }
+
+    // ---- check_package: the whole package, as dpkg would check it ----
+
+    /// The members of an ar archive, in order.
+    fn members(deb: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let mut archive = ar::Archive::new(deb);
+        let mut out = Vec::new();
+        while let Some(entry) = archive.next_entry() {
+            let mut entry = entry.unwrap();
+            let name = String::from_utf8_lossy(entry.header().identifier()).into_owned();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            out.push((name, bytes));
+        }
+        out
+    }
+
+    /// The fixture's control.tar.gz and its data.tar, uncompressed.
+    fn fixture_parts() -> (Vec<u8>, Vec<u8>) {
+        let parts = members(&fixture().build().unwrap());
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(&parts[2].1[..]).read_to_end(&mut tar).unwrap();
+        (parts[1].1.clone(), tar)
+    }
+
+    /// `data` compressed as a member named `data.tar<suffix>` wants.
+    fn compress(data: &[u8], suffix: &str) -> Vec<u8> {
+        use std::io::Write;
+        match suffix {
+            "" => data.to_vec(),
+            ".gz" => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            ".xz" => {
+                let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            ".lzma" => {
+                let options = liblzma::stream::LzmaOptions::new_preset(1).unwrap();
+                let stream = liblzma::stream::Stream::new_lzma_encoder(&options).unwrap();
+                let mut e = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            ".zst" => ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest),
+            ".bz2" => {
+                let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            other => panic!("no compressor for {other}"),
+        }
+    }
+
+    /// The fixture's control member and the given members after it.
+    fn package(after_control: &[(&str, &[u8])]) -> Vec<u8> {
+        let (control_tar, _) = fixture_parts();
+        let mut all: Vec<(&str, &[u8])> = vec![("debian-binary", b"2.0\n"), ("control.tar.gz", &control_tar)];
+        all.extend_from_slice(after_control);
+        ar_of(&all)
+    }
+
+    fn check(deb: &[u8]) -> Result<ControlParagraph, DebError> {
+        check_package_from(deb, &DebLimits::default())
+    }
+
+    /// dpkg-deb's own verdict on the data member: `--fsys-tarfile` decodes it
+    /// to its end through tar.
+    fn dpkg_accepts(deb: &[u8]) -> bool {
+        require_dpkg_deb();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.deb");
+        std::fs::write(&path, deb).unwrap();
+        let out = Command::new(DPKG_DEB).arg("--fsys-tarfile").arg(&path).output().unwrap();
+        if !out.status.success() {
+            return false;
+        }
+        // dpkg-deb pipes the tar out; tar is the one that reads it through.
+        let mut tar = Command::new("tar")
+            .arg("-tf")
+            .arg("-")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let _ = tar.stdin.take().unwrap().write_all(&out.stdout);
+        tar.wait().unwrap().success()
+    }
+
+    #[test]
+    fn every_data_compression_dpkg_reads_is_read_to_its_end() {
+        let (_, tar) = fixture_parts();
+        for suffix in ["", ".gz", ".xz", ".zst", ".bz2", ".lzma"] {
+            let member = format!("data.tar{suffix}");
+            let deb = package(&[(&member, &compress(&tar, suffix))]);
+            assert!(dpkg_accepts(&deb), "dpkg-deb refuses {member}");
+            let control = check(&deb).unwrap_or_else(|e| panic!("{member}: {e}"));
+            assert_eq!(control.get("Package"), Some("kiro-repo"));
+        }
+        // The package DebBuilder writes, and several zstd frames in a row.
+        assert!(check(&fixture().build().unwrap()).is_ok());
+        let (first, second) = tar.split_at(1024);
+        let frames = [compress(first, ".zst"), compress(second, ".zst")].concat();
+        let deb = package(&[("data.tar.zst", &frames)]);
+        assert!(dpkg_accepts(&deb));
+        assert!(check(&deb).is_ok());
+    }
+
+    /// A data member cut short (its compressed stream, or the tar inside) is
+    /// refused, as dpkg refuses it; so is one followed by garbage.
+    #[test]
+    fn a_data_member_that_does_not_decode_to_its_end_is_refused() {
+        let (_, tar) = fixture_parts();
+        for suffix in [".gz", ".xz", ".zst", ".bz2", ".lzma"] {
+            let member = format!("data.tar{suffix}");
+            let whole = compress(&tar, suffix);
+            let cut = &whole[..whole.len() - 20];
+            let deb = package(&[(&member, cut)]);
+            assert!(!dpkg_accepts(&deb), "dpkg-deb takes a cut {member}");
+            let err = check(&deb).unwrap_err();
+            assert!(matches!(err, DebError::DataCorrupt { .. } | DebError::DataTar { .. }), "{member}: {err}");
+            assert!(err.to_string().starts_with(&member), "{err}");
+        }
+        // The stream is whole, the tar inside is not.
+        let cut_tar = &tar[..tar.len() - 3 * 512];
+        let deb = package(&[("data.tar.xz", &compress(cut_tar, ".xz"))]);
+        assert!(!dpkg_accepts(&deb));
+        let err = check(&deb).unwrap_err().to_string();
+        assert!(err.starts_with("data.tar.xz: the tar archive inside is broken: entry"), "{err}");
+        assert!(err.contains("the archive ends inside its data"), "{err}");
+        // A header whose checksum does not match.
+        let mut bad = tar.clone();
+        bad[0] ^= 1;
+        let err = check(&package(&[("data.tar", &bad)])).unwrap_err().to_string();
+        assert!(err.contains("header checksum"), "{err}");
+        // Garbage after the stream.
+        let garbage = [compress(&tar, ".xz"), b"garbage!".to_vec()].concat();
+        let err = check(&package(&[("data.tar.xz", &garbage)])).unwrap_err();
+        assert!(matches!(err, DebError::DataCorrupt { .. }), "{err}");
+        // The file itself cut inside the data member.
+        let deb = fixture().build().unwrap();
+        let err = check(&deb[..deb.len() - 10]).unwrap_err().to_string();
+        assert_eq!(err, "truncated package: the file ends inside member data.tar.gz");
+        // read_control stops before the data member, and does not notice.
+        assert!(read_control_from(&deb[..deb.len() - 10]).is_ok());
+    }
+
+    /// Member names and order as dpkg-deb requires them.
+    #[test]
+    fn members_in_the_order_dpkg_deb_requires() {
+        let (control_tar, tar) = fixture_parts();
+        let data = compress(&tar, ".gz");
+        let err = check(&package(&[])).unwrap_err().to_string();
+        assert_eq!(err, "no data.tar member (the archive ends after control.tar.gz)");
+        let err =
+            check(&ar_of(&[("debian-binary", b"2.0\n"), ("data.tar.gz", &data), ("control.tar.gz", &control_tar)]))
+                .unwrap_err()
+                .to_string();
+        assert_eq!(err, "no control.tar member (found \"data.tar.gz\" where it was expected)");
+        let err = check(&package(&[("control.tar.gz", &control_tar), ("data.tar.gz", &data)])).unwrap_err().to_string();
+        assert!(err.starts_with("member order: a second control member \"control.tar.gz\""), "{err}");
+        let err = check(&package(&[("extra.bin", b"x"), ("data.tar.gz", &data)])).unwrap_err().to_string();
+        assert!(err.starts_with("member order: unknown member \"extra.bin\" after control.tar.gz"), "{err}");
+        let err = check(&package(&[("data.tar.lz4", b"x")])).unwrap_err();
+        assert!(matches!(err, DebError::UnsupportedDataCompression(_)), "{err}");
+        let err = check(&ar_of(&[("debian-binary", b"2.0"), ("control.tar.gz", &control_tar)])).unwrap_err();
+        assert!(matches!(err, DebError::UnsupportedVersion(_)), "no newline: {err}");
+
+        // Members named _* are skipped where they may be; anything after the
+        // data member is ignored (deb(5)). dpkg-deb agrees.
+        let tolerated = package(&[("_gpgorigin", b"sig"), ("data.tar.gz", &data), ("extra.bin", b"x")]);
+        assert!(dpkg_accepts(&tolerated));
+        assert!(check(&tolerated).is_ok());
+        for refused in [package(&[]), package(&[("extra.bin", b"x"), ("data.tar.gz", &data)])] {
+            assert!(!dpkg_accepts(&refused));
+        }
+    }
+
+    /// A control.tar of the given entries, gzipped.
+    fn control_tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        tar_gz(entries.iter().map(|(name, bytes)| (name.to_string(), 0o644, Some(*bytes))), 0).unwrap()
+    }
+
+    const CONTROL: &[u8] = b"Package: x\nVersion: 1\nArchitecture: all\n";
+
+    /// Exactly one control file, a regular one: dpkg would unpack a second
+    /// over the first, and this reader would have taken the first.
+    #[test]
+    fn exactly_one_control_file() {
+        let (_, tar) = fixture_parts();
+        let data = compress(&tar, ".gz");
+        let two =
+            control_tar_of(&[("./control", CONTROL), ("./control", b"Package: y\nVersion: 2\nArchitecture: all\n")]);
+        for deb in [
+            deb_with("control.tar.gz", &two),
+            ar_of(&[("debian-binary", b"2.0\n"), ("control.tar.gz", &two), ("data.tar.gz", &data)]),
+        ] {
+            let err = read_control_from(&deb[..]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "control.tar.gz has more than one control file (./control, ./control); dpkg would unpack them one over another"
+            );
+            assert!(check(&deb).is_err());
+        }
+        let also = control_tar_of(&[("./control", CONTROL), ("control", CONTROL)]);
+        let err = read_control_from(&deb_with("control.tar.gz", &also)[..]).unwrap_err();
+        assert!(matches!(err, DebError::DuplicateControl { .. }), "{err}");
+
+        // A symbolic link named control.
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        header.set_mode(0o777);
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append_link(&mut header, "./control", "/etc/passwd").unwrap();
+        let link = compress(&builder.into_inner().unwrap(), ".gz");
+        let err = read_control_from(&deb_with("control.tar.gz", &link)[..]).unwrap_err();
+        assert!(matches!(err, DebError::ControlNotAFile { .. }), "{err}");
+    }
+
+    /// A small package whose control archive unpacks to far more than the
+    /// caps is refused once the cap is reached, not read into memory.
+    #[test]
+    fn the_control_archive_is_unpacked_within_its_caps() {
+        // 64 MiB of control file, compressed to about 64 KiB.
+        let mut big = CONTROL.to_vec();
+        big.resize(64 << 20, b'\n');
+        let bomb = control_tar_of(&[("./control", &big)]);
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        let err = read_control_from(&deb_with("control.tar.gz", &bomb)[..]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "control.tar.gz: its control file \"./control\" unpacks to more than 1048576 bytes (1 MiB) \
+             (limits.max_control_file_bytes, by default; set it in repository.yaml)"
+        );
+        // The whole archive: a large md5sums beside a small control.
+        let sums = vec![b'0'; 20 << 20];
+        let wide = control_tar_of(&[("./control", CONTROL), ("./md5sums", &sums)]);
+        let err = read_control_from(&deb_with("control.tar.gz", &wide)[..]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("control.tar.gz: the control archive unpacks to more than 16777216 bytes (16 MiB)"),
+            "{err}"
+        );
+        // Raised caps let both through, and name their setting when reached.
+        let limits = DebLimits {
+            control_file: Limit::new(128 << 20, "limits.max_control_file_bytes in repository.yaml"),
+            control_tar: Limit::new(21 << 20, "limits.max_control_tar_bytes in repository.yaml"),
+        };
+        let read = |deb: &[u8], limits: &DebLimits| walk(deb, limits, false);
+        assert!(read(&deb_with("control.tar.gz", &wide), &limits).is_ok());
+        let err = read(&deb_with("control.tar.gz", &bomb), &limits).unwrap_err().to_string();
+        assert!(err.ends_with("(limits.max_control_tar_bytes in repository.yaml)"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! - [`model`]: the records that flow between steps and into the store;
 //! - [`config`]: `config/repository.yaml` and `config/packages/*.yaml`, validated;
 //! - [`sources`]: where candidates come from (Kiro metadata, staging uploads, GitHub releases);
-//! - [`fetch`]: streaming HTTP downloads with retries and one-pass digests;
+//! - [`fetch`]: streaming HTTP downloads with retries and one-pass digests, held to hosts and limits;
+//! - [`limits`]: what upstream may make a run take (bytes, time, unpacked sizes), and where each is set;
 //! - [`deb`]: reading and building Debian binary packages;
 //! - [`apt`]: rendering the APT index (Packages, Release, index.html);
 //! - [`sign`]: OpenPGP signing of Release files;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod deb;
 pub mod digest;
 pub mod fetch;
+pub mod limits;
 pub mod local;
 pub mod migrate;
 pub mod model;

@@ -94,10 +94,12 @@ fn main() -> anyhow::Result<()> {
 /// `Fetcher::download` alone — streaming, the three digests, the file write —
 /// as download-package calls it, with the pipeline's retry policy.
 async fn fetch(url: &str, dest: &Path) -> anyhow::Result<()> {
-    use pkgrelay_core::fetch::{Expected, Fetcher, RetryPolicy};
+    use pkgrelay_core::fetch::{Expected, FetchRules, Fetcher, RetryPolicy};
     let fetcher = Fetcher::new(RetryPolicy::default())?;
+    // The URL's own host, and the limits of an artifact.
+    let rules = FetchRules::only(url)?;
     let t = std::time::Instant::now();
-    let sums = fetcher.download(url, dest, &Expected::default(), &mut ()).await?;
+    let sums = fetcher.download(url, dest, &Expected::default(), &rules, &mut ()).await?;
     let secs = t.elapsed().as_secs_f64();
     println!("bytes={}", sums.size);
     println!("sha256={}", sums.sha256);

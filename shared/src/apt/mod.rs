@@ -39,7 +39,11 @@ pub struct AptRepository {
 
 impl RepositoryFormat for AptRepository {
     fn describe_artifact(&self, candidate: &Candidate, path: &Path) -> anyhow::Result<ArtifactDescription> {
-        let control = crate::deb::read_control(path).with_context(|| candidate.url.clone())?;
+        // The whole file, as dpkg would check it before unpacking (member
+        // order, one control file, a data member that decodes to its end):
+        // the pool is write-once, so what is accepted here is kept for good.
+        let control =
+            crate::deb::check_package(path, &self.config.limits().deb()).with_context(|| candidate.url.clone())?;
         let field = |name: &str| control.get(name).unwrap_or_default().trim().to_owned();
         let (name, version, architecture) = (field("Package"), field("Version"), field("Architecture"));
         check_package_name(&name).map_err(|e| anyhow!("{}: control field Package: {e}", candidate.url))?;

@@ -7,10 +7,13 @@
 //! `{"version", "pub_date", "url", "certificate", "signature", "notes"}`.
 //! Either may carry a `sha256` (or `sha256hash`) of the .deb, which the download
 //! must then match.
+//!
+//! The URLs found in the metadata are what upstream chose: they are resolved
+//! here, and held to the package's host policy (https, allowed hosts) where
+//! they are fetched, by download-package, so that one bad release fails alone.
 
-use super::{METADATA_LIMIT, Source, SourceContext, resolve};
+use super::{Source, SourceContext, resolve};
 use crate::config::PackageConfig;
-use crate::fetch::check_url_allowed;
 use crate::model::{Candidate, Companion, SourceType};
 use anyhow::{Context as _, anyhow, bail};
 use async_trait::async_trait;
@@ -23,7 +26,8 @@ pub struct ExternalDownload {
 #[async_trait]
 impl Source for ExternalDownload {
     async fn candidates(&self, package: &PackageConfig, ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Candidate>> {
-        let body = ctx.fetcher.get_bytes(&self.metadata_url, METADATA_LIMIT).await?;
+        let rules = package.document_rules().map_err(anyhow::Error::msg)?;
+        let body = ctx.fetcher.get_bytes(&self.metadata_url, &rules).await?;
         parse_kiro_metadata(&body, &self.metadata_url, package)
     }
 }
@@ -156,11 +160,9 @@ pub fn parse_kiro_metadata(body: &[u8], metadata_url: &str, package: &PackageCon
     Ok(out)
 }
 
-/// Resolve and apply the URL rules to a URL found in the metadata.
+/// Resolve a URL found in the metadata against the metadata's own.
 fn checked(metadata_url: &str, found: &str) -> anyhow::Result<String> {
-    let url = resolve(metadata_url, found).with_context(|| format!("metadata at {metadata_url}"))?;
-    check_url_allowed(&url).with_context(|| format!("metadata at {metadata_url}"))?;
-    Ok(url)
+    resolve(metadata_url, found).with_context(|| format!("metadata at {metadata_url}"))
 }
 
 #[cfg(test)]
@@ -178,7 +180,13 @@ mod tests {
             priority: "optional".into(),
             architecture: "amd64".into(),
             depends: vec![],
-            source: SourceConfig::ExternalDownload { metadata_url: "https://example.com/m.json".into() },
+            source: SourceConfig::ExternalDownload {
+                metadata_url: "https://example.com/m.json".into(),
+                allowed_hosts: vec![],
+            },
+            limits: Default::default(),
+            file: "packages/kiro.yaml".into(),
+            effective_limits: Default::default(),
         }
     }
 
@@ -221,12 +229,12 @@ mod tests {
         .unwrap_err();
         assert!(format!("{e:#}").contains("lists no .deb"), "{e:#}");
         let e = parse_kiro_metadata(
-            br#"{"releases": [{"version": "1.0", "updateTo": {"url": "http://x.example/a.deb"}}]}"#,
+            br#"{"releases": [{"version": "1.0", "updateTo": {"url": "https://[x/a.deb"}}]}"#,
             URL,
             &pkg(),
         )
         .unwrap_err();
-        assert!(format!("{e:#}").contains("https"), "{e:#}");
+        assert!(format!("{e:#}").contains("not a valid URL"), "{e:#}");
         let e = parse_kiro_metadata(br#"{"foo": 1}"#, URL, &pkg()).unwrap_err();
         assert!(format!("{e:#}").contains("not a known metadata shape"), "{e:#}");
     }

@@ -1,10 +1,12 @@
 //! `github_release`: `.deb` assets of a GitHub-releases-shaped JSON list
 //! (`[{"tag_name", "draft", "prerelease", "published_at", "body", "assets": [{"name", "browser_download_url", "size"}]}]`).
-//! The architecture of an asset is read from its file name.
+//! The architecture of an asset is read from its file name. Asset URLs are
+//! held to the package's host policy where they are downloaded (GitHub serves
+//! assets from `github.com`, redirecting to `*.githubusercontent.com`: both
+//! must be in `source.allowed_hosts` unless the list itself is there).
 
-use super::{METADATA_LIMIT, Source, SourceContext, resolve};
+use super::{Source, SourceContext, resolve};
 use crate::config::PackageConfig;
-use crate::fetch::check_url_allowed;
 use crate::model::{Candidate, SourceType};
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -41,7 +43,8 @@ struct Asset {
 #[async_trait]
 impl Source for GithubRelease {
     async fn candidates(&self, package: &PackageConfig, ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Candidate>> {
-        let body = ctx.fetcher.get_bytes(&self.releases_url, METADATA_LIMIT).await?;
+        let rules = package.document_rules().map_err(anyhow::Error::msg)?;
+        let body = ctx.fetcher.get_bytes(&self.releases_url, &rules).await?;
         parse_github_releases(&body, &self.releases_url, package, self.include_prereleases)
     }
 }
@@ -86,8 +89,8 @@ pub fn parse_github_releases(
             if !(wanted.contains(&arch) || (arch == "all" && !wanted.is_empty())) {
                 continue;
             }
-            let url = resolve(releases_url, &asset.browser_download_url)?;
-            check_url_allowed(&url).with_context(|| format!("releases at {releases_url}, asset {}", asset.name))?;
+            let url = resolve(releases_url, &asset.browser_download_url)
+                .with_context(|| format!("releases at {releases_url}, asset {}", asset.name))?;
             out.push(Candidate {
                 package: package.name.clone(),
                 version: version.clone(),
@@ -125,7 +128,11 @@ mod tests {
             source: SourceConfig::GithubRelease {
                 releases_url: "https://example.com/r".into(),
                 include_prereleases: false,
+                allowed_hosts: vec![],
             },
+            limits: Default::default(),
+            file: "packages/kiro-cli.yaml".into(),
+            effective_limits: Default::default(),
         };
         let body = br#"[
           {"tag_name": "v1.2.0", "assets": [

@@ -85,7 +85,8 @@ impl Source for LatestUrl {
         // nothing about this one.
         let recorded = ctx.store.source_state(&package.name).await?.filter(|s| s.url == self.url);
         let known = recorded.as_ref().map(|s| &s.validators);
-        let probe = ctx.fetcher.probe(&self.url, known).await?;
+        let rules = package.document_rules().map_err(anyhow::Error::msg)?;
+        let probe = ctx.fetcher.probe(&self.url, known, &rules).await?;
         match verdict(known, &probe) {
             Verdict::Unchanged(how) => {
                 tracing::info!(package = %package.name, url = %self.url, how, "latest file unchanged");

@@ -24,9 +24,6 @@ pub use github_release::parse_github_releases;
 /// The private prefix where `.deb` files are dropped for `staging_upload`.
 pub const STAGING_PREFIX: &str = "staging/";
 
-/// Largest metadata document a source reads into memory.
-pub const METADATA_LIMIT: u64 = 16 << 20;
-
 /// What a source may use to find candidates.
 pub struct SourceContext<'a> {
     pub fetcher: &'a Fetcher,
@@ -51,15 +48,17 @@ pub trait Source: Send + Sync {
 /// The source plugin for a package's `source` block.
 pub fn for_package(package: &PackageConfig) -> Box<dyn Source> {
     match &package.source {
-        SourceConfig::ExternalDownload { metadata_url } => {
+        SourceConfig::ExternalDownload { metadata_url, .. } => {
             Box::new(external_download::ExternalDownload { metadata_url: metadata_url.clone() })
         }
         SourceConfig::StagingUpload {} => Box::new(staging_upload::StagingUpload),
-        SourceConfig::GithubRelease { releases_url, include_prereleases } => Box::new(github_release::GithubRelease {
-            releases_url: releases_url.clone(),
-            include_prereleases: *include_prereleases,
-        }),
-        SourceConfig::LatestUrl { url } => Box::new(latest_url::LatestUrl { url: url.clone() }),
+        SourceConfig::GithubRelease { releases_url, include_prereleases, .. } => {
+            Box::new(github_release::GithubRelease {
+                releases_url: releases_url.clone(),
+                include_prereleases: *include_prereleases,
+            })
+        }
+        SourceConfig::LatestUrl { url, .. } => Box::new(latest_url::LatestUrl { url: url.clone() }),
     }
 }
 

@@ -11,11 +11,16 @@
 //! .deb's own, and the artifact also carries the per-source record
 //! ([`SourceState`]: the validators of the response downloaded) for
 //! record-metadata to save once the entry is recorded.
+//!
+//! Every fetch is held to the package's configuration: its host allow-list
+//! and its limits (an artifact: `max_artifact_bytes`, `download_deadline`;
+//! certificate and signature: the document limits). The artifact is then read
+//! whole, as dpkg would check it, off the async workers.
 
 use super::{Context, StepError, StepResult, now};
 use crate::blob::WriteMode;
 use crate::digest::Checksums;
-use crate::fetch::Expected;
+use crate::fetch::{Expected, FetchRules};
 use crate::model::{
     Candidate, NOTES_LIMIT, PackageEntry, SourceState, SourceType, StoredCompanion, bounded_text, package_id, rfc3339,
 };
@@ -85,6 +90,16 @@ impl StagedArtifact {
     }
 }
 
+/// The rules of `candidate`'s fetches (`artifact`: the .deb, else a companion)
+/// from its package's configuration.
+fn fetch_rules(ctx: &Context, candidate: &Candidate, artifact: bool) -> StepResult<FetchRules> {
+    let package = ctx.config.package(&candidate.package).ok_or_else(|| {
+        StepError::InvalidPackage(anyhow!("{}: no package {:?} is configured", candidate.url, candidate.package))
+    })?;
+    let rules = if artifact { package.artifact_rules() } else { package.document_rules() };
+    rules.map_err(|e| StepError::InvalidPackage(anyhow!("{}: {e}", candidate.url)))
+}
+
 pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult<StagedArtifact> {
     let id = candidate.package_id();
     let label = format!("{} {} {}", candidate.package, candidate.version, candidate.architecture);
@@ -109,13 +124,15 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
             sums
         }
         SourceType::ExternalDownload | SourceType::GithubRelease => {
+            let rules = fetch_rules(ctx, &candidate, true)?;
             let mut progress = ctx.observer.download(&label);
-            ctx.fetcher.download(&candidate.url, &tmp, &expected, progress.as_mut()).await?
+            ctx.fetcher.download(&candidate.url, &tmp, &expected, &rules, progress.as_mut()).await?
         }
         SourceType::LatestUrl => {
+            let rules = fetch_rules(ctx, &candidate, true)?;
             let mut progress = ctx.observer.download(&label);
             let (sums, validators) =
-                ctx.fetcher.download_validated(&candidate.url, &tmp, &expected, progress.as_mut()).await?;
+                ctx.fetcher.download_validated(&candidate.url, &tmp, &expected, &rules, progress.as_mut()).await?;
             if let Some(probed) = &candidate.latest
                 && (probed.etag != validators.etag || probed.last_modified != validators.last_modified)
             {
@@ -128,7 +145,16 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
         }
     };
 
-    let described = ctx.format.describe_artifact(&candidate, &tmp).map_err(StepError::InvalidPackage)?;
+    // Reading the whole file (decompressing its data member) takes seconds for
+    // a large package: not on an async worker, where it would stall the
+    // other downloads of the run.
+    let described = {
+        let (format, for_check, path) = (ctx.format.clone(), candidate.clone(), tmp.to_path_buf());
+        tokio::task::spawn_blocking(move || format.describe_artifact(&for_check, &path))
+            .await
+            .map_err(|e| StepError::Internal(anyhow!("checking {}: {e}", candidate.url)))?
+            .map_err(StepError::InvalidPackage)?
+    };
     let id_from_artifact = package_id(&described.name, &described.version, &described.architecture);
 
     let source = seen.map(|validators| SourceState {
@@ -183,11 +209,14 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
     // pool untouched.
     let stem = described.key.strip_suffix(".deb").unwrap_or(&described.key).to_owned();
     let mut companion_files = Vec::new();
+    let companion_rules =
+        if candidate.companions.is_empty() { None } else { Some(fetch_rules(ctx, &candidate, false)?) };
     for c in &candidate.companions {
+        let rules = companion_rules.as_ref().expect("made when there are companions");
         let path = tempfile::Builder::new().prefix("companion-").tempfile_in(&ctx.work_dir)?.into_temp_path();
         let sums = ctx
             .fetcher
-            .download(&c.url, &path, &Expected::default(), &mut ())
+            .download(&c.url, &path, &Expected::default(), rules, &mut ())
             .await
             .map_err(|e| StepError::from(e).context(format!("{} of {id}", c.kind)))?;
         companion_files.push((c, path, sums));
