@@ -74,8 +74,12 @@ enum Command {
     Serve {
         #[arg(long, default_value = "public")]
         out: PathBuf,
+        /// Address to listen on; one that is not loopback needs --allow-remote.
         #[arg(long, default_value = "127.0.0.1:8080")]
         bind: std::net::SocketAddr,
+        /// Allow a --bind address that is not loopback (anyone who can reach it can read what is served).
+        #[arg(long)]
+        allow_remote: bool,
         /// Configuration directory, to print the source line apt needs.
         #[arg(long, default_value = "config")]
         config: PathBuf,
@@ -122,7 +126,7 @@ async fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Sync { dirs, force_rebuild, strict } => sync::run(&dirs, force_rebuild, strict).await,
-        Command::Serve { out, bind, config } => serve::run(&out, bind, &config).await,
+        Command::Serve { out, bind, allow_remote, config } => serve::run(&out, bind, allow_remote, &config).await,
         Command::Verify(args) => verify::run(&args).await,
         Command::Key { action, dirs } => keys::run(action, &dirs),
         Command::ConfigPackage { action } => config_package::run(action).await,
