@@ -99,10 +99,8 @@ pub async fn run(action: AwsAction) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            if !json {
-                println!("started {arn}");
-            }
             let mut view = view_for(json);
+            view.note(&format!("started {arn}"));
             let outcome = executions.follow(&arn, view.as_mut()).await?;
             print_outcome(&outcome, json)
         }

@@ -219,15 +219,11 @@ async fn wait_until_live(
     use std::time::{Duration, Instant};
     let deadline = Instant::now() + Duration::from_secs(timeout_seconds);
     let executions = Executions::new(&crate::aws_outputs::sdk_config().await);
-    if !json {
-        println!("waiting for the execution the upload starts (input key {})", live.key);
-    }
+    let mut view = view_for(json);
+    view.note(&format!("waiting for the execution the upload starts (input key {})", live.key));
     let since = uploaded_at - time::Duration::minutes(1);
     let arn = executions.find_by_staging_key(&stack.state_machine_arn, live.key, since, deadline).await?;
-    if !json {
-        println!("following {arn}");
-    }
-    let mut view = view_for(json);
+    view.note(&format!("following {arn}"));
     let outcome = executions.follow(&arn, view.as_mut()).await?;
     let id_prefix = format!("{}#{}#", live.name, live.version);
     let item_failure = outcome

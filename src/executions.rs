@@ -257,6 +257,8 @@ fn one_line(text: &str, max: usize) -> String {
 
 /// What the live display is told while an execution runs.
 pub trait View: Send {
+    /// A line about the run itself (its ARN, what is being waited for).
+    fn note(&mut self, line: &str);
     fn entered(&mut self, state: &str);
     /// The state was left; `failed`: its last task failed (the error was caught).
     fn exited(&mut self, state: &str, took: time::Duration, failed: bool);
@@ -272,6 +274,7 @@ pub trait View: Send {
 pub struct Quiet;
 
 impl View for Quiet {
+    fn note(&mut self, _: &str) {}
     fn entered(&mut self, _: &str) {}
     fn exited(&mut self, _: &str, _: time::Duration, _: bool) {}
     fn map_progress(&mut self, _: &str, _: i64, _: i64, _: i64) {}
@@ -286,6 +289,9 @@ pub struct Lines {
 }
 
 impl View for Lines {
+    fn note(&mut self, line: &str) {
+        println!("{line}");
+    }
     fn entered(&mut self, state: &str) {
         println!("{state}: started");
     }
@@ -330,9 +336,16 @@ impl Default for Bars {
 }
 
 impl View for Bars {
+    fn note(&mut self, line: &str) {
+        // A line of its own among the bars (text printed beside a
+        // MultiProgress can be drawn over when it redraws).
+        let bar = self.multi.add(ProgressBar::new_spinner());
+        bar.set_style(Bars::style("{msg}"));
+        bar.finish_with_message(line.to_owned());
+    }
     fn entered(&mut self, state: &str) {
         let bar = self.multi.add(ProgressBar::new_spinner());
-        bar.set_style(Bars::style("{spinner:.cyan} {prefix:16} {elapsed:>4} {wide_msg}"));
+        bar.set_style(Bars::style("{spinner:.cyan} {prefix:16} {elapsed:>4} {msg}"));
         bar.set_prefix(state.to_owned());
         bar.enable_steady_tick(Duration::from_millis(120));
         self.bars.insert(state.to_owned(), bar);
@@ -340,11 +353,11 @@ impl View for Bars {
     fn exited(&mut self, state: &str, d: time::Duration, failed: bool) {
         if let Some(bar) = self.bars.get(state) {
             if failed {
-                bar.set_style(Bars::style("✗ {prefix:16} {wide_msg}"));
+                bar.set_style(Bars::style("✗ {prefix:16} {msg}"));
                 bar.abandon_with_message(format!("failed after {}: {}", took(d), bar.message()));
                 return;
             }
-            bar.set_style(Bars::style("✓ {prefix:16} {wide_msg}"));
+            bar.set_style(Bars::style("✓ {prefix:16} {msg}"));
             let detail = match bar.length() {
                 Some(total) if total > 0 => format!("{}/{total} items, {}", bar.position(), took(d)),
                 _ => took(d),
@@ -354,9 +367,7 @@ impl View for Bars {
     }
     fn map_progress(&mut self, state: &str, done: i64, total: i64, failed: i64) {
         if let Some(bar) = self.bars.get(state) {
-            bar.set_style(Bars::style(
-                "{spinner:.cyan} {prefix:16} {elapsed:>4} [{bar:30}] {pos}/{len} items {wide_msg}",
-            ));
+            bar.set_style(Bars::style("{spinner:.cyan} {prefix:16} {elapsed:>4} [{bar:30}] {pos}/{len} items {msg}"));
             bar.set_length(total.max(0) as u64);
             bar.set_position(done.max(0) as u64);
             bar.set_message(if failed > 0 { format!("{failed} failed") } else { String::new() });
@@ -364,7 +375,7 @@ impl View for Bars {
     }
     fn task_failed(&mut self, state: &str, error: &str, cause: &str) {
         if let Some(bar) = self.bars.get(state) {
-            bar.set_message(format!("{error}: {}", one_line(cause, 120)));
+            bar.set_message(format!("{error}: {}", one_line(cause, 60)));
         }
     }
     fn finished(&mut self, failed_state: Option<&str>) {
@@ -373,10 +384,10 @@ impl View for Bars {
                 continue;
             }
             if Some(state.as_str()) == failed_state || state == "Failed" {
-                bar.set_style(Bars::style("✗ {prefix:16} {wide_msg}"));
+                bar.set_style(Bars::style("✗ {prefix:16} {msg}"));
                 bar.abandon();
             } else {
-                bar.set_style(Bars::style("  {prefix:16} {wide_msg}"));
+                bar.set_style(Bars::style("  {prefix:16} {msg}"));
                 bar.finish();
             }
         }

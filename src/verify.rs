@@ -161,16 +161,17 @@ pub async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let spinner = (!args.json && std::io::stdout().is_terminal()).then(|| {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {pos} files checked: {wide_msg}").expect("valid template"),
-        );
+        // {msg}, not {wide_msg}: a line exactly as wide as the terminal wraps and is drawn twice.
+        bar.set_style(ProgressStyle::with_template("{spinner} {pos} files checked: {msg}").expect("valid template"));
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     });
     let progress: Option<verify::Progress> = spinner.clone().map(|bar| {
         Box::new(move |path: &str| {
             bar.inc(1);
-            bar.set_message(path.to_owned());
+            let chars: Vec<char> = path.chars().collect();
+            let tail: String = chars[chars.len().saturating_sub(60)..].iter().collect();
+            bar.set_message(if chars.len() > 60 { format!("…{tail}") } else { tail });
         }) as verify::Progress
     });
     let scratch = tempfile::tempdir()?;
