@@ -34,6 +34,15 @@ pub enum Reply {
         etag: Option<String>,
         last_modified: Option<String>,
     },
+    /// A chunked body without end: chunks for as long as the client reads.
+    Endless,
+    /// `body`, its whole length announced, sent one byte every `every`.
+    Trickle {
+        body: Vec<u8>,
+        every: std::time::Duration,
+    },
+    /// `302 Found` to `location`.
+    Redirect(String),
 }
 
 /// One request the fixture answered.
@@ -194,6 +203,33 @@ fn serve_one(
                 );
                 if head { Ok(()) } else { out.write_all(&body) }
             }
+        }
+        Reply::Endless => {
+            let _ = write!(out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+            let chunk = vec![b'x'; 64 << 10];
+            let mut sent = Ok(());
+            while !head && sent.is_ok() {
+                sent = write!(out, "{:x}\r\n", chunk.len())
+                    .and_then(|()| out.write_all(&chunk))
+                    .and_then(|()| out.write_all(b"\r\n"));
+            }
+            Ok(())
+        }
+        Reply::Trickle { body, every } => {
+            let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let mut sent = Ok(());
+            for byte in body.iter().take(if head { 0 } else { body.len() }) {
+                sent = out.write_all(&[*byte]).and_then(|()| out.flush());
+                if sent.is_err() {
+                    break;
+                }
+                std::thread::sleep(every);
+            }
+            sent
+        }
+        Reply::Redirect(location) => {
+            request.status = 302;
+            write!(out, "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         }
     };
     log.lock().unwrap().push(request);

@@ -105,6 +105,14 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
     let label = format!("{} {} {}", candidate.package, candidate.version, candidate.architecture);
     let tmp = tempfile::Builder::new().prefix("download-").tempfile_in(&ctx.work_dir)?.into_temp_path();
     let expected = Expected { size: candidate.expected_size, sha256: candidate.expected_sha256.clone() };
+    // Companions go where upstream's document says: refuse one that may not
+    // be fetched before spending a download on the artifact.
+    let companion_rules =
+        if candidate.companions.is_empty() { None } else { Some(fetch_rules(ctx, &candidate, false)?) };
+    for c in &candidate.companions {
+        let rules = companion_rules.as_ref().expect("made when there are companions");
+        rules.hosts.check(&c.url).map_err(|e| StepError::from(e).context(format!("{} of {id}", c.kind)))?;
+    }
 
     // What the response downloaded carried (latest_url): recorded with the entry.
     let mut seen = None;
@@ -209,8 +217,6 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
     // pool untouched.
     let stem = described.key.strip_suffix(".deb").unwrap_or(&described.key).to_owned();
     let mut companion_files = Vec::new();
-    let companion_rules =
-        if candidate.companions.is_empty() { None } else { Some(fetch_rules(ctx, &candidate, false)?) };
     for c in &candidate.companions {
         let rules = companion_rules.as_ref().expect("made when there are companions");
         let path = tempfile::Builder::new().prefix("companion-").tempfile_in(&ctx.work_dir)?.into_temp_path();
