@@ -64,6 +64,12 @@ impl StackOutputs {
         }
     }
 
+    /// The stack's store and bucket, from the usual AWS configuration chain.
+    pub async fn store_and_bucket(&self) -> (pkgrelay_aws::dynamo::DynamoStore, pkgrelay_aws::s3::S3Store) {
+        let clients = self.clients().await;
+        (clients.store, clients.bucket)
+    }
+
     /// A step context over the stack's store and bucket, as the functions build
     /// it (functions/aws/src/env.rs), with `config` (the directory the stack
     /// bundles) and no signing key: for steps that never sign.

@@ -12,6 +12,7 @@ mod keys;
 mod migrate;
 mod progress;
 mod serve;
+mod status;
 mod sync;
 mod verify;
 
@@ -99,6 +100,10 @@ enum Command {
     },
     /// One-time migration of the earlier single-package system's store.
     Migrate(migrate::MigrateArgs),
+    /// What the store says: the live generation, unpublished entries, refused candidates and staged files.
+    Status(status::StatusArgs),
+    /// Forget refused candidates: the next run fetches them again.
+    ClearRejection(status::ClearArgs),
     /// The archive signing key.
     Key {
         #[command(subcommand)]
@@ -132,6 +137,8 @@ async fn main() -> ExitCode {
         Command::ConfigPackage { action } => config_package::run(action).await,
         Command::Migrate(args) => migrate::run(args).await,
         Command::Aws { action } => aws_cmd::run(action).await,
+        Command::Status(args) => status::status(args).await,
+        Command::ClearRejection(args) => status::clear(args).await,
     };
     match result {
         Ok(code) => code,

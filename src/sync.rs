@@ -28,6 +28,12 @@ pub async fn run(dirs: &Dirs, force_rebuild: bool, strict: bool) -> anyhow::Resu
         println!("  {id}");
     }
     println!("skipped (already processed): {}", summary.already_processed);
+    if summary.skipped_rejected > 0 {
+        println!(
+            "skipped (refused before, unchanged upstream): {} (`pkgrelay status` lists them)",
+            summary.skipped_rejected
+        );
+    }
     println!("failed: {}", summary.failed.len());
     for f in &summary.failed {
         println!("  {} [{}]: {}", f.what, f.error_type, f.message);

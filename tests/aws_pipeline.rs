@@ -179,13 +179,14 @@ async fn state_machine_runs_the_real_functions_against_local_aws() {
     );
     aws.logs.lock().unwrap().push_str(&logs);
 
-    // 7. staging/ stays private and in place; generations/ and runs/ too:
-    //    neither through CloudFront nor straight from the bucket.
+    // 7. staging/ stays private; generations/ and runs/ too: neither through
+    //    CloudFront nor straight from the bucket.
     for key in ["staging/kiro-repo_1.0_all.deb", "generations/stable/00000001/manifest.json"] {
         assert_eq!(aws.cdn_status(key).await, 403, "{key} is never public");
         assert_eq!(aws.anonymous_status(key).await, 403, "{key} is never public");
     }
-    assert!(aws.get("staging/kiro-repo_1.0_all.deb").await.is_some());
+    // staging/ is an inbox: a recorded upload leaves it (the pool holds it).
+    assert!(aws.get("staging/kiro-repo_1.0_all.deb").await.is_none(), "recorded uploads leave staging/");
 
     // 8. No credentials or key material in any log line of any function; the
     //    function log lines carry the execution id.

@@ -299,15 +299,38 @@ async fn staged_deb_starts_the_pipeline_through_the_eventbridge_rule() {
         "convenience copy equals the pool copy"
     );
     assert_eq!(
-        aws.get("staging/kiro-repo_1.0_all.deb").await.as_deref(),
-        Some(&staged[..]),
-        "the staged file stays in place"
+        aws.get("staging/kiro-repo_1.0_all.deb").await,
+        None,
+        "staging/ is an inbox: the recorded upload left it"
     );
 
     // What the pipeline wrote (pool/, dists/, generations/, runs/, kiro-repo.deb
     // at the root) matches no rule: the run does not trigger itself.
     let after = receive_events(&queue_url, Duration::from_millis(1500)).await;
     assert!(after.is_empty(), "the pipeline's own writes triggered the rule: {after:#?}");
+
+    // Bad uploads: one not a package, one under a key no directory could hold.
+    // Each upload is an event; the run that refuses them moves them to
+    // staging/rejected/ by CopyObject, which starts nothing.
+    aws.put("staging/broken.deb", b"not a package".to_vec()).await;
+    aws.put("staging//odd.deb", deb("kiro-repo", "1.1", "all", None)).await;
+    let uploads = receive_events(&queue_url, Duration::from_secs(5)).await;
+    let keys: Vec<&Value> = uploads.iter().map(|e| &e["detail"]["object"]["key"]).collect();
+    assert_eq!(uploads.len(), 2, "one event per upload: {keys:?}");
+    assert!(uploads.iter().all(|e| e["detail"]["reason"] == "PutObject"), "{uploads:#?}");
+    let r = aws.execute(transform_input(&rule["InputTransformer"], &uploads[0])).await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
+    let rejected: Vec<&str> =
+        r["output"]["check"]["rejected"].as_array().unwrap().iter().map(|x| x["key"].as_str().unwrap()).collect();
+    assert_eq!(rejected.len(), 2, "{r:#}");
+    for (key, moved) in [("staging/broken.deb", "staging/rejected/broken.deb"), ("staging//odd.deb", "staging/rejected/odd.deb")] {
+        assert!(aws.get(key).await.is_none(), "{key} left the inbox");
+        assert!(aws.get(moved).await.is_some(), "{moved}");
+        let reason = String::from_utf8(aws.get(&format!("{moved}.reason")).await.unwrap()).unwrap();
+        assert!(reason.starts_with(key), "{reason}");
+    }
+    let after = receive_events(&queue_url, Duration::from_millis(1500)).await;
+    assert!(after.is_empty(), "moving refused uploads to staging/rejected/ started a run: {after:#?}");
 
     // A real apt client reads the repository through CloudFront, which the
     // bucket policy lets read the repository paths only.

@@ -44,10 +44,12 @@ fn sync_twice_then_apt_installs_from_the_repository() {
 
     // The metadata moves on to a newer release; the older one stays in the
     // store. kiro-cli's file is unchanged: not offered again.
+    // The staged kiro-repo left the inbox once recorded: staging/ is empty.
+    assert_eq!(std::fs::read_dir(ws.path(".pkgrelay/staging")).unwrap().count(), 0, "staging/ is an inbox");
     let newest = publish_kiro(&up, "0.7.45");
     let out = ws.sync(&[]);
     assert!(out.contains("new: 1") && out.contains("kiro#0.7.45#amd64"), "{out}");
-    assert!(out.contains("skipped (already processed): 1"), "{out}");
+    assert!(out.contains("skipped (already processed): 0"), "{out}");
 
     // A third run with nothing new leaves the repository alone.
     let before = ws.snapshot();

@@ -15,6 +15,12 @@ square of the count. Here the items the transaction names are saved instead,
 and put back exactly as they were when it is cancelled (the only state a
 transaction can change). The answers are unchanged.
 
+And S3's events to EventBridge say how an object was created, as AWS's do:
+moto 5.2.5 writes `"reason": "ObjectCreated"` for every creation, AWS writes
+`PutObject`, `POST Object`, `CopyObject` or `CompleteMultipartUpload`. The
+staging rule (statemachine/staging-rule.json) tells uploads from the
+pipeline's own moves by that field.
+
 usage: python moto_server.py HOST PORT
 """
 
@@ -24,6 +30,8 @@ import sys
 import threading
 
 import moto.dynamodb.models as dynamodb_models
+import moto.events.models as events_models
+import moto.s3.notifications as s3_notifications
 from moto.dynamodb.models import DynamoDBBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
@@ -100,6 +108,40 @@ def transact_write_items(self, transact_items):
 
 
 DynamoDBBackend.transact_write_items = transact_write_items
+
+# The `reason` of S3's "Object Created" events on EventBridge, by how the
+# object was created (AWS's EventBridge S3 event reference).
+_AWS_REASONS = {
+    "Put": "PutObject",
+    "Post": "POST Object",
+    "Copy": "CopyObject",
+    "CompleteMultipartUpload": "CompleteMultipartUpload",
+}
+_original_send_event_bridge_message = s3_notifications._send_event_bridge_message
+
+
+def _send_event_bridge_message(account_id, bucket, event_name, key):
+    kind = str(getattr(event_name, "value", event_name)).split(":")[-1]
+    reason = _AWS_REASONS.get(kind)
+    if reason is None:
+        return _original_send_event_bridge_message(account_id, bucket, event_name, key)
+    rule_class = events_models.Rule
+    send_to_targets = rule_class.send_to_targets
+
+    def with_reason(self, event, *args, **kwargs):
+        event = dict(event)
+        event["detail"] = {**event.get("detail", {}), "reason": reason}
+        return send_to_targets(self, event, *args, **kwargs)
+
+    # Requests are serialised (Serialized below): nothing else runs meanwhile.
+    rule_class.send_to_targets = with_reason
+    try:
+        return _original_send_event_bridge_message(account_id, bucket, event_name, key)
+    finally:
+        rule_class.send_to_targets = send_to_targets
+
+
+s3_notifications._send_event_bridge_message = _send_event_bridge_message
 
 
 def main():

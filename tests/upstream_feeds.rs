@@ -176,16 +176,20 @@ fn a_vendor_version_of_another_release_is_refused_naming_both() {
     let path = "/releases/stable/linux-x64/signed/0.7.46/deb/kiro-ide-0.7.46-stable-linux-x64.deb";
     up.set(path, Reply::Body(vendor_deb("0.7.47-1764000000")));
     up.set("/stable/metadata.json", Reply::Body(kiro_metadata(&up, "0.7.46", path)));
-    for _ in 0..2 {
-        let out = ws.sync(&[]);
-        assert!(out.contains("failed: 1") && out.contains("[InvalidPackage]"), "{out}");
-        assert!(
-            out.contains("the package's Version is \"0.7.47-1764000000\", but upstream announced \"0.7.46\""),
-            "{out}"
-        );
-        assert!(out.contains(path), "the URL is named: {out}");
-        assert!(out.contains("repository unchanged"), "{out}");
-    }
+    let out = ws.sync(&[]);
+    assert!(out.contains("failed: 1") && out.contains("[InvalidPackage]"), "{out}");
+    assert!(
+        out.contains("the package's Version is \"0.7.47-1764000000\", but upstream announced \"0.7.46\""),
+        "{out}"
+    );
+    assert!(out.contains(path), "the URL is named: {out}");
+    assert!(out.contains("repository unchanged"), "{out}");
+    // Refused for what it is, and remembered: the next run does not fetch it
+    // again while upstream announces it the same way.
+    let hits = up.hits(path);
+    let out = ws.sync(&[]);
+    assert!(out.contains("failed: 0") && out.contains("skipped (refused before, unchanged upstream): 1"), "{out}");
+    assert_eq!(up.hits(path), hits, "not downloaded again");
     assert!(snap == ws.snapshot(), "nothing published");
 }
 

@@ -10,6 +10,7 @@ import {
   PACKAGE_NAME_INDEX,
   RESULTS_PREFIX,
   STAGING_PREFIX,
+  STAGING_REJECTED_PREFIX,
 } from './repository';
 
 export interface FunctionSizing {
@@ -93,6 +94,14 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
   const objects = (...patterns: string[]) => patterns.map((p) => r.bucket.arnForObjects(p));
   const staging = `${STAGING_PREFIX}*`;
   const generations = `${GENERATIONS_PREFIX}*`;
+  // staging/ is an inbox (shared/src/sources/staging_upload.rs): a refused
+  // upload moves to staging/rejected/ (CopyObject, its reason beside it,
+  // DeleteObject); a recorded one is removed. The steps that refuse or record
+  // staged files may do exactly that, and write nothing else under staging/.
+  const moveRefusedUploads = () =>
+    allow('MoveRefusedUploads', ['s3:PutObject'], objects(`${STAGING_REJECTED_PREFIX}*`));
+  const removeFromInbox = () => allow('RemoveFromInbox', ['s3:DeleteObject'], objects(staging));
+  // A refused candidate is remembered in the state table (`rejected#<id>`).
   switch (name) {
     case 'check-sources':
       return [
@@ -105,10 +114,15 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
         // .deb's own version (announced 0.6.0, recorded 0.6.0-1762210000): the
         // recorded versions of its package, one query a package.
         allow('ReadRecordedVersions', ['dynamodb:Query'], [`${r.packagesTable.tableArn}/index/${PACKAGE_NAME_INDEX}`]),
+        // Refusals remembered (`rejected#<id>`) for the candidates found: one batch read.
+        allow('ReadRefusals', ['dynamodb:BatchGetItem'], [r.stateTable.tableArn]),
         // staging/ uploads, and whether the published index is still there.
         allow('ReadStagingAndMarker', ['s3:GetObject'], objects(staging, r.publishedMarker)),
         // The candidate list goes to the bucket; the Distributed Map reads it.
         allow('WriteCandidateList', ['s3:PutObject'], objects(`${CANDIDATES_PREFIX}*`)),
+        // An unreadable upload, or one no package takes, leaves the inbox.
+        moveRefusedUploads(),
+        removeFromInbox(),
         listForNotFound(r.bucket),
       ];
     case 'download-package':
@@ -119,6 +133,11 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
         allow('WritePool', ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], objects('pool/*')),
         // An entry too large to travel inline (a big control paragraph) waits here for record-metadata.
         allow('WriteLargeEntries', ['s3:PutObject'], objects(`${ENTRIES_PREFIX}*`)),
+        // A candidate refused for its content is remembered (`rejected#<id>`)…
+        allow('RememberRefusals', ['dynamodb:UpdateItem'], [r.stateTable.tableArn]),
+        // …or, staged, moved to staging/rejected/.
+        moveRefusedUploads(),
+        removeFromInbox(),
         listForNotFound(r.bucket),
       ];
     case 'record-metadata':
@@ -129,6 +148,11 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
         // source's record (`source#<package>`) once its file is recorded.
         allow('RaiseRecordedMark', ['dynamodb:UpdateItem'], [r.stateTable.tableArn]),
         allow('ReadLargeEntries', ['s3:GetObject'], objects(`${ENTRIES_PREFIX}*`)),
+        // A recorded upload leaves the inbox; one refused as a conflict moves
+        // to staging/rejected/ (its CopyObject reads the staged file).
+        allow('ReadStaged', ['s3:GetObject'], objects(staging)),
+        moveRefusedUploads(),
+        removeFromInbox(),
       ];
     case 'build-index':
       return [

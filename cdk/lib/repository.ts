@@ -16,6 +16,8 @@ export const STAGING_RULE_FILE = path.join(REPO_ROOT, 'statemachine', 'staging-r
 
 /** Private prefix the staging_upload source lists (shared/src/sources/mod.rs STAGING_PREFIX). */
 export const STAGING_PREFIX = 'staging/';
+/** Where refused uploads go (shared/src/sources/staging_upload.rs REJECTED_PREFIX). */
+export const STAGING_REJECTED_PREFIX = `${STAGING_PREFIX}rejected/`;
 /** Private prefix of the per-generation files (shared/src/steps/build_index.rs). */
 export const GENERATIONS_PREFIX = 'generations/';
 /**

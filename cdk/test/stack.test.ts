@@ -160,6 +160,11 @@ describe('function roles grant exactly what each step uses', () => {
         's3:GetObject BUCKET.Arn/staging/*',
         `s3:GetObject BUCKET.Arn/dists/${REPOSITORY_YAML.suite}/InRelease`,
         's3:PutObject BUCKET.Arn/runs/candidates/*',
+        // The refusals remembered for the candidates found.
+        'dynamodb:BatchGetItem STATE.Arn',
+        // staging/ is an inbox: a refused upload moves to staging/rejected/.
+        's3:PutObject BUCKET.Arn/staging/rejected/*',
+        's3:DeleteObject BUCKET.Arn/staging/*',
         // HeadObject of a lost InRelease must answer 404, not 403 (and staging/ is listed).
         's3:ListBucket BUCKET.Arn',
         ...OWN_LOGS,
@@ -167,7 +172,7 @@ describe('function roles grant exactly what each step uses', () => {
     );
     // No other write: not to the bucket, not to a table.
     const writes = statements.filter((s) => s.Action.some((a) => S3_WRITE.test(a))).flatMap((s) => s.Resource);
-    expect(writes).toEqual(['BUCKET.Arn/runs/candidates/*']);
+    expect(new Set(writes)).toEqual(new Set(['BUCKET.Arn/runs/candidates/*', 'BUCKET.Arn/staging/rejected/*', 'BUCKET.Arn/staging/*']));
     const actions = statements.flatMap((s) => s.Action);
     expect(actions.filter((a) => /^dynamodb:(Put|Update|Delete|BatchWrite|TransactWrite)/.test(a))).toEqual([]);
   });
@@ -182,6 +187,10 @@ describe('function roles grant exactly what each step uses', () => {
         's3:AbortMultipartUpload BUCKET.Arn/pool/*',
         's3:ListMultipartUploadParts BUCKET.Arn/pool/*',
         's3:PutObject BUCKET.Arn/runs/entries/*',
+        // Refused candidates: remembered, or (staged) moved to staging/rejected/.
+        'dynamodb:UpdateItem STATE.Arn',
+        's3:PutObject BUCKET.Arn/staging/rejected/*',
+        's3:DeleteObject BUCKET.Arn/staging/*',
         // HeadObject of a missing pool key must answer 404, not 403.
         's3:ListBucket BUCKET.Arn',
         ...OWN_LOGS,
@@ -197,10 +206,13 @@ describe('function roles grant exactly what each step uses', () => {
         'dynamodb:PutItem PACKAGES.Arn',
         'dynamodb:UpdateItem STATE.Arn',
         's3:GetObject BUCKET.Arn/runs/entries/*',
+        // A recorded upload leaves the inbox; one refused as a conflict moves to staging/rejected/.
+        's3:GetObject BUCKET.Arn/staging/*',
+        's3:PutObject BUCKET.Arn/staging/rejected/*',
+        's3:DeleteObject BUCKET.Arn/staging/*',
         ...OWN_LOGS,
       ].sort(),
     );
-    expect(statements.flatMap((s) => s.Action).filter((a) => S3_WRITE.test(a) || a === '*')).toEqual([]);
   });
 
   test('build-index: scans packages, allocates in the state table, writes dists/ and generations/, reads the key', () => {
@@ -260,20 +272,23 @@ describe('nobody in the stack', () => {
     const actions = statements.flatMap((s) => s.Action);
     expect(actions.filter((a) => /^dynamodb:(DeleteItem|BatchWriteItem|\*)$/.test(a))).toEqual([]);
     expect(actions.filter((a) => a === '*' || a === 's3:*' || a === 'dynamodb:*' || /^s3:(Delete|Put)\w*\*$/.test(a))).toEqual([]);
-    expect(actions.filter((a) => /^s3:Delete/.test(a))).toEqual([]);
+    // The only deletion: a staged upload leaving the inbox (recorded, or moved to staging/rejected/).
+    const deletes = statements.filter((s) => s.Action.some((a) => /^s3:Delete/.test(a)));
+    expect(new Set(deletes.flatMap((s) => s.Action))).toEqual(new Set(['s3:DeleteObject']));
+    expect(new Set(deletes.flatMap((s) => s.Resource))).toEqual(new Set(['BUCKET.Arn/staging/*']));
   });
 
-  test('can write to staging/ (only uploads by the operator land there)', () => {
+  test('can put anything into staging/ (only uploads by the operator land there; refused ones move to staging/rejected/)', () => {
     const writers = statements.filter(
       (s) =>
         s.Effect === 'Allow' &&
-        s.Action.some((a) => S3_WRITE.test(a)) &&
+        s.Action.some((a) => /^s3:(Put|Copy|Upload|Complete|\*)/.test(a)) &&
         s.Resource.some((r) => r === '*' || patternMatches(r, 'BUCKET.Arn/staging/kiro-repo_1.1_all.deb')),
     );
     expect(writers).toEqual([]);
   });
 
-  test('writes to the bucket but check-sources (runs/candidates/), download-package (pool/, runs/entries/), build-index (dists/, generations/), publish and the state machine (runs/results/)', () => {
+  test('writes to the bucket but check-sources (runs/candidates/), download-package (pool/, runs/entries/), record-metadata (the inbox), build-index (dists/, generations/), publish and the state machine (runs/results/)', () => {
     const writersByRole: Record<string, string[]> = {};
     for (const [roleId] of Object.entries(template.findResources('AWS::IAM::Role'))) {
       const written = roleStatements(template, roleId, names)
@@ -284,10 +299,21 @@ describe('nobody in the stack', () => {
     const roleOf = (name: string) => functionResource(name).props.Role['Fn::GetAtt'][0];
     const stateMachineRole = json.Resources[ids.stateMachine].Properties.RoleArn['Fn::GetAtt'][0];
     expect(Object.keys(writersByRole).sort()).toEqual(
-      [roleOf('check-sources'), roleOf('download-package'), roleOf('build-index'), roleOf('publish'), stateMachineRole].sort(),
+      [
+        roleOf('check-sources'),
+        roleOf('download-package'),
+        roleOf('record-metadata'),
+        roleOf('build-index'),
+        roleOf('publish'),
+        stateMachineRole,
+      ].sort(),
     );
-    expect(new Set(writersByRole[roleOf('check-sources')])).toEqual(new Set(['BUCKET.Arn/runs/candidates/*']));
-    expect(new Set(writersByRole[roleOf('download-package')])).toEqual(new Set(['BUCKET.Arn/pool/*', 'BUCKET.Arn/runs/entries/*']));
+    const inbox = ['BUCKET.Arn/staging/rejected/*', 'BUCKET.Arn/staging/*'];
+    expect(new Set(writersByRole[roleOf('check-sources')])).toEqual(new Set(['BUCKET.Arn/runs/candidates/*', ...inbox]));
+    expect(new Set(writersByRole[roleOf('download-package')])).toEqual(
+      new Set(['BUCKET.Arn/pool/*', 'BUCKET.Arn/runs/entries/*', ...inbox]),
+    );
+    expect(new Set(writersByRole[roleOf('record-metadata')])).toEqual(new Set(inbox));
     expect(new Set(writersByRole[stateMachineRole])).toEqual(new Set(['BUCKET.Arn/runs/results/*']));
   });
 });

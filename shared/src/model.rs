@@ -24,9 +24,11 @@ pub enum SourceType {
     LatestUrl,
 }
 
-/// `name#version#architecture`: the store's partition key.
+/// `name#version#architecture`: the store's partition key, with the version in
+/// its canonical spelling ([`crate::version::canonical`]): `0:0.7.45` upstream
+/// and `0.7.45` in the .deb are one id.
 pub fn package_id(name: &str, version: &str, architecture: &str) -> String {
-    format!("{name}#{version}#{architecture}")
+    format!("{name}#{}#{architecture}", crate::version::canonical(version))
 }
 
 /// A file published unmodified beside a package (Kiro's certificate and signature).
@@ -184,6 +186,46 @@ pub struct SourceState {
     pub conflict: Option<String>,
     /// RFC 3339 UTC time of the record.
     pub recorded_at: String,
+}
+
+/// A candidate refused for what it is (not a valid package, another version
+/// than announced, other bytes under a recorded version, a pool file name
+/// taken by another version): remembered, so that the next runs do not fetch
+/// it again every hour. It stays refused until upstream announces something
+/// different for it (URL, size or digest) or an operator clears it
+/// (`pkgrelay status`, `pkgrelay clear-rejection`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The candidate's id as announced (what check-sources looks it up by).
+    pub package_id: String,
+    pub package: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_sha256: Option<String>,
+    /// The validators a `latest_url` candidate carried: its file changed when they do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<Validators>,
+    /// SHA256 of the artifact that was refused, when it was downloaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The Step Functions error name (`InvalidPackage`, `PackageConflict`).
+    pub error_type: String,
+    pub reason: String,
+    /// RFC 3339 UTC time of the refusal.
+    pub rejected_at: String,
+}
+
+impl Rejection {
+    /// Whether `candidate` is what was refused: upstream announces it the same
+    /// way (URL, size, digest). Anything different is worth another look.
+    pub fn still_applies(&self, candidate: &Candidate) -> bool {
+        self.url == candidate.url
+            && self.expected_size == candidate.expected_size
+            && self.expected_sha256 == candidate.expected_sha256
+            && self.latest == candidate.latest
+    }
 }
 
 /// Per-suite bookkeeping: the generation counter and what is published.

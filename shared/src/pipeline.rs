@@ -28,6 +28,8 @@ pub struct Failure {
 pub struct RunSummary {
     pub new: Vec<String>,
     pub already_processed: usize,
+    /// Candidates refused before and announced the same way again: not fetched.
+    pub skipped_rejected: usize,
     pub failed: Vec<Failure>,
     pub published: Option<PublishOutput>,
 }
@@ -47,7 +49,21 @@ async fn ingest(ctx: &Context, candidate: Candidate) -> Result<(String, RecordOu
 pub async fn run(ctx: &Context, input: CheckSourcesInput) -> Result<RunSummary, StepError> {
     let force = input.force_rebuild;
     let checked = steps::check_sources(ctx, input).await?;
-    let mut summary = RunSummary { already_processed: checked.already_processed, ..Default::default() };
+    let mut summary = RunSummary {
+        already_processed: checked.already_processed,
+        skipped_rejected: checked.skipped_rejected,
+        ..Default::default()
+    };
+    for r in &checked.rejected {
+        summary.failed.push(Failure {
+            what: format!("staged file {}", r.key),
+            error_type: "Rejected".into(),
+            message: match &r.moved_to {
+                Some(to) => format!("{} (moved to {to})", r.reason),
+                None => r.reason.clone(),
+            },
+        });
+    }
     for f in checked.failures {
         summary.failed.push(Failure {
             what: format!("source of {}", f.package),

@@ -7,7 +7,7 @@
 //! generation counter and the published generation; a small per-source record
 //! ([`SourceState`]) what a `latest_url` source last recorded.
 
-use crate::model::{Lease, PackageEntry, Publication, SourceState, SuiteState};
+use crate::model::{Lease, PackageEntry, Publication, Rejection, SourceState, SuiteState};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use std::path::Path;
@@ -101,6 +101,15 @@ pub trait PackageStore: Send + Sync {
     /// left behind by an older file only costs the next run one download
     /// (which then finds the entry already recorded and corrects the record).
     async fn record_source(&self, state: &SourceState) -> Result<(), StoreError>;
+    /// Remember a refused candidate (replacing an older refusal of the same id).
+    async fn record_rejection(&self, rejection: &Rejection) -> Result<(), StoreError>;
+    /// The refusals of those of `package_ids` that were refused.
+    async fn rejections(&self, package_ids: &[String]) -> Result<Vec<Rejection>, StoreError>;
+    /// Every refusal (operators' `pkgrelay status`).
+    async fn all_rejections(&self) -> Result<Vec<Rejection>, StoreError>;
+    /// Forget a refusal: the next run fetches the candidate again. `false` when
+    /// there was none.
+    async fn clear_rejection(&self, package_id: &str) -> Result<bool, StoreError>;
 }
 
 /// [`PackageStore`] in one SQLite file (the embedded default, `.pkgrelay/state.db`).
@@ -136,6 +145,10 @@ CREATE TABLE IF NOT EXISTS suites (
 CREATE TABLE IF NOT EXISTS sources (
     package TEXT PRIMARY KEY,
     record  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejections (
+    package_id TEXT PRIMARY KEY,
+    record     TEXT NOT NULL
 );
 ";
 
@@ -404,6 +417,44 @@ impl PackageStore for SqliteStore {
             .map(drop)
         })
     }
+    async fn record_rejection(&self, rejection: &Rejection) -> Result<(), StoreError> {
+        let json = serde_json::to_string(rejection).map_err(backend)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO rejections (package_id, record) VALUES (?1, ?2)
+                 ON CONFLICT (package_id) DO UPDATE SET record = excluded.record",
+                params![rejection.package_id, json],
+            )
+            .map(drop)
+        })
+    }
+
+    async fn rejections(&self, package_ids: &[String]) -> Result<Vec<Rejection>, StoreError> {
+        let mut out = Vec::new();
+        for id in package_ids {
+            let json: Option<String> = self.with(|c| {
+                c.query_row("SELECT record FROM rejections WHERE package_id = ?1", [id], |r| r.get(0)).optional()
+            })?;
+            if let Some(json) = json {
+                out.push(serde_json::from_str(&json).map_err(|e| StoreError::Corrupt { id: id.clone(), message: e.to_string() })?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn all_rejections(&self) -> Result<Vec<Rejection>, StoreError> {
+        let mut out = Vec::new();
+        self.each_row("SELECT package_id, record FROM rejections ORDER BY package_id", [], &mut |id, json| {
+            out.push(serde_json::from_str(json).map_err(|e| StoreError::Corrupt { id: id.to_owned(), message: e.to_string() })?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    async fn clear_rejection(&self, package_id: &str) -> Result<bool, StoreError> {
+        self.with(|c| c.execute("DELETE FROM rejections WHERE package_id = ?1", [package_id]).map(|n| n > 0))
+    }
+
 }
 
 #[cfg(test)]

@@ -95,6 +95,70 @@ pub fn is_announced(own: &str, announced: &str) -> anyhow::Result<bool> {
     Ok(parse(&without_revision)? == announced)
 }
 
+/// One spelling per Debian version, for store ids: Debian-equal spellings
+/// (`0:0.7.45` and `0.7.45`, `1.01` and `1.1`, `1.0-0` and `1.0`) give the
+/// same text, so a version upstream writes one way and the .deb another is
+/// one package, not two downloaded forever. A zero epoch goes, leading zeros
+/// of every number go, and a revision of zeros goes when the upstream part
+/// has no hyphen of its own (in `1.2-beta-0` the `-0` is what makes `beta`
+/// part of the upstream version). Text that is not a Debian version is kept
+/// as it is (the id then simply matches nothing else).
+///
+/// Written here because `debversion` compares versions but keeps their
+/// spelling; the rules are dpkg's (`dpkg --compare-versions` agrees, see the
+/// tests).
+pub fn canonical(text: &str) -> String {
+    if parse(text).is_err() {
+        return text.to_owned();
+    }
+    let (epoch, rest) = match text.split_once(':') {
+        Some((e, r)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => (Some(e), r),
+        _ => (None, text),
+    };
+    let (upstream, revision) = match rest.rsplit_once('-') {
+        Some((u, r)) => (u, Some(r)),
+        None => (rest, None),
+    };
+    fn numbers_without_leading_zeros(part: &str) -> String {
+        let mut out = String::with_capacity(part.len());
+        let mut digits = String::new();
+        let flush = |digits: &mut String, out: &mut String| {
+            if !digits.is_empty() {
+                let trimmed = digits.trim_start_matches('0');
+                out.push_str(if trimmed.is_empty() { "0" } else { trimmed });
+                digits.clear();
+            }
+        };
+        for c in part.chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+            } else {
+                flush(&mut digits, &mut out);
+                out.push(c);
+            }
+        }
+        flush(&mut digits, &mut out);
+        out
+    }
+    let mut out = String::with_capacity(text.len());
+    if let Some(epoch) = epoch {
+        let epoch = numbers_without_leading_zeros(epoch);
+        if epoch != "0" {
+            out.push_str(&epoch);
+            out.push(':');
+        }
+    }
+    out.push_str(&numbers_without_leading_zeros(upstream));
+    if let Some(revision) = revision {
+        let revision = numbers_without_leading_zeros(revision);
+        if revision != "0" || upstream.contains('-') {
+            out.push('-');
+            out.push_str(&revision);
+        }
+    }
+    out
+}
+
 /// The version as it appears in a pool file name: without its epoch, as the
 /// Debian archive names files (`1:2.0-1` -> `2.0-1`).
 pub fn without_epoch(version: &str) -> &str {
@@ -107,6 +171,35 @@ pub fn without_epoch(version: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_spellings_are_debian_equal_and_one_per_version() {
+        for (a, b) in [
+            ("0:0.7.45", "0.7.45"),
+            ("1.01", "1.1"),
+            ("1.0-0", "1.0"),
+            ("1.0-00", "1.0"),
+            ("00:1.0", "1.0"),
+            ("1:2.0-01", "1:2.0-1"),
+            ("a01", "a1"),
+            ("1.2-beta-0", "1.2-beta-0"),
+            ("2.0~rc01-3", "2.0~rc1-3"),
+            ("0.6.0-1762210000", "0.6.0-1762210000"),
+        ] {
+            assert_eq!(canonical(a), b, "{a}");
+            assert_eq!(canonical(b), b, "{b} is canonical already");
+            // dpkg, the reference: the canonical spelling is the same version.
+            let out = std::process::Command::new("dpkg").args(["--compare-versions", a, "eq", b]).status();
+            if let Ok(status) = out {
+                assert!(status.success(), "dpkg says {a} != {b}");
+            }
+        }
+        // Different versions stay different.
+        assert_ne!(canonical("1:2.0"), canonical("2.0"));
+        assert_ne!(canonical("1.0-1"), canonical("1.0"));
+        assert_ne!(canonical("1.2-beta-0"), canonical("1.2-beta"));
+        assert_eq!(canonical("not a version!"), "not a version!");
+    }
 
     /// Pairs whose order dpkg defines (checked with `dpkg --compare-versions`).
     const ORDERED: &[(&str, &str)] = &[

@@ -10,8 +10,10 @@
 //!   generation counter `generation`, the live publication `published` (a map)
 //!   and its number `published_generation` (a plain number for the condition);
 //!   and one item per `latest_url` source, keyed `source#<package>`, holding
-//!   its [`SourceState`] as the map `source`. Suite names never contain `#`
-//!   (configuration refuses them), so the two kinds of key cannot meet.
+//!   its [`SourceState`] as the map `source`, and one item per refused
+//!   candidate, keyed `rejected#<package_id>`, holding its [`Rejection`] as
+//!   the map `rejection`. Suite names never contain `#` (configuration
+//!   refuses them), so the kinds of key cannot meet.
 //!
 //! Every write that must not lose a race is conditional: inserts never overwrite
 //! (`attribute_not_exists`), the counter is an atomic `ADD`, and a publication is
@@ -33,7 +35,7 @@ use aws_sdk_dynamodb::types::{
     KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
     ScalarAttributeType, TransactWriteItem, Update,
 };
-use pkgrelay_core::model::{Lease, PackageEntry, Publication, SourceState, SuiteState};
+use pkgrelay_core::model::{Lease, PackageEntry, Publication, Rejection, SourceState, SuiteState};
 use pkgrelay_core::store::{Allocation, InsertOutcome, PackageStore, PublishRecord, StoreError};
 use std::collections::HashMap;
 
@@ -477,11 +479,104 @@ impl PackageStore for DynamoStore {
         .await?;
         Ok(())
     }
+    async fn record_rejection(&self, rejection: &Rejection) -> Result<(), StoreError> {
+        let value: AttributeValue = serde_dynamo::to_attribute_value(rejection).map_err(|e| {
+            StoreError::Backend(format!("{}: cannot encode the rejection: {e}", rejection.package_id))
+        })?;
+        // UpdateItem (SET the one attribute), as record_source: the roles that
+        // refuse candidates already update the state table.
+        self.update_suite(&rejection_key(&rejection.package_id), |u| {
+            u.update_expression("SET #rej = :r")
+                .expression_attribute_names("#rej", "rejection")
+                .expression_attribute_values(":r", value)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn rejections(&self, package_ids: &[String]) -> Result<Vec<Rejection>, StoreError> {
+        let mut out = Vec::new();
+        let mut keys: Vec<String> = package_ids.iter().map(|id| rejection_key(id)).collect();
+        keys.sort();
+        keys.dedup();
+        for chunk in keys.chunks(100) {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(
+                    chunk.iter().map(|k| HashMap::from([("suite".to_owned(), AttributeValue::S(k.clone()))])).collect(),
+                ))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Backend(format!("BatchGetItem request: {e}")))?;
+            let mut pending = Some(request);
+            let mut pause = std::time::Duration::from_millis(50);
+            while let Some(keys) = pending.take() {
+                let answer = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.state_table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| backend(&self.state_table, "BatchGetItem", e))?;
+                for item in answer.responses.and_then(|mut r| r.remove(&self.state_table)).unwrap_or_default() {
+                    out.extend(decode_rejection(&item)?);
+                }
+                pending = answer.unprocessed_keys.and_then(|mut u| u.remove(&self.state_table));
+                if pending.is_some() {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn all_rejections(&self) -> Result<Vec<Rejection>, StoreError> {
+        // The state table is small (suites, sources, refusals): an operator's
+        // Scan of it costs next to nothing; no pipeline step does this.
+        let mut out = Vec::new();
+        scan_pages(&self.client, &self.state_table, self.page_size, |item| {
+            if string_attr(&item, "suite").is_some_and(|k| k.starts_with(REJECTED_PREFIX)) {
+                out.extend(decode_rejection(&item)?);
+            }
+            Ok::<(), StoreError>(())
+        })
+        .await?;
+        out.sort_by(|a, b| a.package_id.cmp(&b.package_id));
+        Ok(out)
+    }
+
+    async fn clear_rejection(&self, package_id: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.state_table)
+            .key("suite", AttributeValue::S(rejection_key(package_id)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| backend(&self.state_table, "DeleteItem", e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
 }
 
 /// The state table's key of a source's record.
 fn source_key(package: &str) -> String {
     format!("source#{package}")
+}
+
+const REJECTED_PREFIX: &str = "rejected#";
+
+fn rejection_key(package_id: &str) -> String {
+    format!("{REJECTED_PREFIX}{package_id}")
+}
+
+fn decode_rejection(item: &Item) -> Result<Option<Rejection>, StoreError> {
+    let key = string_attr(item, "suite").unwrap_or_default();
+    item.get("rejection")
+        .map(|v| serde_dynamo::from_attribute_value(v.clone()))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt { id: key, message: e.to_string() })
 }
 
 /// The lease fields of a state item, when both are present.

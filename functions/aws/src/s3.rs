@@ -113,6 +113,17 @@ fn encode_copy_source(key: &str) -> String {
 }
 
 /// The 32-byte digest of a hex SHA256, or an error naming the key.
+/// A key that is read or removed, never written: any key S3 can hold. Someone
+/// else's upload may be `staging//x.deb` (S3 has no directories, so nothing
+/// is unsafe about it); it must still be movable out of `staging/`.
+/// Keys this store writes are plain paths ([`check_key`]).
+fn existing_key(key: &str) -> Result<(), BlobError> {
+    if key.is_empty() || key.len() > 1024 {
+        return Err(BlobError::BadKey { key: key.to_owned() });
+    }
+    Ok(())
+}
+
 fn parse_sha256(key: &str, sha256: &str) -> Result<[u8; 32], BlobError> {
     hex::decode(sha256)
         .ok()
@@ -422,7 +433,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn copy(&self, from: &str, to: &str, mode: WriteMode) -> Result<(), BlobError> {
-        check_key(from)?;
+        existing_key(from)?;
         check_key(to)?;
         let source = self.head(from).await?.ok_or_else(|| BlobError::NotFound { key: from.to_owned() })?;
         let sha256 = sha256_of(&source).map(str::to_owned);
@@ -488,7 +499,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
-        check_key(key)?;
+        existing_key(key)?;
         // S3 answers 204 for a missing key as well.
         self.client
             .delete_object()

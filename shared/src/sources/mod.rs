@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use std::path::Path;
 
 pub use external_download::parse_kiro_metadata;
+pub use staging_upload::{REJECTED_PREFIX, StagedRejection, reject_staged};
 pub use github_release::parse_github_releases;
 
 /// The private prefix where `.deb` files are dropped for `staging_upload`.
@@ -35,6 +36,11 @@ pub struct SourceContext<'a> {
     pub work_dir: &'a Path,
     /// `staging/` read once per run, shared by every staging_upload package.
     pub staged: tokio::sync::OnceCell<Vec<staging_upload::Staged>>,
+    /// The packages configured with `staging_upload` (a staged file of any
+    /// other package is refused).
+    pub staging_packages: Vec<String>,
+    /// Staged files this run moved to `staging/rejected/`.
+    pub rejected: std::sync::Mutex<Vec<StagedRejection>>,
 }
 
 #[async_trait]

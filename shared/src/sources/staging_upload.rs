@@ -1,14 +1,28 @@
 //! `staging_upload`: `.deb` files dropped into the private `staging/` prefix
 //! (locally a directory, on AWS the bucket's `staging/` prefix). The package's
-//! own control paragraph names it; files for other packages are left to their
-//! own configuration.
+//! own control paragraph names it.
+//!
+//! `staging/` is an inbox: each object is taken once. A good one is offered
+//! as a candidate and, once record-metadata has recorded it, leaves `staging/`
+//! (the pool holds it). A bad one — unreadable, not a package, a package no
+//! `staging_upload` configuration names, a key the store cannot hold —
+//! moves to `staging/rejected/` with a `.reason` text beside it, and never
+//! holds back the good ones beside it. Nothing is read twice.
+//!
+//! On AWS the move is a CopyObject and a DeleteObject; the EventBridge rule
+//! (`statemachine/staging-rule.json`) does not match copies, so moving a file
+//! into `staging/rejected/` starts no run.
 
 use super::{STAGING_PREFIX, Source, SourceContext};
+use crate::blob::{BlobError, ObjectStore, WriteMode};
 use crate::config::PackageConfig;
 use crate::digest::Checksums;
 use crate::model::{Candidate, SourceType};
-use anyhow::Context as _;
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Where refused uploads go, each with `<name>.reason` beside it.
+pub const REJECTED_PREFIX: &str = "staging/rejected/";
 
 pub struct StagingUpload;
 
@@ -19,29 +33,109 @@ pub struct Staged {
     sums: Checksums,
 }
 
-/// Read every staged .deb once: in place when the store is a directory,
-/// through a temporary copy otherwise.
+/// A staged object moved to `staging/rejected/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedRejection {
+    /// The key it had in `staging/`.
+    pub key: String,
+    /// Where it is now (`None`: it could not be moved, see `reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+    pub reason: String,
+}
+
+/// The name a staged key gets under `staging/rejected/`: its path below
+/// `staging/`, flattened (`staging//a/b.deb` -> `a_b.deb`).
+fn rejected_key(key: &str) -> String {
+    let rel = key.strip_prefix(STAGING_PREFIX).unwrap_or(key);
+    let name: String = rel.split('/').filter(|s| !s.is_empty() && *s != "." && *s != "..").collect::<Vec<_>>().join("_");
+    format!("{REJECTED_PREFIX}{}", if name.is_empty() { "unnamed" } else { &name })
+}
+
+/// Move a staged object to `staging/rejected/` with its reason beside it.
+/// Errors of the store are returned (the caller reports them); the reason
+/// file is written first, so an object that cannot be moved still says why.
+pub async fn reject_staged(private: &dyn ObjectStore, key: &str, reason: &str) -> StagedRejection {
+    let to = rejected_key(key);
+    let text = format!("{key}: {reason}\n");
+    let moved = async {
+        private.put_bytes(&format!("{to}.reason"), text.into_bytes(), WriteMode::Overwrite).await?;
+        private.copy(key, &to, WriteMode::Overwrite).await?;
+        private.delete(key).await?;
+        Ok::<(), BlobError>(())
+    }
+    .await;
+    match moved {
+        Ok(()) => {
+            tracing::warn!(key, rejected = %to, "staged file rejected: {reason}");
+            StagedRejection { key: key.to_owned(), moved_to: Some(to), reason: reason.to_owned() }
+        }
+        Err(e) => {
+            tracing::error!(key, "staged file rejected ({reason}) but could not be moved: {e}");
+            StagedRejection {
+                key: key.to_owned(),
+                moved_to: None,
+                reason: format!("{reason} (and it could not be moved to {to}: {e})"),
+            }
+        }
+    }
+}
+
+/// Read one staged .deb: in place when the store is a directory, through a
+/// temporary copy otherwise.
+async fn read_one(ctx: &SourceContext<'_>, key: &str) -> anyhow::Result<Staged> {
+    crate::blob::check_key(key).map_err(|_| anyhow::anyhow!("the key {key:?} is not a plain path"))?;
+    let (control, sums) = match ctx.private.local_path(key) {
+        Some(path) => (crate::deb::read_control(&path)?, Checksums::of_file(&path)?),
+        None => {
+            let tmp = tempfile::NamedTempFile::new_in(ctx.work_dir)?;
+            ctx.private.get_to_file(key, tmp.path()).await?;
+            (crate::deb::read_control(tmp.path())?, Checksums::of_file(tmp.path())?)
+        }
+    };
+    for field in ["Package", "Version", "Architecture"] {
+        if control.get(field).is_none_or(str::is_empty) {
+            anyhow::bail!("its control paragraph has no {field}");
+        }
+    }
+    Ok(Staged { key: key.to_owned(), control, sums })
+}
+
+/// Read every staged .deb once; move the bad ones aside.
 async fn scan(ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Staged>> {
     let mut out = Vec::new();
     for object in ctx.private.list(STAGING_PREFIX).await? {
-        if !object.key.ends_with(".deb") {
+        if object.key.starts_with(REJECTED_PREFIX) || !object.key.ends_with(".deb") {
             continue;
         }
-        let (control, sums) = match ctx.private.local_path(&object.key) {
-            Some(path) => (
-                crate::deb::read_control(&path).with_context(|| format!("staged file {}", object.key))?,
-                Checksums::of_file(&path)?,
-            ),
-            None => {
-                let tmp = tempfile::NamedTempFile::new_in(ctx.work_dir)?;
-                ctx.private.get_to_file(&object.key, tmp.path()).await?;
-                (
-                    crate::deb::read_control(tmp.path()).with_context(|| format!("staged file {}", object.key))?,
-                    Checksums::of_file(tmp.path())?,
-                )
+        match read_one(ctx, &object.key).await {
+            Ok(staged) => {
+                let package = staged.control.get("Package").unwrap_or_default();
+                if ctx.staging_packages.iter().any(|p| p == package) {
+                    out.push(staged);
+                } else {
+                    let reason = format!(
+                        "it is package {package}, and no package of the configuration (config/packages/) takes \
+                         {package} from staging (source type staging_upload)"
+                    );
+                    let rejection = reject_staged(ctx.private, &object.key, &reason).await;
+                    ctx.rejected.lock().unwrap().push(rejection);
+                }
             }
-        };
-        out.push(Staged { key: object.key, control, sums });
+            Err(e) => {
+                // Unreadable is a property of the file, unless the store failed to
+                // hand it over: those are worth another try by the next run (and
+                // a file removed since the listing is simply gone).
+                match e.downcast_ref::<BlobError>() {
+                    Some(BlobError::NotFound { .. }) => continue,
+                    Some(_) => return Err(e.context(format!("staged file {}", object.key))),
+                    None => {}
+                }
+                let reason = format!("not a package pkgrelay can read: {e:#}");
+                let rejection = reject_staged(ctx.private, &object.key, &reason).await;
+                ctx.rejected.lock().unwrap().push(rejection);
+            }
+        }
     }
     Ok(out)
 }
@@ -67,5 +161,18 @@ impl Source for StagingUpload {
                 latest: None,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejected_names_are_flat_and_plain() {
+        assert_eq!(rejected_key("staging/kiro-repo_1.0_all.deb"), "staging/rejected/kiro-repo_1.0_all.deb");
+        assert_eq!(rejected_key("staging//x.deb"), "staging/rejected/x.deb");
+        assert_eq!(rejected_key("staging/a/../b.deb"), "staging/rejected/a_b.deb");
+        assert_eq!(rejected_key("staging/"), "staging/rejected/unnamed");
     }
 }

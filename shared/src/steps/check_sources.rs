@@ -19,7 +19,7 @@
 use super::{Context, StepError, StepResult, now};
 use crate::blob::WriteMode;
 use crate::model::{Candidate, NOTES_LIMIT, PackageEntry, bounded_text};
-use crate::sources::{self, SourceContext};
+use crate::sources::{self, SourceContext, StagedRejection};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -66,6 +66,13 @@ pub struct CheckSourcesOutput {
     pub unpublished: u64,
     /// Anything to do at all: new candidates, forced, a refresh due, or unpublished entries.
     pub proceed: bool,
+    /// Staged files moved to `staging/rejected/` by this run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<StagedRejection>,
+    /// Candidates not fetched because they were refused before and upstream
+    /// still announces them the same way (`pkgrelay status` lists them).
+    #[serde(default)]
+    pub skipped_rejected: usize,
 }
 
 /// The candidate list written by [`check_sources`].
@@ -120,6 +127,8 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
         refresh_due,
         unpublished,
         proceed: true,
+        rejected: Vec::new(),
+        skipped_rejected: 0,
     };
     if input.force_rebuild {
         tracing::info!("forced rebuild: no source is asked");
@@ -131,6 +140,14 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
         store: ctx.store.as_ref(),
         work_dir: &ctx.work_dir,
         staged: Default::default(),
+        staging_packages: ctx
+            .config
+            .packages
+            .iter()
+            .filter(|p| matches!(p.source, crate::config::SourceConfig::StagingUpload {}))
+            .map(|p| p.name.clone())
+            .collect(),
+        rejected: Default::default(),
     };
     // Sources are independent: ask them all at once.
     let answers = futures_util::future::join_all(ctx.config.packages.iter().map(|p| {
@@ -204,6 +221,23 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
             candidates.push(candidate.clone())
         }
     }
+    // Refused before, and upstream still announces them the same way: not
+    // fetched again (one batch read of the refusals, only when there are
+    // candidates at all).
+    if !candidates.is_empty() {
+        let ids: Vec<String> = candidates.iter().map(Candidate::package_id).collect();
+        let refused: HashMap<String, _> =
+            ctx.store.rejections(&ids).await?.into_iter().map(|r| (r.package_id.clone(), r)).collect();
+        candidates.retain(|c| match refused.get(&c.package_id()) {
+            Some(r) if r.still_applies(c) => {
+                tracing::info!(package_id = %r.package_id, reason = %r.reason, "refused before, unchanged upstream: not fetched");
+                out.skipped_rejected += 1;
+                false
+            }
+            _ => true,
+        });
+    }
+    out.rejected = std::mem::take(&mut *sctx.rejected.lock().unwrap());
     if !candidates.is_empty() {
         let json = serde_json::to_vec(&candidates).map_err(|e| StepError::Internal(e.into()))?;
         let key = format!("{CANDIDATES_PREFIX}{}.json", crate::digest::sha256_hex(&json));
@@ -219,6 +253,8 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
         candidates = out.candidate_count,
         already_processed = out.already_processed,
         failures = out.failures.len(),
+        rejected = out.rejected.len(),
+        skipped_rejected = out.skipped_rejected,
         refresh_due,
         unpublished,
         "sources checked"

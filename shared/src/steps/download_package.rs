@@ -18,11 +18,12 @@
 //! whole, as dpkg would check it, off the async workers.
 
 use super::{Context, StepError, StepResult, now};
-use crate::blob::WriteMode;
+use crate::blob::{BlobError, WriteMode};
 use crate::digest::Checksums;
 use crate::fetch::{Expected, FetchRules};
 use crate::model::{
-    Candidate, NOTES_LIMIT, PackageEntry, SourceState, SourceType, StoredCompanion, bounded_text, package_id, rfc3339,
+    Candidate, NOTES_LIMIT, PackageEntry, Rejection, SourceState, SourceType, StoredCompanion, bounded_text, package_id,
+    rfc3339,
 };
 use crate::repository::ArtifactDescription;
 use anyhow::anyhow;
@@ -100,7 +101,64 @@ fn fetch_rules(ctx: &Context, candidate: &Candidate, artifact: bool) -> StepResu
     rules.map_err(|e| StepError::InvalidPackage(anyhow!("{}: {e}", candidate.url)))
 }
 
+/// download-package. A candidate refused for what it is (InvalidPackage or
+/// PackageConflict once its bytes are in hand) is not offered again as it is:
+/// a staged file moves to `staging/rejected/` with its reason, anything else
+/// is remembered in the store ([`Rejection`]) until upstream announces it
+/// differently. Transient failures are left for the next run to try again.
 pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult<StagedArtifact> {
+    let mut fetched = None;
+    match stage(ctx, &candidate, &mut fetched).await {
+        Ok(staged) => Ok(staged),
+        Err(e) => Err(refuse(ctx, &candidate, fetched, e).await),
+    }
+}
+
+/// Remember (or move aside) a candidate refused for its content; see [`download_package`].
+pub(crate) async fn refuse(ctx: &Context, candidate: &Candidate, sha256: Option<String>, e: StepError) -> StepError {
+    let content = matches!(e, StepError::InvalidPackage(_) | StepError::Conflict(_));
+    if !content {
+        return e;
+    }
+    if candidate.source_type == SourceType::StagingUpload {
+        let rejection = crate::sources::reject_staged(ctx.private.as_ref(), &candidate.url, &format!("{e}")).await;
+        return match rejection.moved_to {
+            Some(to) => e.context(format!("moved to {to}")),
+            None => e,
+        };
+    }
+    // Only what was downloaded is judged on its content: an upstream that did
+    // not answer (404, refused connection) is asked again by the next run.
+    if sha256.is_none() {
+        return e;
+    }
+    let rejection = Rejection {
+        package_id: candidate.package_id(),
+        package: candidate.package.clone(),
+        url: candidate.url.clone(),
+        expected_size: candidate.expected_size,
+        expected_sha256: candidate.expected_sha256.clone(),
+        latest: candidate.latest.clone(),
+        sha256,
+        error_type: e.error_type().to_owned(),
+        reason: crate::model::bounded_text(&format!("{e}"), 2048),
+        rejected_at: rfc3339(now()),
+    };
+    match ctx.store.record_rejection(&rejection).await {
+        Ok(()) => e.context(format!(
+            "{} is remembered as refused: not fetched again until upstream announces it differently \
+             (or `pkgrelay clear-rejection {}`)",
+            rejection.package_id, rejection.package_id
+        )),
+        Err(store) => {
+            tracing::warn!(package_id = %rejection.package_id, "could not remember the refusal: {store}");
+            e
+        }
+    }
+}
+
+async fn stage(ctx: &Context, candidate: &Candidate, fetched: &mut Option<String>) -> StepResult<StagedArtifact> {
+    let candidate = candidate.clone();
     let id = candidate.package_id();
     let label = format!("{} {} {}", candidate.package, candidate.version, candidate.architecture);
     let tmp = tempfile::Builder::new().prefix("download-").tempfile_in(&ctx.work_dir)?.into_temp_path();
@@ -118,13 +176,27 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
     let mut seen = None;
     let checksums = match candidate.source_type {
         SourceType::StagingUpload => {
-            ctx.private.get_to_file(&candidate.url, &tmp).await?;
+            // On a directory store the staged file is linked, not copied: the
+            // pool file becomes the same inode, and record-metadata then
+            // removes the staging name (staging/ is an inbox).
+            let linked = match ctx.private.local_path(&candidate.url) {
+                Some(path) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    std::fs::hard_link(&path, &tmp).is_ok()
+                }
+                None => false,
+            };
+            if !linked {
+                ctx.private.get_to_file(&candidate.url, &tmp).await?;
+            }
             let sums = Checksums::of_file(&tmp)?;
             if let Some(want) = &expected.sha256
                 && want != &sums.sha256
             {
-                return Err(StepError::InvalidPackage(anyhow!(
-                    "{}: changed since it was checked (SHA256 {want}, now {})",
+                // Replaced by a new upload since check-sources read it: not a
+                // bad file, a newer one, which the next run takes.
+                return Err(StepError::Transient(anyhow!(
+                    "{}: changed since it was checked (SHA256 {want}, now {}); the next run takes the new upload",
                     candidate.url,
                     sums.sha256
                 )));
@@ -153,6 +225,7 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
         }
     };
 
+    *fetched = Some(checksums.sha256.clone());
     // Reading the whole file (decompressing its data member) takes seconds for
     // a large package: not on an async worker, where it would stall the
     // other downloads of the run.
@@ -213,6 +286,9 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
         return Ok(StagedArtifact { source: Some(source), ..StagedArtifact::new(ctx, entry).await? });
     }
 
+    // A companion that cannot be fetched says nothing about the package's
+    // content: such a failure is not remembered as a refusal.
+    let judged = fetched.take();
     // Companions first, into temporary files, so that a failing one leaves the
     // pool untouched.
     let stem = described.key.strip_suffix(".deb").unwrap_or(&described.key).to_owned();
@@ -228,7 +304,20 @@ pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult
         companion_files.push((c, path, sums));
     }
 
-    ctx.public.put_file(&described.key, &tmp, &checksums.sha256, WriteMode::WriteOnce).await?;
+    *fetched = judged;
+    ctx.public.put_file(&described.key, &tmp, &checksums.sha256, WriteMode::WriteOnce).await.map_err(|e| match e {
+        // The id is new (checked above) but its pool file name is taken: two
+        // versions that differ only by epoch (2.0 and 1:2.0) share it, since
+        // Debian pool file names carry no epoch.
+        BlobError::Conflict { .. } => StepError::Conflict(anyhow!(
+            "{id_from_artifact}: its pool file {} already holds other bytes, of another version whose file name is \
+             the same (Debian pool file names carry no epoch: {} and a version differing only by its epoch cannot \
+             both be published). Nothing was written.",
+            described.key,
+            described.version
+        )),
+        e => e.into(),
+    })?;
     let mut companions = Vec::new();
     for (c, path, sums) in companion_files {
         let key = format!("{stem}.{}", c.suffix);

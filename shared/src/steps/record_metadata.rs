@@ -9,9 +9,14 @@
 //! so that the unchanged file is reported by the next runs rather than
 //! downloaded again). A failure before this point leaves the old record, and
 //! the next run offers the file again.
+//!
+//! A staged upload, once recorded (or found already recorded), leaves
+//! `staging/`: the pool holds it. A staged upload refused as a conflict
+//! moves to `staging/rejected/`; any other conflicting candidate is
+//! remembered as refused (see download-package).
 
 use super::{Context, StagedArtifact, StepError, StepResult, now};
-use crate::model::{bounded_text, rfc3339};
+use crate::model::{Candidate, SourceType, bounded_text, rfc3339};
 use crate::store::InsertOutcome;
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
@@ -54,7 +59,37 @@ pub async fn record_metadata(ctx: &Context, mut staged: StagedArtifact) -> StepR
         ctx.store.record_source(&source).await?;
         tracing::info!(package = %source.package, validators = ?source.validators, conflict = source.conflict.is_some(), "latest file recorded");
     }
-    let outcome = outcome.map_err(|conflict| StepError::Conflict(anyhow!(conflict)))?;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(conflict) => {
+            let e = StepError::Conflict(anyhow!(conflict));
+            // A latest_url conflict lives in the source's record already.
+            if entry.source_type == SourceType::LatestUrl {
+                return Err(e);
+            }
+            let candidate = Candidate {
+                package: entry.package_name.clone(),
+                version: entry.announced_version.clone().unwrap_or_else(|| entry.version.clone()),
+                architecture: entry.architecture.clone(),
+                source_type: entry.source_type,
+                url: entry.source_url.clone(),
+                expected_size: None,
+                expected_sha256: None,
+                companions: vec![],
+                pub_date: None,
+                notes: None,
+                latest: None,
+            };
+            return Err(super::download_package::refuse(ctx, &candidate, Some(entry.checksums.sha256.clone()), e).await);
+        }
+    };
+    if entry.source_type == SourceType::StagingUpload {
+        // The inbox is emptied only now that the store holds the entry: a
+        // failure before this leaves the upload for the next run.
+        if let Err(e) = ctx.private.delete(&entry.source_url).await {
+            tracing::warn!(key = %entry.source_url, "recorded, but the staged file could not be removed: {e}");
+        }
+    }
     tracing::info!(package_id = %entry.package_id, ?outcome, "recorded");
     Ok(RecordOutput { package_id: entry.package_id, outcome })
 }

@@ -210,8 +210,10 @@ async fn adding_one_package_writes_only_what_changed() {
     publish(&ctx, PublishInput { generation: built.generation, manifest_key: built.manifest_key }).await.unwrap();
     let writes = writes.lock().unwrap().clone();
     // The run's candidate list (private: it goes through the private store so
-    // that no state of the state machine carries it) and 12 public objects.
-    assert!(writes.len() <= 13, "{} writes: {writes:#?}", writes.len());
+    // that no state of the state machine carries it), 12 public objects, and
+    // the staged file leaving the inbox.
+    assert_eq!(writes.iter().filter(|w| w.starts_with("delete ")).collect::<Vec<_>>(), ["delete staging/bench_2.0_amd64.deb"]);
+    assert!(writes.len() <= 14, "{} writes: {writes:#?}", writes.len());
     assert_eq!(writes.iter().filter(|w| w.starts_with("runs/")).count(), 1, "{writes:#?}");
     assert!(writes.iter().any(|w| w == "pool/main/b/bench/bench_2.0_amd64.deb"));
     assert!(writes.iter().any(|w| w == "dists/stable/InRelease"));
