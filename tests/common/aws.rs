@@ -261,6 +261,24 @@ impl Aws {
         .await;
     }
 
+    /// Inject a fault in front of moto (tests/localaws/gateway.mjs FaultList):
+    /// `rule` is `{match: {service, operation, principal, keyPrefix, …}, respond:
+    /// {status, code, message} | {reset: true}, times}`; it is scoped to this
+    /// deployment. Returns the rule's id.
+    pub async fn add_fault(&self, mut rule: Value) -> String {
+        rule["match"]["deployment"] = json!(self.id);
+        let out = admin(reqwest::Method::POST, "faults", Some(rule)).await;
+        out["fault"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// How many requests a fault hit; then it is removed.
+    pub async fn remove_fault(&self, id: &str) -> u64 {
+        let list = admin(reqwest::Method::GET, "faults", None).await;
+        let hits = list["faults"].as_array().unwrap().iter().find(|f| f["id"] == id).map_or(0, |f| f["hits"].as_u64().unwrap());
+        admin(reqwest::Method::DELETE, &format!("faults/{}", urlencode(id)), None).await;
+        hits
+    }
+
     /// What the gateway counted for this deployment since the last reset.
     pub async fn meter(&self) -> Value {
         admin(reqwest::Method::GET, &format!("deployments/{}/meter", self.id), None).await

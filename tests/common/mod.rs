@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod bigdeb;
 
 use pkgrelay_core::deb::{ControlParagraph, DebBuilder};
 use sha2::{Digest, Sha256};

@@ -384,6 +384,7 @@ class Server {
     }
     if (parts[0] === 'faults') {
       if (m === 'POST') return { fault: this.faults.add(json) };
+      if (m === 'DELETE' && parts[1]) return { removed: this.faults.remove(parts[1]) };
       if (m === 'DELETE') {
         this.faults.clear();
         return { cleared: true };

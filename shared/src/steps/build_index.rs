@@ -83,6 +83,9 @@ pub async fn build_index(ctx: &Context, input: BuildIndexInput) -> StepResult<Bu
         None => None,
     };
     let result = build(ctx, input, &suite, generation).await.map(|out| BuildIndexOutput { items, ..out });
+    if result.is_ok() {
+        super::crash_point("build-index");
+    }
     if result.is_err()
         && let Err(e) = ctx.store.release_lease(&suite, generation).await
     {

@@ -259,5 +259,6 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
         unpublished,
         "sources checked"
     );
+    super::crash_point("check-sources");
     Ok(out)
 }

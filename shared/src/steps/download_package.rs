@@ -109,7 +109,10 @@ fn fetch_rules(ctx: &Context, candidate: &Candidate, artifact: bool) -> StepResu
 pub async fn download_package(ctx: &Context, candidate: Candidate) -> StepResult<StagedArtifact> {
     let mut fetched = None;
     match stage(ctx, &candidate, &mut fetched).await {
-        Ok(staged) => Ok(staged),
+        Ok(staged) => {
+            super::crash_point("download-package");
+            Ok(staged)
+        }
         Err(e) => Err(refuse(ctx, &candidate, fetched, e).await),
     }
 }

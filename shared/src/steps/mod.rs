@@ -169,6 +169,19 @@ fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
 }
 
+/// A crash injected by the fault tests (tests/faults.rs): when the environment
+/// variable `PKGRELAY_CRASH_AFTER` names `step`, the process aborts right after
+/// the step did its work and before anyone learns its result — what a Lambda
+/// function killed at that moment, or a `pkgrelay sync` killed between two
+/// steps, leaves behind. No server can produce this fault, hence a hook; it
+/// reads one environment variable and does nothing otherwise.
+pub fn crash_point(step: &str) {
+    if std::env::var_os("PKGRELAY_CRASH_AFTER").is_some_and(|v| v == step) {
+        eprintln!("PKGRELAY_CRASH_AFTER={step}: aborting after {step}, before its result is returned");
+        std::process::abort();
+    }
+}
+
 /// How long build-index and publish together may hold the suite's lease: the
 /// longest a Lambda function runs (15 minutes), twice.
 pub const LEASE_SECONDS: i64 = 30 * 60;

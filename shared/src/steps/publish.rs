@@ -101,6 +101,7 @@ pub async fn publish(ctx: &Context, input: PublishInput) -> StepResult<PublishOu
         }
     };
     tracing::info!(generation = input.generation, packages = manifest.packages, %url, "published");
+    super::crash_point("publish");
     Ok(PublishOutput {
         status: PublishStatus::Published,
         generation: input.generation,

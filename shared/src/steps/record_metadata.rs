@@ -91,5 +91,6 @@ pub async fn record_metadata(ctx: &Context, mut staged: StagedArtifact) -> StepR
         }
     }
     tracing::info!(package_id = %entry.package_id, ?outcome, "recorded");
+    super::crash_point("record-metadata");
     Ok(RecordOutput { package_id: entry.package_id, outcome })
 }
