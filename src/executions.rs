@@ -133,7 +133,12 @@ pub struct Outcome {
     pub stop: Option<OffsetDateTime>,
     pub duration_seconds: f64,
     pub trigger: Trigger,
-    /// The pipeline's summary; `None` when it stopped with nothing to do, or failed.
+    /// The pipeline's summary as the Summarize state wrote it (`$.summary` of
+    /// the output); `None` when it stopped with nothing to do, or failed.
+    #[serde(rename = "summary")]
+    pub summary_document: Option<Value>,
+    /// The same, read.
+    #[serde(skip)]
     pub summary: Option<Summary>,
     /// CheckSources found nothing new, nothing unpublished, the index fresh: nothing was written.
     pub nothing_to_do: bool,
@@ -723,7 +728,8 @@ fn outcome(
         Some(text) => Some(serde_json::from_str(text).with_context(|| format!("the output of {arn} is not JSON"))?),
         None => None,
     };
-    let summary = match output.as_ref().and_then(|o| o.get("summary")) {
+    let summary_document = output.as_ref().and_then(|o| o.get("summary")).cloned();
+    let summary = match &summary_document {
         Some(s) => Some(
             serde_json::from_value::<Summary>(s.clone())
                 .with_context(|| format!("the output of {arn}: $.summary is not the pipeline's summary"))?,
@@ -754,6 +760,7 @@ fn outcome(
         stop,
         duration_seconds: (end - start).as_seconds_f64(),
         trigger: Trigger::of_input(d.input()),
+        summary_document,
         summary,
         nothing_to_do,
         failure,

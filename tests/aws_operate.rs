@@ -112,7 +112,8 @@ async fn start_follows_executions_to_their_end_and_history_lists_them() {
     let out = aws_cli(&ws, &aws, &["start", "--force-rebuild", "--json"]);
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["summary"]["publish"]["generation"], 3, "{doc:#}");
-    assert_eq!(doc["summary"]["force_rebuild"], Value::Null, "the pipeline's summary as Summarize wrote it: {doc:#}");
+    assert_eq!(doc["summary"]["force_rebuild"], true, "the pipeline's summary as Summarize wrote it: {doc:#}");
+    assert_eq!(doc["summary"]["execution"], doc["execution_arn"]);
     assert_eq!(doc["trigger"]["force_rebuild"], true);
 
     // 4. BuildIndex may not read the signing key: the run fails there, and
