@@ -5,7 +5,7 @@
 //! [`MAX_CONCURRENCY`] at once: DownloadPackage -> RecordMetadata (a failure is
 //! reported and the others go on) -> BuildIndex -> Publish.
 
-use crate::model::Candidate;
+
 use crate::steps::{
     self, BuildIndexInput, CheckSourcesInput, Context, PublishInput, PublishOutput, RecordOutcome, StepError,
 };
@@ -34,17 +34,8 @@ pub struct RunSummary {
     pub published: Option<PublishOutput>,
 }
 
-async fn ingest(ctx: &Context, candidate: Candidate) -> Result<(String, RecordOutcome), StepError> {
-    let id = candidate.package_id();
-    let staged = steps::download_package(ctx, candidate).await.map_err(|e| e.context(&id))?;
-    let entry_key = staged.entry_key.clone();
-    let recorded = steps::record_metadata(ctx, staged).await.map_err(|e| e.context(&id))?;
-    // On AWS a lifecycle rule expires runs/; here the run tidies up after itself.
-    if let Some(key) = entry_key {
-        let _ = ctx.private.delete(&key).await;
-    }
-    Ok((recorded.package_id, recorded.outcome))
-}
+/// Records staged in one store transaction at most (a bulk import).
+const RECORD_BATCH: usize = 256;
 
 pub async fn run(ctx: &Context, input: CheckSourcesInput) -> Result<RunSummary, StepError> {
     let force = input.force_rebuild;
@@ -84,21 +75,41 @@ pub async fn run(ctx: &Context, input: CheckSourcesInput) -> Result<RunSummary, 
         }
         None => Vec::new(),
     };
-    let results: Vec<_> = futures_util::stream::iter(candidates)
-        .map(|c| {
+    // Downloads run MAX_CONCURRENCY at once; what they stage is recorded in
+    // batches (one store transaction each) as it becomes ready.
+    let mut staged = futures_util::stream::iter(candidates)
+        .map(|c| async move {
             let what = c.package_id();
-            async move { (what, ingest(ctx, c).await) }
+            let result = steps::download_package(ctx, c).await.map_err(|e| e.context(&what));
+            (what, result)
         })
         .buffer_unordered(MAX_CONCURRENCY)
-        .collect()
-        .await;
-    for (what, result) in results {
-        match result {
-            Ok((id, RecordOutcome::Inserted)) => summary.new.push(id),
-            Ok((_, RecordOutcome::AlreadyPresent)) => summary.already_processed += 1,
-            Err(e) => {
-                tracing::error!(package_id = %what, error_type = e.error_type(), "failed: {e}");
-                summary.failed.push(Failure { what, error_type: e.error_type().into(), message: e.to_string() });
+        .ready_chunks(RECORD_BATCH);
+    let fail = |summary: &mut RunSummary, what: String, e: StepError| {
+        tracing::error!(package_id = %what, error_type = e.error_type(), "failed: {e}");
+        summary.failed.push(Failure { what, error_type: e.error_type().into(), message: e.to_string() });
+    };
+    while let Some(chunk) = staged.next().await {
+        let mut batch = Vec::with_capacity(chunk.len());
+        let mut batch_ids = Vec::with_capacity(chunk.len());
+        for (what, result) in chunk {
+            match result {
+                Ok(artifact) => {
+                    batch_ids.push((what, artifact.entry_key.clone()));
+                    batch.push(artifact);
+                }
+                Err(e) => fail(&mut summary, what, e),
+            }
+        }
+        for ((what, entry_key), result) in batch_ids.into_iter().zip(steps::record_batch(ctx, batch).await) {
+            // On AWS a lifecycle rule expires runs/; here the run tidies up after itself.
+            if let Some(key) = entry_key {
+                let _ = ctx.private.delete(&key).await;
+            }
+            match result {
+                Ok(recorded) if recorded.outcome == RecordOutcome::Inserted => summary.new.push(recorded.package_id),
+                Ok(_) => summary.already_processed += 1,
+                Err(e) => fail(&mut summary, what.clone(), e.context(&what)),
             }
         }
     }

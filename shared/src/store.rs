@@ -73,6 +73,15 @@ pub trait PackageStore: Send + Sync {
     /// in the same transaction, so that the next run knows it is unpublished
     /// until a generation built after it goes live.
     async fn insert(&self, suite: &str, entry: &PackageEntry) -> Result<InsertOutcome, StoreError>;
+    /// [`PackageStore::insert`] for each of `entries`, in order; a backend that
+    /// can do it in one transaction does (a bulk import on SQLite: one commit).
+    async fn insert_batch(&self, suite: &str, entries: &[PackageEntry]) -> Result<Vec<InsertOutcome>, StoreError> {
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            out.push(self.insert(suite, entry).await?);
+        }
+        Ok(out)
+    }
     /// Every entry, one at a time, in no particular order (a table scan):
     /// build-index renders each as it comes instead of holding the store in memory.
     async fn for_each_entry(&self, f: &mut (dyn FnMut(PackageEntry) + Send)) -> Result<(), StoreError>;
@@ -263,38 +272,49 @@ impl PackageStore for SqliteStore {
     }
 
     async fn insert(&self, suite: &str, entry: &PackageEntry) -> Result<InsertOutcome, StoreError> {
-        let json = serde_json::to_string(entry).map_err(backend)?;
+        Ok(self.insert_batch(suite, std::slice::from_ref(entry)).await?.remove(0))
+    }
+
+    async fn insert_batch(&self, suite: &str, entries: &[PackageEntry]) -> Result<Vec<InsertOutcome>, StoreError> {
+        let records: Vec<String> = entries.iter().map(serde_json::to_string).collect::<Result<_, _>>().map_err(backend)?;
         self.with(|c| {
             let tx = c.transaction()?;
-            let existing: Option<String> = tx
-                .query_row("SELECT sha256 FROM packages WHERE package_id = ?1", [&entry.package_id], |r| r.get(0))
-                .optional()?;
-            let outcome = match existing {
-                Some(sha) if sha == entry.checksums.sha256 => InsertOutcome::AlreadyPresent,
-                Some(sha) => InsertOutcome::Conflict { existing_sha256: sha },
-                None => {
-                    tx.execute(
-                        "INSERT INTO packages (package_id, package_name, version, architecture, sha256, record)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![
-                            entry.package_id,
-                            entry.package_name,
-                            entry.version,
-                            entry.architecture,
-                            entry.checksums.sha256,
-                            json
-                        ],
-                    )?;
-                    tx.execute(
-                        "INSERT INTO suites (suite, generation, recorded) VALUES (?1, 0, 1)
-                         ON CONFLICT (suite) DO UPDATE SET recorded = recorded + 1",
-                        [suite],
-                    )?;
-                    InsertOutcome::Inserted
-                }
-            };
+            let mut out = Vec::with_capacity(entries.len());
+            let mut inserted = 0i64;
+            for (entry, json) in entries.iter().zip(&records) {
+                let existing: Option<String> = tx
+                    .query_row("SELECT sha256 FROM packages WHERE package_id = ?1", [&entry.package_id], |r| r.get(0))
+                    .optional()?;
+                out.push(match existing {
+                    Some(sha) if sha == entry.checksums.sha256 => InsertOutcome::AlreadyPresent,
+                    Some(sha) => InsertOutcome::Conflict { existing_sha256: sha },
+                    None => {
+                        tx.execute(
+                            "INSERT INTO packages (package_id, package_name, version, architecture, sha256, record)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            params![
+                                entry.package_id,
+                                entry.package_name,
+                                entry.version,
+                                entry.architecture,
+                                entry.checksums.sha256,
+                                json
+                            ],
+                        )?;
+                        inserted += 1;
+                        InsertOutcome::Inserted
+                    }
+                });
+            }
+            if inserted > 0 {
+                tx.execute(
+                    "INSERT INTO suites (suite, generation, recorded) VALUES (?1, 0, ?2)
+                     ON CONFLICT (suite) DO UPDATE SET recorded = recorded + excluded.recorded",
+                    params![suite, inserted],
+                )?;
+            }
             tx.commit()?;
-            Ok(outcome)
+            Ok(out)
         })
     }
 

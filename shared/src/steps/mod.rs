@@ -23,7 +23,7 @@ pub use check_sources::{
 };
 pub use download_package::{ENTRIES_PREFIX, StagedArtifact, download_package};
 pub use publish::{PublishInput, PublishOutput, PublishStatus, publish};
-pub use record_metadata::{RecordOutcome, RecordOutput, record_metadata};
+pub use record_metadata::{RecordOutcome, RecordOutput, record_batch, record_metadata};
 
 use crate::blob::{BlobError, ObjectStore};
 use crate::config::Config;

@@ -16,7 +16,7 @@
 //! remembered as refused (see download-package).
 
 use super::{Context, StagedArtifact, StepError, StepResult, now};
-use crate::model::{Candidate, SourceType, bounded_text, rfc3339};
+use crate::model::{Candidate, PackageEntry, SourceState, SourceType, bounded_text, rfc3339};
 use crate::store::InsertOutcome;
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
@@ -37,22 +37,87 @@ pub struct RecordOutput {
     pub outcome: RecordOutcome,
 }
 
-pub async fn record_metadata(ctx: &Context, mut staged: StagedArtifact) -> StepResult<RecordOutput> {
-    let source = staged.source.take();
-    let entry = staged.entry(ctx).await?;
-    let outcome = match source.as_ref().and_then(|s| s.conflict.clone()) {
+pub async fn record_metadata(ctx: &Context, staged: StagedArtifact) -> StepResult<RecordOutput> {
+    let (entry, source) = open(ctx, staged).await?;
+    let inserted = match source.as_ref().and_then(|s| s.conflict.clone()) {
         // download-package found the file to be a recorded version with other
         // bytes and put nothing in the pool: there is nothing to insert.
         Some(conflict) => Err(conflict),
-        None => match ctx.store.insert(ctx.suite(), &entry).await? {
-            InsertOutcome::Inserted => Ok(RecordOutcome::Inserted),
-            InsertOutcome::AlreadyPresent => Ok(RecordOutcome::AlreadyPresent),
-            InsertOutcome::Conflict { existing_sha256 } => Err(format!(
-                "{} is already recorded with SHA256 {existing_sha256}; refusing to replace it with {}",
-                entry.package_id, entry.checksums.sha256
-            )),
-        },
+        None => Ok(ctx.store.insert(ctx.suite(), &entry).await?),
     };
+    finish(ctx, entry, source, inserted).await
+}
+
+/// record-metadata for a whole batch (a bulk import in-process): one store
+/// transaction for all the entries, then each one's outcome as
+/// [`record_metadata`] reports it. The Lambda function records one item per
+/// invocation; the local pipeline records what its downloads staged in
+/// batches, which on SQLite is one commit instead of one per package.
+pub async fn record_batch(ctx: &Context, staged: Vec<StagedArtifact>) -> Vec<StepResult<RecordOutput>> {
+    let mut opened = Vec::with_capacity(staged.len());
+    let mut out: Vec<Option<StepResult<RecordOutput>>> = Vec::with_capacity(staged.len());
+    for s in staged {
+        match open(ctx, s).await {
+            Ok(pair) => {
+                opened.push(Some(pair));
+                out.push(None);
+            }
+            Err(e) => {
+                opened.push(None);
+                out.push(Some(Err(e)));
+            }
+        }
+    }
+    // Entries to insert: those without a conflict already found.
+    let to_insert: Vec<PackageEntry> = opened
+        .iter()
+        .flatten()
+        .filter(|(_, source)| source.as_ref().is_none_or(|s| s.conflict.is_none()))
+        .map(|(entry, _)| entry.clone())
+        .collect();
+    let mut outcomes = match ctx.store.insert_batch(ctx.suite(), &to_insert).await {
+        Ok(outcomes) => outcomes.into_iter(),
+        Err(e) => {
+            let message = e.to_string();
+            return out
+                .into_iter()
+                .map(|o| o.unwrap_or_else(|| Err(StepError::Internal(anyhow!("{message}")))))
+                .collect();
+        }
+    };
+    for (slot, pair) in out.iter_mut().zip(opened) {
+        let Some((entry, source)) = pair else { continue };
+        let inserted = match source.as_ref().and_then(|s| s.conflict.clone()) {
+            Some(conflict) => Err(conflict),
+            None => Ok(outcomes.next().expect("one outcome per entry inserted")),
+        };
+        *slot = Some(finish(ctx, entry, source, inserted).await);
+    }
+    out.into_iter().map(|o| o.expect("every slot filled")).collect()
+}
+
+/// The entry, and a latest_url source's record, out of a staged artifact.
+async fn open(ctx: &Context, mut staged: StagedArtifact) -> StepResult<(PackageEntry, Option<SourceState>)> {
+    let source = staged.source.take();
+    Ok((staged.entry(ctx).await?, source))
+}
+
+/// What follows the insert: the source's record, a conflict refused (and
+/// remembered), the inbox emptied.
+async fn finish(
+    ctx: &Context,
+    entry: PackageEntry,
+    source: Option<SourceState>,
+    inserted: Result<InsertOutcome, String>,
+) -> StepResult<RecordOutput> {
+    let outcome = inserted.and_then(|o| match o {
+        InsertOutcome::Inserted => Ok(RecordOutcome::Inserted),
+        InsertOutcome::AlreadyPresent => Ok(RecordOutcome::AlreadyPresent),
+        InsertOutcome::Conflict { existing_sha256 } => Err(format!(
+            "{} is already recorded with SHA256 {existing_sha256}; refusing to replace it with {}",
+            entry.package_id, entry.checksums.sha256
+        )),
+    });
     if let Some(mut source) = source {
         source.conflict = outcome.as_ref().err().map(|c| bounded_text(c, CONFLICT_LIMIT));
         source.recorded_at = rfc3339(now());
