@@ -323,6 +323,7 @@ async fn staged_deb_starts_the_pipeline_through_the_eventbridge_rule() {
     let rejected: Vec<&str> =
         r["output"]["check"]["rejected"].as_array().unwrap().iter().map(|x| x["key"].as_str().unwrap()).collect();
     assert_eq!(rejected.len(), 2, "{r:#}");
+    assert_eq!(r["output"]["summary"]["staging_rejected"].as_array().map(Vec::len), Some(2), "reported in the summary: {r:#}");
     for (key, moved) in [("staging/broken.deb", "staging/rejected/broken.deb"), ("staging//odd.deb", "staging/rejected/odd.deb")] {
         assert!(aws.get(key).await.is_none(), "{key} left the inbox");
         assert!(aws.get(moved).await.is_some(), "{moved}");

@@ -66,8 +66,9 @@ pub struct CheckSourcesOutput {
     pub unpublished: u64,
     /// Anything to do at all: new candidates, forced, a refresh due, or unpublished entries.
     pub proceed: bool,
-    /// Staged files moved to `staging/rejected/` by this run.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Staged files moved to `staging/rejected/` by this run (always present:
+    /// the state machine's Summarize reads it).
+    #[serde(default)]
     pub rejected: Vec<StagedRejection>,
     /// Candidates not fetched because they were refused before and upstream
     /// still announces them the same way (`pkgrelay status` lists them).
