@@ -99,8 +99,12 @@ impl std::fmt::Display for Trigger {
 /// The pipeline's own summary (the Summarize state, `$.summary` of the output).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Summary {
+    /// `published`, `superseded`, or `unchanged` (nothing to publish, but
+    /// staged uploads were refused: the SummarizeRejections state).
     pub status: String,
-    pub publish: PublishOutput,
+    /// Absent when nothing was published.
+    #[serde(default)]
+    pub publish: Option<PublishOutput>,
     /// The items' counts, first ids and failures; null when no candidate was downloaded.
     pub items: Option<ItemsSummary>,
     #[serde(default)]
@@ -109,6 +113,25 @@ pub struct Summary {
     pub unpublished: u64,
     #[serde(default)]
     pub source_failures: Vec<Value>,
+    /// Staged uploads this run moved to `staging/rejected/`: {key, moved_to, reason}.
+    #[serde(default)]
+    pub staging_rejected: Vec<StagedRejection>,
+    /// How many there were (the list holds the first 20).
+    #[serde(default)]
+    pub staging_rejected_count: usize,
+    /// Candidates not fetched because they were refused before, unchanged upstream.
+    #[serde(default)]
+    pub skipped_rejected: usize,
+}
+
+/// A staged upload the run refused (CheckSources' `rejected[]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct StagedRejection {
+    pub key: String,
+    /// `None`: it could not be moved (the reason says why).
+    #[serde(default)]
+    pub moved_to: Option<String>,
+    pub reason: String,
 }
 
 /// The state that stopped an execution and what it said.
@@ -159,13 +182,19 @@ impl Outcome {
         if self.status == "RUNNING" {
             return "(running)".into();
         }
+        let refused = |s: &Summary| match s.staging_rejected_count.max(s.staging_rejected.len()) {
+            0 => String::new(),
+            1 => ", 1 staged upload refused".into(),
+            n => format!(", {n} staged uploads refused"),
+        };
         if self.nothing_to_do {
-            return "nothing new".into();
+            return format!("nothing new{}", self.summary.as_ref().map(refused).unwrap_or_default());
         }
         let Some(s) = &self.summary else { return String::new() };
+        let Some(p) = &s.publish else { return format!("nothing{}", refused(s)) };
         let mut out = match s.status.as_str() {
-            "published" => format!("generation {}", s.publish.generation),
-            other => format!("generation {} {other} by {}", s.publish.generation, s.publish.published_generation),
+            "published" => format!("generation {}", p.generation),
+            other => format!("generation {} {other} by {}", p.generation, p.published_generation),
         };
         let items = s.items.clone().unwrap_or_default();
         if items.inserted_count > 0 {
@@ -184,6 +213,7 @@ impl Outcome {
         if items.failed_count > 0 {
             out.push_str(&format!(", {} failed", items.failed_count));
         }
+        out.push_str(&refused(s));
         out
     }
 
@@ -198,11 +228,14 @@ impl Outcome {
                 lines.push(format!("  error: {}", f.error));
                 lines.push(format!("  cause: {}", f.cause));
             }
-            (None, _) if self.nothing_to_do => {
+            (None, summary) if self.nothing_to_do => {
                 lines.push(format!("{} in {took}: nothing new; the repository was left untouched", self.status));
+                if let Some(s) = summary {
+                    rejections(s, &mut lines);
+                }
             }
-            (None, Some(s)) => {
-                let p = &s.publish;
+            (None, Some(s)) if s.publish.is_some() => {
+                let p = s.publish.as_ref().expect("matched");
                 lines.push(match s.status.as_str() {
                     "published" => {
                         format!("{} in {took}: published generation {} at {}", self.status, p.generation, p.url)
@@ -237,12 +270,37 @@ impl Outcome {
                     lines.push(format!("  published {} entries an earlier run had recorded", s.unpublished));
                 }
                 lines.push(format!("  packages in the index: {}, valid until {}", p.packages, p.valid_until));
+                rejections(s, &mut lines);
+            }
+            (None, Some(s)) => {
+                lines.push(format!("{} in {took}: {}", self.status, s.status));
+                rejections(s, &mut lines);
             }
             (None, None) => lines.push(format!("{} after {took}", self.status)),
         }
         lines.push(format!("execution: {}", self.execution_arn));
         lines.push(format!("console: {}", self.console_url));
         lines
+    }
+}
+
+/// The staged uploads a run refused and the candidates it did not fetch again, one line each.
+fn rejections(s: &Summary, lines: &mut Vec<String>) {
+    for r in &s.staging_rejected {
+        let moved = r.moved_to.as_deref().map(|to| format!(" (moved to {to})")).unwrap_or_default();
+        lines.push(format!("  refused upload: {}{moved}: {}", r.key, one_line(&r.reason, 300)));
+    }
+    if s.staging_rejected_count > s.staging_rejected.len() {
+        lines.push(format!(
+            "  refused uploads: {} more in staging/rejected/, each with a .reason beside it",
+            s.staging_rejected_count - s.staging_rejected.len()
+        ));
+    }
+    if s.skipped_rejected > 0 {
+        lines.push(format!(
+            "  not fetched: {} candidate(s) refused before and unchanged upstream (pkgrelay status)",
+            s.skipped_rejected
+        ));
     }
 }
 
@@ -737,7 +795,7 @@ fn outcome(
         None => None,
     };
     let nothing_to_do = status == "SUCCEEDED"
-        && summary.is_none()
+        && summary.as_ref().is_none_or(|s| s.publish.is_none())
         && output.as_ref().and_then(|o| o.pointer("/check/proceed")).and_then(Value::as_bool) == Some(false);
     let failure = match status.as_str() {
         "FAILED" | "ABORTED" | "TIMED_OUT" => {

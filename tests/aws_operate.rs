@@ -197,6 +197,24 @@ async fn start_follows_executions_to_their_end_and_history_lists_them() {
     );
     assert_eq!(all[0]["summary"]["items"]["inserted"], json!(["kiro-repo#1.0#all"]));
     assert!(all.iter().all(|e| e["duration_seconds"].as_f64().unwrap() > 0.0));
+
+    // 7. A bad upload and nothing else new: the run publishes nothing, but says
+    //    which upload it refused, where it moved it and why (SummarizeRejections).
+    aws.put("staging/broken.deb", b"not a package".to_vec()).await;
+    let out = aws_cli(&ws, &aws, &["start"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("SummarizeRejections: started") && text.contains("NotifySuccess: started"), "{text}");
+    assert!(line(&text, "SUCCEEDED in ").ends_with(": nothing new; the repository was left untouched"), "{text}");
+    let refused = line(&text, "  refused upload: ");
+    assert!(
+        refused.starts_with("  refused upload: staging/broken.deb (moved to staging/rejected/broken.deb): ")
+            && refused.contains("not a Debian package"),
+        "{text}"
+    );
+    let out = aws_cli(&ws, &aws, &["history", "-n", "1"]);
+    let text = stdout(&out);
+    assert_eq!(cols(text.lines().nth(1).unwrap())[4], "nothing new, 1 staged upload refused", "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

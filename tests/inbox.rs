@@ -102,6 +102,28 @@ fn fifty_staged_debs_with_five_bad_ones() {
     assert!(status.status.success() && text.contains("staged files refused (staging/rejected/): 6"), "{text}");
 }
 
+/// More bad uploads than the step's output lists (20): each one is moved
+/// aside with its reason, the first 20 are named and the rest counted, so the
+/// output stays small whatever is uploaded.
+#[test]
+fn more_bad_uploads_than_the_output_lists() {
+    let up = Upstream::start();
+    let ws = Workspace::new(&up);
+    let dir = staging(&ws);
+    for i in 0..25 {
+        std::fs::write(dir.join(format!("junk-{i:02}.deb")), format!("junk {i}\n")).unwrap();
+    }
+    std::fs::write(dir.join("kiro-repo_1.0_all.deb"), deb("kiro-repo", "1.0", "all", None)).unwrap();
+    let (ok, out) = strict_sync(&ws);
+    assert!(!ok, "{out}");
+    assert!(out.contains("new: 1"), "the good one beside them is published: {out}");
+    let named = (0..25).filter(|i| out.contains(&format!("staging/junk-{i:02}.deb"))).count();
+    assert_eq!(named, 20, "{out}");
+    assert!(out.contains("5 more moved to staging/rejected/"), "{out}");
+    assert_eq!(names_in(&dir.join("rejected")).len(), 50, "25 uploads and 25 reasons");
+    assert_eq!(names_in(&dir), ["rejected"]);
+}
+
 /// A candidate refused for its content is remembered with its reason and the
 /// artifact's SHA256: not fetched again while upstream announces it the same
 /// way; fetched again once upstream changes it, or once an operator clears it.

@@ -55,6 +55,16 @@ pub async fn run(ctx: &Context, input: CheckSourcesInput) -> Result<RunSummary, 
             },
         });
     }
+    if checked.rejected_count > checked.rejected.len() {
+        summary.failed.push(Failure {
+            what: "staged files".into(),
+            error_type: "Rejected".into(),
+            message: format!(
+                "{} more moved to staging/rejected/, each with a .reason beside it",
+                checked.rejected_count - checked.rejected.len()
+            ),
+        });
+    }
     for f in checked.failures {
         summary.failed.push(Failure {
             what: format!("source of {}", f.package),

@@ -41,6 +41,9 @@ pub struct SourceContext<'a> {
     pub staging_packages: Vec<String>,
     /// Staged files this run moved to `staging/rejected/`.
     pub rejected: std::sync::Mutex<Vec<StagedRejection>>,
+    /// What reading a staged package may unpack (repository-wide settings:
+    /// a staged file is read before its package is known).
+    pub deb_limits: crate::deb::DebLimits,
 }
 
 #[async_trait]

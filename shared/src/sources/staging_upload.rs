@@ -86,11 +86,11 @@ pub async fn reject_staged(private: &dyn ObjectStore, key: &str, reason: &str) -
 async fn read_one(ctx: &SourceContext<'_>, key: &str) -> anyhow::Result<Staged> {
     crate::blob::check_key(key).map_err(|_| anyhow::anyhow!("the key {key:?} is not a plain path"))?;
     let (control, sums) = match ctx.private.local_path(key) {
-        Some(path) => (crate::deb::read_control(&path)?, Checksums::of_file(&path)?),
+        Some(path) => (crate::deb::read_control_with(&path, &ctx.deb_limits)?, Checksums::of_file(&path)?),
         None => {
             let tmp = tempfile::NamedTempFile::new_in(ctx.work_dir)?;
             ctx.private.get_to_file(key, tmp.path()).await?;
-            (crate::deb::read_control(tmp.path())?, Checksums::of_file(tmp.path())?)
+            (crate::deb::read_control_with(tmp.path(), &ctx.deb_limits)?, Checksums::of_file(tmp.path())?)
         }
     };
     for field in ["Package", "Version", "Architecture"] {

@@ -2,7 +2,7 @@
 //! store already holds. Forced runs ask no source: they rebuild from the store.
 //!
 //! The candidates go to the private store as one JSON list
-//! (`runs/candidates/<sha256>.json`), not into the step's output: upstream
+//! (`runs/candidates/<run-unique sha256>.json`), not into the step's output: upstream
 //! decides how many there are (a metadata file may list thousands of
 //! releases) and Step Functions refuses any state over 256 KiB. The state
 //! machine's Distributed Map reads the list from there (ItemReader); the
@@ -66,15 +66,28 @@ pub struct CheckSourcesOutput {
     pub unpublished: u64,
     /// Anything to do at all: new candidates, forced, a refresh due, or unpublished entries.
     pub proceed: bool,
-    /// Staged files moved to `staging/rejected/` by this run (always present:
-    /// the state machine's Summarize reads it).
+    /// Staged files moved to `staging/rejected/` by this run, the first
+    /// [`REJECTIONS_LISTED`] of them with their reasons cut to
+    /// [`REJECTION_REASON_LIMIT`] bytes (always present: the state machine's
+    /// Summarize reads it). How many there are is up to whoever uploads, so the
+    /// list is bounded to keep the state far below 256 KiB.
     #[serde(default)]
     pub rejected: Vec<StagedRejection>,
+    /// How many staged files this run moved to `staging/rejected/` (the
+    /// AnythingToDo choice reads it).
+    #[serde(default)]
+    pub rejected_count: usize,
     /// Candidates not fetched because they were refused before and upstream
     /// still announces them the same way (`pkgrelay status` lists them).
     #[serde(default)]
     pub skipped_rejected: usize,
 }
+
+/// Staged-file rejections listed in the step's output; the rest are counted.
+pub const REJECTIONS_LISTED: usize = 20;
+/// Bytes of a rejection's reason kept in the step's output (S3 keys are at
+/// most 1,024 bytes, so 20 entries stay under 60 KB).
+pub const REJECTION_REASON_LIMIT: usize = 1024;
 
 /// The candidate list written by [`check_sources`].
 pub async fn read_candidates(ctx: &Context, key: &str) -> StepResult<Vec<Candidate>> {
@@ -129,6 +142,7 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
         unpublished,
         proceed: true,
         rejected: Vec::new(),
+        rejected_count: 0,
         skipped_rejected: 0,
     };
     if input.force_rebuild {
@@ -149,6 +163,8 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
             .map(|p| p.name.clone())
             .collect(),
         rejected: Default::default(),
+        // The control-archive caps are repository-wide: every package's are the repository's.
+        deb_limits: ctx.config.packages.first().map(|p| p.effective_limits.deb()).unwrap_or_default(),
     };
     // Sources are independent: ask them all at once.
     let answers = futures_util::future::join_all(ctx.config.packages.iter().map(|p| {
@@ -238,13 +254,20 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
             _ => true,
         });
     }
-    out.rejected = std::mem::take(&mut *sctx.rejected.lock().unwrap());
+    let rejected = std::mem::take(&mut *sctx.rejected.lock().unwrap());
+    out.rejected_count = rejected.len();
+    out.rejected = rejected
+        .into_iter()
+        .take(REJECTIONS_LISTED)
+        .map(|r| StagedRejection { reason: crate::model::bounded_text(&r.reason, REJECTION_REASON_LIMIT), ..r })
+        .collect();
     if !candidates.is_empty() {
         let json = serde_json::to_vec(&candidates).map_err(|e| StepError::Internal(e.into()))?;
-        let key = format!("{CANDIDATES_PREFIX}{}.json", crate::digest::sha256_hex(&json));
-        // Content-addressed: the same list twice is the same object, so a plain
-        // overwrite is safe (and needs no read permission, as a write-once
-        // comparison would).
+        let key = format!("{CANDIDATES_PREFIX}{}.json", run_unique_name(&json));
+        // One object per run: two runs racing over the same list (a schedule and
+        // an upload) must not share it, since the local pipeline deletes its list
+        // once read. A plain put is safe (and needs no read permission, as a
+        // write-once comparison would).
         ctx.private.put_bytes(&key, json, WriteMode::Overwrite).await?;
         out.candidates_key = Some(key);
     }
@@ -262,4 +285,16 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
     );
     super::crash_point("check-sources");
     Ok(out)
+}
+
+/// A name for this run's candidate list: the list's SHA-256 mixed with the
+/// time, the process and a counter, so that no two runs (nor two calls in one
+/// process) ever pick the same one.
+fn run_unique_name(list: &[u8]) -> String {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut salted = format!("{now}:{}:{call}:", std::process::id()).into_bytes();
+    salted.extend_from_slice(list);
+    crate::digest::sha256_hex(&salted)
 }
