@@ -80,11 +80,11 @@ impl StackOutputs {
         work_dir: PathBuf,
         observer: Arc<dyn Observer>,
     ) -> anyhow::Result<Context> {
-        let bucket: Arc<dyn ObjectStore> =
-            Arc::new(pkgrelay_aws::s3::S3Store::new(pkgrelay_aws::s3::client(sdk, path_style()), &self.bucket));
-        Ok(Context {
-            format: Arc::new(pkgrelay_core::apt::AptRepository { config: config.repository.clone(), key: None }),
-            config: Arc::new(config),
+        let bucket: Arc<dyn ObjectStore> = Arc::new(
+            pkgrelay_aws::s3::S3Store::new(pkgrelay_aws::s3::client(sdk, path_style()), &self.bucket)
+                .with_layout(pkgrelay_core::context::bucket_layout(&config)?),
+        );
+        let backends = pkgrelay_core::context::Backends {
             store: Arc::new(pkgrelay_aws::dynamo::DynamoStore::new(
                 pkgrelay_aws::dynamo::client(sdk),
                 &self.packages_table,
@@ -92,10 +92,8 @@ impl StackOutputs {
             )),
             public: bucket.clone(),
             private: bucket,
-            fetcher: pkgrelay_core::fetch::Fetcher::new(pkgrelay_core::fetch::RetryPolicy::default())?,
-            work_dir,
-            observer,
-        })
+        };
+        pkgrelay_core::context::build(config, None, backends, None, work_dir, observer)
     }
 }
 

@@ -70,6 +70,9 @@ enum Command {
         /// as long as the published repository is consistent).
         #[arg(long)]
         strict: bool,
+        /// The repository of config/repositories.yaml to run (default: the APT repository).
+        #[arg(long)]
+        repository: Option<String>,
     },
     /// Serve the published repository over HTTP on a loopback address.
     Serve {
@@ -130,7 +133,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Sync { dirs, force_rebuild, strict } => sync::run(&dirs, force_rebuild, strict).await,
+        Command::Sync { dirs, force_rebuild, strict, repository } => {
+            sync::run(&dirs, force_rebuild, strict, repository.as_deref()).await
+        }
         Command::Serve { out, bind, allow_remote, config } => serve::run(&out, bind, allow_remote, &config).await,
         Command::Verify(args) => verify::run(&args).await,
         Command::Key { action, dirs } => keys::run(action, &dirs),

@@ -7,7 +7,7 @@ use pkgrelay_core::steps::CheckSourcesInput;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-pub async fn run(dirs: &Dirs, force_rebuild: bool, strict: bool) -> anyhow::Result<ExitCode> {
+pub async fn run(dirs: &Dirs, force_rebuild: bool, strict: bool, repository: Option<&str>) -> anyhow::Result<ExitCode> {
     let config = dirs.load()?;
     let paths = dirs.paths();
     let (key, generated) = local::load_or_generate_key(&config, &paths)?;
@@ -19,7 +19,7 @@ pub async fn run(dirs: &Dirs, force_rebuild: bool, strict: bool) -> anyhow::Resu
         );
     }
     let observer = Arc::new(crate::progress::Bars::new());
-    let ctx = local::context(config, &paths, key, observer)?;
+    let ctx = local::repository_context(config, repository, &paths, key, observer)?;
     let trigger = if force_rebuild { "manual" } else { "cli" };
     let summary = pipeline::run(&ctx, CheckSourcesInput { force_rebuild, trigger: Some(trigger.into()) }).await?;
 

@@ -144,7 +144,7 @@ async fn a_staged_deb_whose_control_paragraph_is_200_kb() {
     let r = aws.execute(json!({"trigger": "staging_upload", "key": "staging/kiro-repo_7.0_all.deb"})).await;
     succeeded(&r);
     let entry = aws.store().await.get("kiro-repo#7.0#all").await.unwrap().unwrap();
-    assert!(entry.control.get("Description").unwrap().len() > 200_000);
+    assert!(entry.apt().unwrap().control.get("Description").unwrap().len() > 200_000);
     let apt = aws.apt_accepts().await;
     assert_eq!(madison(&apt, "kiro-repo"), ["7.0"]);
 }

@@ -244,7 +244,7 @@ async fn sqlite_dry_run_failure_rerun_and_rebuild() {
         assert_eq!(e.pub_date.as_deref(), Some("2025-06-01T10:00:00Z"));
         assert_eq!(e.config.section.as_deref(), Some("devel"), "Debian fields from kiro.yaml");
         assert_eq!(e.companions.len(), if e.version == "0.7.44" { 0 } else { 2 });
-        assert_eq!(e.control.get("Version"), Some(e.version.as_str()));
+        assert_eq!(e.apt().unwrap().control.get("Version"), Some(e.version.as_str()));
     }
     let again = ws.pkgrelay(&["migrate"]);
     assert!(again.status.success() && stdout(&again).contains("read: 0"), "nothing left to migrate");

@@ -5,6 +5,9 @@ import { Annotations, App, AppProps } from 'aws-cdk-lib';
 import { environmentFromContext } from './environments';
 import { PkgrelayStack } from './pkgrelay-stack';
 
+/** The context key naming another configuration directory to read (tests; default config/). */
+export const CONFIG_DIR_CONTEXT = 'pkgrelay:config-dir';
+
 /** The context key the CDK reads to decide which stacks' assets to bundle. */
 export const BUNDLING_STACKS = 'aws:cdk:bundling-stacks';
 
@@ -18,8 +21,10 @@ export function createApp(props: AppProps = {}): { app: App; stack: PkgrelayStac
     app.node.setContext(BUNDLING_STACKS, []);
   }
   const environment = environmentFromContext(app.node);
+  const configDir = app.node.tryGetContext(CONFIG_DIR_CONTEXT);
   const stack = new PkgrelayStack(app, environment.prefix, {
     environment,
+    configDir: typeof configDir === 'string' ? configDir : undefined,
     description: `pkgrelay (${environment.name}): mirrors upstream releases into a signed APT repository`,
     // Account and region of the deploying credentials; environment-agnostic
     // when there are none (synth works offline).

@@ -60,7 +60,8 @@ export const FUNCTION_SIZING: Record<FunctionName, FunctionSizing> = {
 
 export interface Resources {
   readonly bucket: s3.IBucket;
-  readonly packagesTable: dynamodb.ITable;
+  /** Every repository's packages table (the APT one first): each step treats them alike. */
+  readonly packagesTables: dynamodb.ITable[];
   readonly stateTable: dynamodb.ITable;
   /** ARN of the signing key secret. */
   readonly signingKeySecretArn: string;
@@ -92,6 +93,7 @@ function listForNotFound(bucket: s3.IBucket) {
 /** The statements of each function's role, besides writing its own log group. */
 export function functionPermissions(name: FunctionName, r: Resources): iam.PolicyStatement[] {
   const objects = (...patterns: string[]) => patterns.map((p) => r.bucket.arnForObjects(p));
+  const packages = r.packagesTables.map((t) => t.tableArn);
   const staging = `${STAGING_PREFIX}*`;
   const generations = `${GENERATIONS_PREFIX}*`;
   // staging/ is an inbox (shared/src/sources/staging_upload.rs): a refused
@@ -109,11 +111,11 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
         // the validators its conditional request sends).
         allow('ReadSuite', ['dynamodb:GetItem'], [r.stateTable.tableArn]),
         // Every candidate's id at once, 100 keys a request.
-        allow('ReadStore', ['dynamodb:BatchGetItem'], [r.packagesTable.tableArn]),
+        allow('ReadStore', ['dynamodb:BatchGetItem'], packages),
         // A candidate not found by id may be a vendor build recorded under the
         // .deb's own version (announced 0.6.0, recorded 0.6.0-1762210000): the
         // recorded versions of its package, one query a package.
-        allow('ReadRecordedVersions', ['dynamodb:Query'], [`${r.packagesTable.tableArn}/index/${PACKAGE_NAME_INDEX}`]),
+        allow('ReadRecordedVersions', ['dynamodb:Query'], packages.map((t) => `${t}/index/${PACKAGE_NAME_INDEX}`)),
         // Refusals remembered (`rejected#<id>`) for the candidates found: one batch read.
         allow('ReadRefusals', ['dynamodb:BatchGetItem'], [r.stateTable.tableArn]),
         // staging/ uploads, and whether the published index is still there.
@@ -127,7 +129,7 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
       ];
     case 'download-package':
       return [
-        allow('ReadStore', ['dynamodb:GetItem'], [r.packagesTable.tableArn]),
+        allow('ReadStore', ['dynamodb:GetItem'], packages),
         // GetObject on pool/* also allows HeadObject of the pool key (write-once checks).
         allow('ReadStagingAndPool', ['s3:GetObject'], objects(staging, 'pool/*')),
         allow('WritePool', ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], objects('pool/*')),
@@ -143,7 +145,7 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
     case 'record-metadata':
       return [
         // One transaction: the entry (conditional put) and the suite's recorded mark.
-        allow('WriteStore', ['dynamodb:GetItem', 'dynamodb:PutItem'], [r.packagesTable.tableArn]),
+        allow('WriteStore', ['dynamodb:GetItem', 'dynamodb:PutItem'], packages),
         // The recorded mark, and (same action, same table) a latest_url
         // source's record (`source#<package>`) once its file is recorded.
         allow('RaiseRecordedMark', ['dynamodb:UpdateItem'], [r.stateTable.tableArn]),
@@ -156,7 +158,7 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
       ];
     case 'build-index':
       return [
-        allow('ReadStore', ['dynamodb:Scan'], [r.packagesTable.tableArn]),
+        allow('ReadStore', ['dynamodb:Scan'], packages),
         allow('AllocateGeneration', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [r.stateTable.tableArn]),
         // by-hash files are write-once: existing ones are skipped or compared (HeadObject).
         allow('WriteByHash', ['s3:GetObject', 's3:PutObject'], objects('dists/*')),

@@ -46,6 +46,7 @@ import {
   STAGING_RULE_FILE,
   publicPaths,
   readJson,
+  readRepositories,
   readRepositorySettings,
   substitutePlaceholders,
 } from './repository';
@@ -53,6 +54,8 @@ import { ignoreCfnLint, skipCheckov } from './suppressions';
 
 export interface PkgrelayStackProps extends StackProps {
   readonly environment: EnvironmentSettings;
+  /** The configuration directory the stack reads (default: config/; the functions bundle config/ itself). */
+  readonly configDir?: string;
 }
 
 /** `check-sources` -> `CheckSources` (logical ids, ASL placeholder names). */
@@ -100,6 +103,8 @@ export class PkgrelayStack extends Stack {
   public readonly distribution: cloudfront.Distribution;
   public readonly packagesTable: dynamodb.Table;
   public readonly stateTable: dynamodb.Table;
+  /** The packages table of each repository besides the APT one, by name. */
+  public readonly repositoryTables: Record<string, dynamodb.Table>;
   public readonly functions: Record<FunctionName, lambda.IFunction>;
   public readonly stateMachine: sfn.StateMachine;
 
@@ -109,8 +114,12 @@ export class PkgrelayStack extends Stack {
     const prefix = env.prefix;
     const removal = env.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
     const logRetention = logs.RetentionDays.ONE_YEAR;
-    const settings = readRepositorySettings();
-    const repositoryPaths = publicPaths(settings);
+    const settings = readRepositorySettings(props.configDir);
+    // The repositories side by side in this deployment (config/repositories.yaml):
+    // the APT one at the root, every other under its prefix, with a packages
+    // table of its own (build-index reads a whole table into one index).
+    const repositories = readRepositories(props.configDir);
+    const repositoryPaths = publicPaths(settings, repositories);
 
     // ---- Storage: access logs, the repository bucket, CloudFront in front of it.
 
@@ -242,6 +251,20 @@ export class PkgrelayStack extends Stack {
       projectionType: dynamodb.ProjectionType.ALL,
     });
     this.stateTable = table('StateTable', `${prefix}-state`, 'suite');
+    // The other repositories' packages tables, by repository name (their
+    // state records share the state table, keyed by name).
+    this.repositoryTables = {};
+    for (const r of repositories.filter((r) => r.format !== 'apt')) {
+      const t = table(`${pascalCase(r.name)}PackagesTable`, `${prefix}-${r.name}-packages`, 'package_id');
+      t.addGlobalSecondaryIndex({
+        indexName: PACKAGE_NAME_INDEX,
+        partitionKey: { name: 'package_name', type: dynamodb.AttributeType.STRING },
+        sortKey: { name: 'version', type: dynamodb.AttributeType.STRING },
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+      this.repositoryTables[r.name] = t;
+    }
+    const packagesTables = [this.packagesTable, ...Object.values(this.repositoryTables)];
 
     // ---- The signing key: created empty, the operator puts the armored key in.
 
@@ -334,7 +357,7 @@ export class PkgrelayStack extends Stack {
               }),
               ...functionPermissions(name, {
                 bucket,
-                packagesTable: this.packagesTable,
+                packagesTables,
                 stateTable: this.stateTable,
                 signingKeySecretArn,
                 rootFiles,
@@ -358,6 +381,14 @@ export class PkgrelayStack extends Stack {
         logGroup,
         environment: {
           PACKAGES_TABLE: this.packagesTable.tableName,
+          // The other repositories' tables (functions/aws/src/env.rs), when there are any.
+          ...(Object.keys(this.repositoryTables).length > 0
+            ? {
+                PACKAGES_TABLES: Stack.of(this).toJsonString(
+                  Object.fromEntries(Object.entries(this.repositoryTables).map(([n, t]) => [n, t.tableName])),
+                ),
+              }
+            : {}),
           STATE_TABLE: this.stateTable.tableName,
           BUCKET: bucket.bucketName,
           CONFIG_LOCATION,

@@ -3,7 +3,7 @@
 // published file names from config/repository.yaml (read at synth time, so the
 // bucket policy follows the configuration).
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'yaml';
 
@@ -76,18 +76,81 @@ export function readRepositorySettings(configDir: string = CONFIG_DIR): Reposito
   return { suite, keyringName, convenienceCopy: typeof copy === 'string' ? copy : undefined };
 }
 
+/** One repository of the deployment, as config/repositories.yaml lists it (shared/src/config.rs RepositoryEntry). */
+export interface RepositoryEntry {
+  readonly name: string;
+  readonly format: 'apt' | 'homebrew';
+  /** `''` (the root: the APT repository) or `<dir>/`. */
+  readonly prefix: string;
+}
+
+const REPOSITORY_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+const PREFIX = /^[a-z0-9_-]+(\/[a-z0-9_-]+)*\/$/;
+/** Prefixes no repository may take: APT's tree and the private prefixes (shared/src/blob.rs PRIVATE_PREFIXES). */
+const RESERVED_PREFIXES = ['pool/', 'dists/', 'staging/', 'generations/', 'runs/', 'tmp/', 'config/'];
+
+/**
+ * The repositories of the deployment: config/repositories.yaml, or the APT
+ * repository alone at the root without it. The CLI and the functions read
+ * the same file (shared/src/config.rs), which checks it in full; this
+ * checks what the stack builds from it (names, formats, prefixes).
+ */
+export function readRepositories(configDir: string = CONFIG_DIR): RepositoryEntry[] {
+  const file = path.join(configDir, 'repositories.yaml');
+  if (!existsSync(file)) {
+    return [{ name: 'apt', format: 'apt', prefix: '' }];
+  }
+  const doc = parse(readFileSync(file, 'utf8')) as { repositories?: unknown } | null;
+  if (!doc || !Array.isArray(doc.repositories)) {
+    throw new Error(`${file}: expected \`repositories:\`, a list`);
+  }
+  const list: RepositoryEntry[] = doc.repositories.map((r: any, i: number) => {
+    const where = `${file}: repositories[${i}]`;
+    if (typeof r?.name !== 'string' || !REPOSITORY_NAME.test(r.name)) {
+      throw new Error(`${where}.name: lower-case letters, digits and -, got ${JSON.stringify(r?.name)}`);
+    }
+    if (r.format !== 'apt' && r.format !== 'homebrew') {
+      throw new Error(`${where}.format: apt or homebrew, got ${JSON.stringify(r.format)}`);
+    }
+    const prefix = r.prefix ?? '';
+    if (r.format === 'apt' && prefix !== '') {
+      throw new Error(`${where}.prefix: the APT repository lives at the root`);
+    }
+    if (r.format !== 'apt' && (typeof prefix !== 'string' || !PREFIX.test(prefix) || RESERVED_PREFIXES.some((p) => prefix.startsWith(p)))) {
+      throw new Error(`${where}.prefix: a directory of its own (\`brew/\`), got ${JSON.stringify(prefix)}`);
+    }
+    return { name: r.name, format: r.format, prefix };
+  });
+  const names = list.map((r) => r.name);
+  if (new Set(names).size !== names.length) {
+    throw new Error(`${file}: a repository name is listed twice (${names.join(', ')})`);
+  }
+  if (list.filter((r) => r.format === 'apt').length !== 1) {
+    throw new Error(`${file}: list exactly one APT repository (format: apt)`);
+  }
+  const prefixes = list.map((r) => r.prefix).filter((p) => p !== '');
+  for (const p of prefixes) {
+    if (prefixes.some((o) => o !== p && (o.startsWith(p) || p.startsWith(o))) || prefixes.filter((o) => o === p).length > 1) {
+      throw new Error(`${file}: prefix ${p} overlaps another repository's`);
+    }
+  }
+  return list;
+}
+
 /**
  * The object keys (S3 resource patterns) clients may read: the pool, the dists
  * tree, the root page, the convenience copy and the keyring. Never `staging/`,
  * `generations/` or anything else.
  */
-export function publicPaths(settings: RepositorySettings): string[] {
+export function publicPaths(settings: RepositorySettings, repositories: RepositoryEntry[] = []): string[] {
   return [
     'pool/*',
     'dists/*',
     'index.html',
     ...(settings.convenienceCopy ? [`${settings.convenienceCopy}.deb`] : []),
     settings.keyringName,
+    // Every other repository's files, under its prefix.
+    ...repositories.filter((r) => r.prefix !== '').map((r) => `${r.prefix}*`),
   ];
 }
 

@@ -35,6 +35,135 @@ impl BlobError {
     }
 }
 
+/// How clients and caches may keep an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caching {
+    /// Never changes once written (content-addressed, write-once): a year.
+    Immutable,
+    /// Replaced by a later publish: a minute.
+    Short,
+    /// Not public (staging, generations, run files): never cached.
+    Private,
+}
+
+impl Caching {
+    /// The `Cache-Control` header.
+    pub fn header(self) -> &'static str {
+        match self {
+            Caching::Immutable => "public, max-age=31536000, immutable",
+            Caching::Short => "public, max-age=60",
+            Caching::Private => "no-store",
+        }
+    }
+}
+
+/// What an object is to the clients that read it: its `Content-Type` and
+/// how long it may be cached. The repository format decides it for its own
+/// files ([`crate::repository::RepositoryFormat::object_meta`]); a backend
+/// that sends headers (S3) only applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub content_type: &'static str,
+    pub caching: Caching,
+}
+
+/// Decides the [`ObjectMeta`] of each key of a store.
+pub trait ObjectLayout: Send + Sync {
+    fn meta(&self, key: &str) -> ObjectMeta;
+}
+
+/// Prefixes of a bucket that are never published (also the private
+/// directory's layout locally): what the steps leave for each other.
+pub const PRIVATE_PREFIXES: &[&str] = &["staging/", "generations/", "runs/", "tmp/", "config/"];
+
+/// Private objects: JSON or bytes, never cached.
+pub struct PrivateLayout;
+
+impl ObjectLayout for PrivateLayout {
+    fn meta(&self, key: &str) -> ObjectMeta {
+        let content_type = if key.ends_with(".json") { "application/json" } else { "application/octet-stream" };
+        ObjectMeta { content_type, caching: Caching::Private }
+    }
+}
+
+/// A bucket holding repositories side by side and the private prefixes
+/// beside them: the private ones are [`PrivateLayout`], every other key
+/// belongs to the repository whose prefix is the longest one it starts with
+/// (asked with the key relative to that prefix).
+pub struct BucketLayout {
+    /// `(prefix, layout)`; `""` is the root.
+    pub repositories: Vec<(String, std::sync::Arc<dyn ObjectLayout>)>,
+}
+
+impl BucketLayout {
+    /// One repository at the root.
+    pub fn single(layout: std::sync::Arc<dyn ObjectLayout>) -> BucketLayout {
+        BucketLayout { repositories: vec![(String::new(), layout)] }
+    }
+}
+
+impl ObjectLayout for BucketLayout {
+    fn meta(&self, key: &str) -> ObjectMeta {
+        if PRIVATE_PREFIXES.iter().any(|p| key.starts_with(p)) {
+            return PrivateLayout.meta(key);
+        }
+        match self.repositories.iter().filter(|(p, _)| key.starts_with(p.as_str())).max_by_key(|(p, _)| p.len()) {
+            Some((prefix, layout)) => layout.meta(&key[prefix.len()..]),
+            None => PrivateLayout.meta(key),
+        }
+    }
+}
+
+/// A repository's view of a shared store: its keys live under `prefix`
+/// (`brew/`), and it reads and writes them as if at the root.
+pub struct Prefixed {
+    pub inner: std::sync::Arc<dyn ObjectStore>,
+    /// Ends with `/`.
+    pub prefix: String,
+}
+
+impl Prefixed {
+    fn key(&self, key: &str) -> Result<String, BlobError> {
+        check_key(key)?;
+        Ok(format!("{}{key}", self.prefix))
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Prefixed {
+    async fn put_bytes(&self, key: &str, data: Vec<u8>, mode: WriteMode) -> Result<(), BlobError> {
+        self.inner.put_bytes(&self.key(key)?, data, mode).await
+    }
+    async fn put_file(&self, key: &str, path: &Path, sha256: &str, mode: WriteMode) -> Result<(), BlobError> {
+        self.inner.put_file(&self.key(key)?, path, sha256, mode).await
+    }
+    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+        self.inner.get_bytes(&self.key(key)?).await
+    }
+    async fn get_to_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {
+        self.inner.get_to_file(&self.key(key)?, path).await
+    }
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.inner.local_path(&self.key(key).ok()?)
+    }
+    async fn copy(&self, from: &str, to: &str, mode: WriteMode) -> Result<(), BlobError> {
+        self.inner.copy(&self.key(from)?, &self.key(to)?, mode).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, BlobError> {
+        self.inner.exists(&self.key(key)?).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BlobError> {
+        let listed = self.inner.list(&format!("{}{prefix}", self.prefix)).await?;
+        Ok(listed
+            .into_iter()
+            .map(|o| ObjectInfo { key: o.key[self.prefix.len()..].to_owned(), size: o.size })
+            .collect())
+    }
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        self.inner.delete(&self.key(key)?).await
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
     pub key: String,

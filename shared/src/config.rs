@@ -11,7 +11,8 @@
 
 use crate::fetch::{FetchRules, HostPolicy, check_host_pattern, check_url_allowed};
 use crate::limits::{LimitError, Limits, LimitsConfig};
-use crate::model::{ConfigFields, SourceType};
+use crate::model::ConfigFields;
+pub use crate::sources::SourceConfig;
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -145,71 +146,6 @@ pub struct PackageConfig {
     pub effective_limits: Limits,
 }
 
-/// The `source` block: its `type` selects the source plugin.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SourceConfig {
-    ExternalDownload {
-        /// The vendor's JSON metadata endpoint.
-        metadata_url: String,
-        /// Hosts the URLs found in the metadata (and redirects) may point at
-        /// besides `metadata_url`'s; `*.example.com` for any under it.
-        #[serde(default)]
-        allowed_hosts: Vec<String>,
-    },
-    StagingUpload {},
-    GithubRelease {
-        /// A GitHub-releases-shaped JSON list (`tag_name`, `assets[]`).
-        releases_url: String,
-        #[serde(default)]
-        include_prereleases: bool,
-        /// Hosts of the assets and their redirects besides `releases_url`'s
-        /// (GitHub: `github.com`, `*.githubusercontent.com`).
-        #[serde(default)]
-        allowed_hosts: Vec<String>,
-    },
-    LatestUrl {
-        /// One URL that always serves the newest .deb of the package
-        /// (`…/latest/kiro-cli.deb`); asked each run with a conditional request.
-        url: String,
-        /// Hosts its redirects may lead to besides `url`'s.
-        #[serde(default)]
-        allowed_hosts: Vec<String>,
-    },
-}
-
-impl SourceConfig {
-    pub fn source_type(&self) -> SourceType {
-        match self {
-            SourceConfig::ExternalDownload { .. } => SourceType::ExternalDownload,
-            SourceConfig::StagingUpload {} => SourceType::StagingUpload,
-            SourceConfig::GithubRelease { .. } => SourceType::GithubRelease,
-            SourceConfig::LatestUrl { .. } => SourceType::LatestUrl,
-        }
-    }
-
-    /// The URL this source is configured with, and its field; `None` for a
-    /// source that fetches nothing over HTTP (staging_upload).
-    pub fn configured_url(&self) -> Option<(&'static str, &str)> {
-        match self {
-            SourceConfig::ExternalDownload { metadata_url, .. } => Some(("source.metadata_url", metadata_url)),
-            SourceConfig::GithubRelease { releases_url, .. } => Some(("source.releases_url", releases_url)),
-            SourceConfig::LatestUrl { url, .. } => Some(("source.url", url)),
-            SourceConfig::StagingUpload {} => None,
-        }
-    }
-
-    /// Hosts allowed besides the configured URL's.
-    pub fn allowed_hosts(&self) -> &[String] {
-        match self {
-            SourceConfig::ExternalDownload { allowed_hosts, .. }
-            | SourceConfig::GithubRelease { allowed_hosts, .. }
-            | SourceConfig::LatestUrl { allowed_hosts, .. } => allowed_hosts,
-            SourceConfig::StagingUpload {} => &[],
-        }
-    }
-}
-
 impl PackageConfig {
     pub fn architectures(&self) -> impl Iterator<Item = &str> {
         self.architecture.split_whitespace()
@@ -218,21 +154,22 @@ impl PackageConfig {
     /// Where this package's fetches may go: its configured URL's host and
     /// `source.allowed_hosts`. An error for a source that fetches nothing.
     pub fn hosts(&self) -> Result<HostPolicy, String> {
-        let Some((_, url)) = self.source.configured_url() else {
+        let source = self.source.source();
+        let Some((_, url)) = source.configured_url() else {
             return Err(format!("package {} ({}) fetches nothing over HTTP", self.name, self.file));
         };
-        HostPolicy::new(url, self.source.allowed_hosts(), format!("source.allowed_hosts in {}", self.file))
+        HostPolicy::new(url, source.allowed_hosts(), format!("source.allowed_hosts in {}", self.file))
             .map_err(|e| e.to_string())
     }
 
     /// The rules of a metadata document, a certificate or signature, a probe.
     pub fn document_rules(&self) -> Result<FetchRules, String> {
-        Ok(FetchRules { hosts: self.hosts()?, limits: self.effective_limits.documents() })
+        Ok(FetchRules { hosts: self.hosts()?, limits: self.effective_limits.documents(), headers: Vec::new() })
     }
 
     /// The rules of an artifact download.
     pub fn artifact_rules(&self) -> Result<FetchRules, String> {
-        Ok(FetchRules { hosts: self.hosts()?, limits: self.effective_limits.artifacts() })
+        Ok(FetchRules { hosts: self.hosts()?, limits: self.effective_limits.artifacts(), headers: Vec::new() })
     }
 
     pub fn fields(&self) -> ConfigFields {
@@ -247,12 +184,58 @@ impl PackageConfig {
     }
 }
 
+/// The format of a repository: how its index is rendered and what clients read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatName {
+    /// A signed APT repository: `repository.yaml` and `packages/`.
+    Apt,
+    /// A Homebrew bottle mirror: its own settings file.
+    Homebrew,
+}
+
+/// One repository of a deployment, as `config/repositories.yaml` lists it.
+/// The CLI, the Lambda functions and the CDK app read the same list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryEntry {
+    /// Lower-case letters, digits and `-`. Names the repository's store
+    /// (locally `<state>/<name>.db`; on AWS its tables) and, for a format
+    /// without suites, its state record.
+    pub name: String,
+    pub format: FormatName,
+    /// Where its public files live in the bucket or directory: `""` (the
+    /// root; the APT repository) or `<dir>/`.
+    #[serde(default)]
+    pub prefix: String,
+    /// Its settings file, relative to the configuration directory (a
+    /// Homebrew mirror's; the APT repository's are `repository.yaml` and `packages/`).
+    #[serde(default)]
+    pub config: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepositoryList {
+    repositories: Vec<RepositoryEntry>,
+}
+
+/// The list without a `repositories.yaml`: the APT repository alone, at the root.
+pub fn default_repositories() -> Vec<RepositoryEntry> {
+    vec![RepositoryEntry { name: "apt".into(), format: FormatName::Apt, prefix: String::new(), config: None }]
+}
+
 /// The whole configuration directory.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub dir: PathBuf,
     pub repository: RepositoryConfig,
     pub packages: Vec<PackageConfig>,
+    /// The repositories this deployment keeps side by side; the APT
+    /// repository (`repository`, `packages`) is one of them.
+    pub repositories: Vec<RepositoryEntry>,
+    /// Each Homebrew mirror's settings, by repository name.
+    pub homebrew: std::collections::BTreeMap<String, crate::brew::config::HomebrewConfig>,
 }
 
 impl Config {
@@ -293,7 +276,29 @@ impl Config {
         {
             return Err(err(&repo_file, Some("convenience_copy"), format!("no package named {copy:?} is configured")));
         }
-        Ok(Config { dir: dir.to_owned(), repository, packages })
+        let (repositories, homebrew) = load_repositories(dir, &repository, &limits)?;
+        Ok(Config { dir: dir.to_owned(), repository, packages, repositories, homebrew })
+    }
+
+    /// The repository named `name`.
+    pub fn repository_entry(&self, name: &str) -> Result<&RepositoryEntry, String> {
+        self.repositories.iter().find(|r| r.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.repositories.iter().map(|r| r.name.as_str()).collect();
+            format!("no repository {name:?} is configured (repositories.yaml lists: {})", known.join(", "))
+        })
+    }
+
+    /// The APT repository's entry (a loaded configuration has exactly one).
+    pub fn apt_entry(&self) -> Option<&RepositoryEntry> {
+        self.repositories.iter().find(|r| r.format == FormatName::Apt)
+    }
+
+    /// The key of `entry`'s record in the state store: the APT suite, else its name.
+    pub fn state_key<'a>(&'a self, entry: &'a RepositoryEntry) -> &'a str {
+        match entry.format {
+            FormatName::Apt => &self.repository.suite,
+            FormatName::Homebrew => &entry.name,
+        }
     }
 
     /// This configuration as deployment `env` sees it: `base_url` becomes
@@ -311,6 +316,76 @@ impl Config {
     pub fn package(&self, name: &str) -> Option<&PackageConfig> {
         self.packages.iter().find(|p| p.name == name)
     }
+}
+
+/// `dir/repositories.yaml` (or the APT repository alone without it), and
+/// each Homebrew mirror's settings.
+#[allow(clippy::type_complexity)]
+fn load_repositories(
+    dir: &Path,
+    apt: &RepositoryConfig,
+    limits: &Limits,
+) -> Result<(Vec<RepositoryEntry>, std::collections::BTreeMap<String, crate::brew::config::HomebrewConfig>), ConfigError>
+{
+    let file = dir.join("repositories.yaml");
+    let list = if file.exists() { read_yaml::<RepositoryList>(&file)?.repositories } else { default_repositories() };
+    let mut homebrew = std::collections::BTreeMap::new();
+    let field = |i: usize, name: &str| format!("repositories[{i}].{name}");
+    for (i, r) in list.iter().enumerate() {
+        let ok_name = !r.name.is_empty()
+            && r.name.len() <= 32
+            && r.name.starts_with(|c: char| c.is_ascii_lowercase())
+            && r.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok_name {
+            return Err(err(&file, Some(&field(i, "name")), format!("{:?}: lower-case letters, digits and -", r.name)));
+        }
+        if list[..i].iter().any(|o| o.name == r.name) {
+            return Err(err(&file, Some(&field(i, "name")), format!("{:?} is listed twice", r.name)));
+        }
+        match r.format {
+            FormatName::Apt => {
+                if list[..i].iter().any(|o| o.format == FormatName::Apt) {
+                    return Err(err(&file, Some(&field(i, "format")), "one APT repository per deployment (repository.yaml)"));
+                }
+                if !r.prefix.is_empty() || r.config.is_some() {
+                    return Err(err(
+                        &file,
+                        Some(&field(i, "prefix")),
+                        "the APT repository lives at the root (prefix \"\") and is configured by repository.yaml and packages/",
+                    ));
+                }
+            }
+            FormatName::Homebrew => {
+                let p = r.prefix.trim_end_matches('/');
+                let ok_prefix = r.prefix.ends_with('/')
+                    && !p.is_empty()
+                    && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+                    && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_/".contains(c));
+                let reserved = ["pool/", "dists/"].iter().chain(crate::blob::PRIVATE_PREFIXES).any(|x| r.prefix.starts_with(x));
+                if !ok_prefix || reserved {
+                    return Err(err(
+                        &file,
+                        Some(&field(i, "prefix")),
+                        format!("{:?}: a directory of its own (`brew/`), outside pool/, dists/ and the private prefixes", r.prefix),
+                    ));
+                }
+                if let Some(o) = list[..i].iter().find(|o| !o.prefix.is_empty() && (o.prefix.starts_with(&r.prefix) || r.prefix.starts_with(&o.prefix))) {
+                    return Err(err(&file, Some(&field(i, "prefix")), format!("{:?} overlaps {}'s {:?}", r.prefix, o.name, o.prefix)));
+                }
+                if r.name == apt.suite {
+                    return Err(err(&file, Some(&field(i, "name")), format!("{:?} is the APT suite's state record", r.name)));
+                }
+                let Some(settings) = &r.config else {
+                    return Err(err(&file, Some(&field(i, "config")), "a Homebrew mirror names its settings file (homebrew.yaml)"));
+                };
+                homebrew.insert(r.name.clone(), crate::brew::config::HomebrewConfig::load(dir, settings, limits)?);
+            }
+        }
+    }
+    if !list.iter().any(|r| r.format == FormatName::Apt) {
+        return Err(err(&file, Some("repositories"), "list the APT repository (format: apt)"));
+    }
+    Ok((list, homebrew))
 }
 
 fn read_yaml<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T, ConfigError> {
@@ -444,22 +519,15 @@ fn validate_package(p: &mut PackageConfig, file: &Path, limits: &Limits) -> Resu
     if let Some(bad) = p.depends.iter().find(|d| d.contains(['\n', '\r', ',']) || d.trim().is_empty()) {
         return Err(err(file, Some("depends"), format!("{bad:?}: one relation per list entry, single line")));
     }
-    if let Some((field, url)) = p.source.configured_url() {
+    let source = p.source.source();
+    if let Some((field, url)) = source.configured_url() {
         check_url_allowed(url).map_err(|e| err(file, Some(field), e.to_string()))?;
     }
-    for entry in p.source.allowed_hosts() {
+    for entry in source.allowed_hosts() {
         check_host_pattern(entry).map_err(|e| err(file, Some("source.allowed_hosts"), e))?;
     }
     p.effective_limits = limits.with(&p.limits, &p.file, false).map_err(|e| limit_error(file, e))?;
-    // One URL, one file: the architecture is the package's, not the file
-    // name's, and there is no second file for another one.
-    if matches!(p.source, SourceConfig::LatestUrl { .. }) && p.architectures().count() != 1 {
-        return Err(err(
-            file,
-            Some("architecture"),
-            format!("{:?}: a latest_url source serves one file: name exactly one architecture", p.architecture),
-        ));
-    }
+    source.check(p).map_err(|(field, message)| err(file, Some(field), message))?;
     Ok(())
 }
 
@@ -508,6 +576,7 @@ impl RepositoryConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SourceType;
 
     fn write(dir: &Path, rel: &str, text: &str) {
         let p = dir.join(rel);
@@ -573,7 +642,7 @@ section: devel\npriority: optional\narchitecture: amd64\nsource:\n  type: extern
             "type: latest_url\n  url: https://example.com/latest/kiro-cli.deb",
         );
         let c = load_with(&latest).unwrap();
-        assert!(matches!(&c.packages[0].source, SourceConfig::LatestUrl { url, .. } if url.ends_with("/kiro-cli.deb")));
+        assert!(matches!(&c.packages[0].source, SourceConfig::LatestUrl(s) if s.url.ends_with("/kiro-cli.deb")));
         assert_eq!(c.packages[0].source.source_type(), SourceType::LatestUrl);
         let e = load_with(&latest.replace("architecture: amd64", "architecture: amd64 arm64")).unwrap_err().to_string();
         assert!(e.contains("field `architecture`") && e.contains("exactly one architecture"), "{e}");
@@ -589,8 +658,8 @@ section: devel\npriority: optional\narchitecture: amd64\nsource:\n  type: extern
         let c = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")).unwrap();
         let cli = c.package("kiro-cli").unwrap();
         assert!(
-            matches!(&cli.source, SourceConfig::LatestUrl { url, .. }
-                if url == "https://desktop-release.q.us-east-1.amazonaws.com/latest/kiro-cli.deb"),
+            matches!(&cli.source, SourceConfig::LatestUrl(s)
+                if s.url == "https://desktop-release.q.us-east-1.amazonaws.com/latest/kiro-cli.deb"),
             "{:?}",
             cli.source
         );

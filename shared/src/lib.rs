@@ -8,10 +8,12 @@
 //! - [`limits`]: what upstream may make a run take (bytes, time, unpacked sizes), and where each is set;
 //! - [`deb`]: reading and building Debian binary packages;
 //! - [`apt`]: rendering the APT index (Packages, Release, index.html);
+//! - [`brew`]: the Homebrew bottle mirror's rules (bottle names, images, manifests) and planning from the formulae API;
 //! - [`sign`]: OpenPGP signing of Release files;
 //! - [`store`]: the package store (`PackageStore`), SQLite locally;
 //! - [`blob`]: object storage (`ObjectStore`), a directory locally;
 //! - [`steps`]: the five pipeline steps as plain async functions;
+//! - [`context`]: the one place a step's context is built from config and backends;
 //! - [`pipeline`]: the in-process runner that chains the steps like the state machine does;
 //! - [`migrate`]: the one-time migration of the earlier single-package system's store.
 //!
@@ -19,7 +21,9 @@
 
 pub mod apt;
 pub mod blob;
+pub mod brew;
 pub mod config;
+pub mod context;
 pub mod deb;
 pub mod digest;
 pub mod fetch;

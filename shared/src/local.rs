@@ -2,18 +2,18 @@
 //! `pkgrelay` uses on one machine.
 //!
 //! ```text
-//! <state>/state.db          package store (SQLite)
+//! <state>/state.db          the APT repository's package store (SQLite)
+//! <state>/<name>.db         the store of every other repository of `repositories.yaml`
 //! <state>/signing-key.asc   archive key, generated on first run unless configured
 //! <state>/staging/          drop .deb files here for staging_upload sources
 //! <state>/generations/      per-generation signed files and manifests (private)
 //! <state>/tmp/              downloads in progress
-//! <out>/                    the published repository
+//! <out>/                    the published repositories (the APT one at the root,
+//!                           the others under their prefix)
 //! ```
 
-use crate::apt::AptRepository;
 use crate::blob::DirStore;
-use crate::config::Config;
-use crate::fetch::{Fetcher, RetryPolicy};
+use crate::config::{Config, FormatName, RepositoryEntry};
 use crate::sign::SigningKey;
 use crate::steps::{Context, Observer};
 use crate::store::SqliteStore;
@@ -72,41 +72,56 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Build the step context over SQLite and directories.
+/// The SQLite file of `repository`'s store, in the state directory: the APT
+/// repository keeps `state.db` (where it always was), any other its name.
+pub fn store_file(repository: &RepositoryEntry) -> String {
+    match repository.format {
+        FormatName::Apt => "state.db".to_owned(),
+        _ => format!("{}.db", repository.name),
+    }
+}
+
+/// Build the step context of the APT repository over SQLite and directories.
 pub fn context(
     config: Config,
     paths: &LocalPaths,
     key: SigningKey,
     observer: Arc<dyn Observer>,
 ) -> anyhow::Result<Context> {
-    build(config, paths, Some(Arc::new(key)), observer)
+    build(config, None, paths, Some(Arc::new(key)), observer)
+}
+
+/// The context of the repository `repository` of `repositories.yaml`
+/// (`None`: the APT repository).
+pub fn repository_context(
+    config: Config,
+    repository: Option<&str>,
+    paths: &LocalPaths,
+    key: SigningKey,
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<Context> {
+    build(config, repository, paths, Some(Arc::new(key)), observer)
 }
 
 /// The same context without a signing key, for work that never signs
 /// (download and record: `pkgrelay migrate`); no key is generated.
 pub fn unsigned_context(config: Config, paths: &LocalPaths, observer: Arc<dyn Observer>) -> anyhow::Result<Context> {
-    build(config, paths, None, observer)
+    build(config, None, paths, None, observer)
 }
 
 fn build(
     config: Config,
+    repository: Option<&str>,
     paths: &LocalPaths,
     key: Option<Arc<SigningKey>>,
     observer: Arc<dyn Observer>,
 ) -> anyhow::Result<Context> {
-    let work_dir = paths.state.join("tmp");
-    std::fs::create_dir_all(&work_dir)?;
+    let entry = crate::context::entry(&config, repository)?;
     std::fs::create_dir_all(paths.staging())?;
-    let store = SqliteStore::open(&paths.state.join("state.db"))?;
-    let format = AptRepository { config: config.repository.clone(), key };
-    Ok(Context {
-        config: Arc::new(config),
-        store: Arc::new(store),
+    let backends = crate::context::Backends {
+        store: Arc::new(SqliteStore::open(&paths.state.join(store_file(entry)))?),
         public: Arc::new(DirStore::new(&paths.out).with_context(|| format!("{}", paths.out.display()))?),
         private: Arc::new(DirStore::new(&paths.state)?),
-        fetcher: Fetcher::new(RetryPolicy::default())?,
-        format: Arc::new(format),
-        work_dir,
-        observer,
-    })
+    };
+    crate::context::build(config, repository, backends, key, paths.state.join("tmp"), observer)
 }

@@ -4,25 +4,13 @@
 //! Lambda functions (kept small: keys and ids, never file contents) and what the
 //! CLI passes between the same step functions in-process.
 
-use crate::deb::ControlParagraph;
 use crate::digest::Checksums;
 use crate::fetch::Validators;
 use serde::{Deserialize, Serialize};
 
-/// How a package reaches the repository (the `type` of a package's `source` block).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceType {
-    /// A vendor metadata endpoint that announces releases (Kiro).
-    ExternalDownload,
-    /// A `.deb` dropped into the private `staging/` prefix (kiro-repo).
-    StagingUpload,
-    /// Release assets in a GitHub-releases-shaped JSON list.
-    GithubRelease,
-    /// One URL that always serves the newest .deb (kiro-cli); the version is
-    /// read from the file itself.
-    LatestUrl,
-}
+/// How a package reaches the repository: one variant per source type,
+/// registered in [`crate::sources`].
+pub use crate::sources::SourceType;
 
 /// `name#version#architecture`: the store's partition key, with the version in
 /// its canonical spelling ([`crate::version::canonical`]): `0:0.7.45` upstream
@@ -129,8 +117,11 @@ pub struct PackageEntry {
     pub package_name: String,
     pub version: String,
     pub architecture: String,
-    /// The control paragraph exactly as read from the .deb.
-    pub control: ControlParagraph,
+    /// What the repository format read from the artifact, in the format's own
+    /// terms (APT: the control paragraph): one key of the record, named for
+    /// the format (see [`EntryMetadata`]).
+    #[serde(flatten)]
+    pub metadata: EntryMetadata,
     #[serde(default)]
     pub config: ConfigFields,
     /// Pool key, relative to the repository root (APT's `Filename`).
@@ -156,7 +147,44 @@ pub struct PackageEntry {
     pub processed_timestamp: String,
 }
 
+/// An entry's metadata, owned by its repository format: one key of the
+/// record, named for the format, holding the format's own fields. APT's is
+/// `control` (the key records had before formats were told apart, so every
+/// record already stored reads back unchanged); a Homebrew bottle's is
+/// `bottle`. The pipeline carries it without looking inside; only the
+/// format that wrote it reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryMetadata {
+    #[serde(rename = "control")]
+    Apt(crate::apt::AptMetadata),
+    #[serde(rename = "bottle")]
+    Brew(crate::brew::BrewMetadata),
+}
+
 impl PackageEntry {
+    /// The APT metadata, when this is an entry of an APT repository.
+    pub fn apt(&self) -> Option<&crate::apt::AptMetadata> {
+        match &self.metadata {
+            EntryMetadata::Apt(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn apt_mut(&mut self) -> Option<&mut crate::apt::AptMetadata> {
+        match &mut self.metadata {
+            EntryMetadata::Apt(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The bottle's metadata, when this is an entry of a Homebrew mirror.
+    pub fn brew(&self) -> Option<&crate::brew::BrewMetadata> {
+        match &self.metadata {
+            EntryMetadata::Brew(m) => Some(m),
+            _ => None,
+        }
+    }
+
     /// The version upstream announced for this entry's file.
     pub fn announced(&self) -> &str {
         self.announced_version.as_deref().unwrap_or(&self.version)
@@ -337,6 +365,46 @@ mod tests {
         let four = "𝄞".repeat(125_000); // four-byte characters
         let cut = bounded_text(&four, 100);
         assert!(cut.len() <= 100 && cut.starts_with('𝄞'));
+    }
+
+    /// A record as stored before the metadata belonged to a format (and as
+    /// an APT entry is still stored): `control` at the top level, beside the
+    /// flattened checksums.
+    const STORED: &str = r#"{"package_id":"kiro#0.7.45#amd64","package_name":"kiro","version":"0.7.45","architecture":"amd64","control":{"fields":[["Package","kiro"],["Version","0.7.45"],["Depends","libc6"]]},"config":{"section":"devel"},"filename":"pool/main/k/kiro/kiro_0.7.45_amd64.deb","size":3,"md5":"900150983cd24fb0d6963f7d28e17f72","sha1":"a9993e364706816aba3e25717850c26c9cd0d89d","sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad","source_type":"external_download","source_url":"https://example.com/kiro.deb","processed_timestamp":"2025-11-20T10:00:00Z"}"#;
+
+    #[test]
+    fn stored_apt_records_read_back_and_write_back_unchanged() {
+        let entry: PackageEntry = serde_json::from_str(STORED).unwrap();
+        let control = &entry.apt().expect("an APT entry").control;
+        assert_eq!(control.get("Depends"), Some("libc6"));
+        assert_eq!(entry.checksums.size, 3);
+        assert_eq!(entry.brew(), None);
+        let again: serde_json::Value = serde_json::to_value(&entry).unwrap();
+        assert_eq!(again, serde_json::from_str::<serde_json::Value>(STORED).unwrap());
+    }
+
+    #[test]
+    fn a_bottle_is_its_own_key_of_the_record() {
+        let mut entry: PackageEntry = serde_json::from_str(STORED).unwrap();
+        entry.metadata = EntryMetadata::Brew(crate::brew::BrewMetadata {
+            formula: "python@3.13".into(),
+            pkg_version: "3.13.1_1".into(),
+            tag: "arm64_sonoma".into(),
+            rebuild: 1,
+            cellar: "/opt/homebrew/Cellar".into(),
+            sha256: "a".repeat(64),
+        });
+        let json = serde_json::to_value(&entry).unwrap();
+        assert!(json.get("control").is_none());
+        assert_eq!(json["bottle"]["formula"], "python@3.13");
+        let back: PackageEntry = serde_json::from_value(json).unwrap();
+        assert_eq!(back, entry);
+        assert_eq!(back.apt(), None);
+        assert_eq!(back.brew().unwrap().filename(), "python@3.13-3.13.1_1.arm64_sonoma.bottle.1.tar.gz");
+        // A record of neither kind is refused, not read as an empty one.
+        let mut neither = serde_json::from_str::<serde_json::Value>(STORED).unwrap();
+        neither.as_object_mut().unwrap().remove("control");
+        assert!(serde_json::from_value::<PackageEntry>(neither).is_err());
     }
 
     #[test]

@@ -2,9 +2,8 @@
 //! plan. The steps know nothing of APT; the APT format (and later a Homebrew
 //! or media format) implements [`RepositoryFormat`].
 
-use crate::deb::ControlParagraph;
 use crate::digest::Checksums;
-use crate::model::{Candidate, PackageEntry};
+use crate::model::{Candidate, EntryMetadata, PackageEntry};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use time::OffsetDateTime;
@@ -94,13 +93,13 @@ pub struct RenderedIndex {
 }
 
 /// What a format reads from a downloaded artifact: its identity, its own
-/// metadata paragraph, and the key it is published under.
+/// metadata (in the format's terms), and the key it is published under.
 #[derive(Debug, Clone)]
 pub struct ArtifactDescription {
     pub name: String,
     pub version: String,
     pub architecture: String,
-    pub control: ControlParagraph,
+    pub metadata: EntryMetadata,
     pub key: String,
 }
 
@@ -122,6 +121,9 @@ pub trait RepositoryFormat: Send + Sync {
         }
         builder.finish(now)
     }
+    /// The `Content-Type` and caching of the public object at `key` (a key
+    /// of this format's layout: pool files, index files, the root page).
+    fn object_meta(&self, key: &str) -> crate::blob::ObjectMeta;
     /// The public object whose absence means the repository is not (or no
     /// longer) published, e.g. APT's InRelease: its loss makes a run republish.
     fn published_marker(&self) -> Option<String> {

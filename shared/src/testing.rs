@@ -3,7 +3,7 @@
 
 use crate::deb::ControlParagraph;
 use crate::digest::Checksums;
-use crate::model::{ConfigFields, PackageEntry, SourceType, package_id};
+use crate::model::{ConfigFields, EntryMetadata, PackageEntry, SourceType, package_id};
 
 /// A minimal but complete entry for `name` `version` `arch` whose artifact is `bytes`.
 pub fn entry(name: &str, version: &str, arch: &str, bytes: &[u8]) -> PackageEntry {
@@ -12,13 +12,15 @@ pub fn entry(name: &str, version: &str, arch: &str, bytes: &[u8]) -> PackageEntr
         package_name: name.into(),
         version: version.into(),
         architecture: arch.into(),
-        control: ControlParagraph {
-            fields: vec![
-                ("Package".into(), name.into()),
-                ("Version".into(), version.into()),
-                ("Architecture".into(), arch.into()),
-            ],
-        },
+        metadata: EntryMetadata::Apt(crate::apt::AptMetadata {
+            control: ControlParagraph {
+                fields: vec![
+                    ("Package".into(), name.into()),
+                    ("Version".into(), version.into()),
+                    ("Architecture".into(), arch.into()),
+                ],
+            },
+        }),
         config: ConfigFields::default(),
         filename: format!("pool/main/{}/{name}/{name}_{version}_{arch}.deb", &name[..1]),
         checksums: Checksums::of(bytes),

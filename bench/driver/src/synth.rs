@@ -6,7 +6,8 @@
 
 use pkgrelay_core::deb::{ControlParagraph, DebBuilder};
 use pkgrelay_core::digest::Checksums;
-use pkgrelay_core::model::{ConfigFields, PackageEntry, SourceType, package_id};
+use pkgrelay_core::apt::AptMetadata;
+use pkgrelay_core::model::{ConfigFields, EntryMetadata, PackageEntry, SourceType, package_id};
 
 /// Name of the `i`-th synthetic package (`benchpkg0000`, …): valid Debian names.
 pub fn name(i: usize) -> String {
@@ -59,7 +60,7 @@ pub fn entry(name: &str, version: &str, arch: &str) -> PackageEntry {
         package_name: name.to_owned(),
         version: version.to_owned(),
         architecture: arch.to_owned(),
-        control: control(name, version, arch),
+        metadata: EntryMetadata::Apt(AptMetadata { control: control(name, version, arch) }),
         config: ConfigFields {
             description: Some(format!("{name}\n From its configuration.")),
             maintainer: Some("Bench Maintainer <bench@example.com>".into()),

@@ -2,23 +2,28 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `PACKAGES_TABLE` | DynamoDB packages table |
+//! | `PACKAGES_TABLE` | DynamoDB packages table of the APT repository |
+//! | `PACKAGES_TABLES` | JSON `{"<name>": "<table>"}`: the packages table of every other repository of `repositories.yaml` (absent: none) |
 //! | `STATE_TABLE` | DynamoDB per-suite state table |
 //! | `BUCKET` | S3 bucket holding the repository, `staging/` and `generations/` |
 //! | `CONFIG_LOCATION` | `s3://bucket/prefix/` or a directory holding repository.yaml and packages/ |
 //! | `SIGNING_KEY_SECRET_ARN` | Secrets Manager secret with the armored signing key (build-index only) |
 //! | `PKGRELAY_ENV` | deployment (`dev`, `staging`, `prod`): selects `environments.<env>` in repository.yaml |
 //! | `WORK_DIR` | scratch space, default `/tmp` |
+//!
+//! A function serves every repository of the list: the state machine names
+//! the one an invocation is for (the envelope's `repository`, see
+//! [`crate::lambda`]), and [`Connection::context`] builds that repository's
+//! context through `pkgrelay_core::context`, over the clients made once.
+//!
 //! | `AWS_ENDPOINT_URL` | (tests) the local AWS API server; read by the SDK itself |
 //! | `PKGRELAY_S3_FORCE_PATH_STYLE` | (tests) `true` for path-style S3 addressing |
 
 use crate::dynamo::DynamoStore;
 use crate::s3::S3Store;
 use anyhow::{Context as _, anyhow};
-use pkgrelay_core::apt::AptRepository;
 use pkgrelay_core::blob::ObjectStore;
-use pkgrelay_core::config::Config;
-use pkgrelay_core::fetch::{Fetcher, RetryPolicy};
+use pkgrelay_core::config::{Config, FormatName, RepositoryEntry};
 use pkgrelay_core::sign::SigningKey;
 use pkgrelay_core::steps::{Context, Quiet};
 use std::path::PathBuf;
@@ -34,6 +39,8 @@ pub struct Needs {
 #[derive(Debug, Clone)]
 pub struct FunctionEnv {
     pub packages_table: String,
+    /// The packages tables of the repositories other than the APT one, by name.
+    pub packages_tables: std::collections::BTreeMap<String, String>,
     pub state_table: String,
     pub bucket: String,
     pub config_location: String,
@@ -51,6 +58,12 @@ impl FunctionEnv {
     pub fn from_env() -> anyhow::Result<FunctionEnv> {
         Ok(FunctionEnv {
             packages_table: var("PACKAGES_TABLE")?,
+            packages_tables: match std::env::var("PACKAGES_TABLES") {
+                Ok(json) if !json.trim().is_empty() => {
+                    serde_json::from_str(&json).map_err(|e| anyhow!("PACKAGES_TABLES is not a JSON object of names: {e}"))?
+                }
+                _ => Default::default(),
+            },
             state_table: var("STATE_TABLE")?,
             bucket: var("BUCKET")?,
             config_location: var("CONFIG_LOCATION")?,
@@ -61,17 +74,18 @@ impl FunctionEnv {
         })
     }
 
-    /// Build the step context: AWS clients once per cold start.
-    pub async fn context(&self, needs: Needs) -> anyhow::Result<Context> {
+    /// The clients, the configuration and the signing key, once per cold start.
+    pub async fn connect(&self, needs: Needs) -> anyhow::Result<Connection> {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         // Both clients retry throttling with backoff (standard mode, 8 attempts).
         let s3 = crate::s3::client(&sdk, self.force_path_style);
         let dynamodb = crate::dynamo::client(&sdk);
-        let bucket: Arc<dyn ObjectStore> = Arc::new(S3Store::new(s3.clone(), &self.bucket));
         let mut config = self.load_config(&s3).await?;
         if let Some(env) = &self.deployment {
             config = config.for_environment(env)?;
         }
+        let bucket: Arc<dyn ObjectStore> =
+            Arc::new(S3Store::new(s3.clone(), &self.bucket).with_layout(pkgrelay_core::context::bucket_layout(&config)?));
         let key = if needs.signing_key {
             let arn = self
                 .signing_key_secret
@@ -81,17 +95,20 @@ impl FunctionEnv {
         } else {
             None
         };
-        let work_dir = self.work_dir.join("pkgrelay");
-        std::fs::create_dir_all(&work_dir).with_context(|| format!("{}", work_dir.display()))?;
-        Ok(Context {
-            format: Arc::new(AptRepository { config: config.repository.clone(), key }),
-            config: Arc::new(config),
-            store: Arc::new(DynamoStore::new(dynamodb, &self.packages_table, &self.state_table)),
-            public: bucket.clone(),
-            private: bucket,
-            fetcher: Fetcher::new(RetryPolicy::default())?,
-            work_dir,
-            observer: Arc::new(Quiet),
+        Ok(Connection { env: self.clone(), dynamodb, bucket, config, key })
+    }
+
+    /// The packages table of `repository` (the APT one's is `PACKAGES_TABLE`).
+    pub fn packages_table(&self, repository: &RepositoryEntry) -> anyhow::Result<&str> {
+        if repository.format == FormatName::Apt {
+            return Ok(&self.packages_table);
+        }
+        self.packages_tables.get(&repository.name).map(String::as_str).ok_or_else(|| {
+            anyhow!(
+                "repository {}: PACKAGES_TABLES names no table for it (the stack was deployed from another \
+                 repositories.yaml?)",
+                repository.name
+            )
         })
     }
 
@@ -118,6 +135,39 @@ impl FunctionEnv {
             store.get_to_file(&object.key, &path).await?;
         }
         Config::load(dir).with_context(|| format!("configuration from {}", self.config_location))
+    }
+}
+
+/// What a function holds for its whole life: clients, configuration, key.
+pub struct Connection {
+    env: FunctionEnv,
+    dynamodb: aws_sdk_dynamodb::Client,
+    bucket: Arc<dyn ObjectStore>,
+    config: Config,
+    key: Option<Arc<SigningKey>>,
+}
+
+impl Connection {
+    /// The step context of `repository` (`None`: the APT repository).
+    pub fn context(&self, repository: Option<&str>) -> anyhow::Result<Context> {
+        let entry = pkgrelay_core::context::entry(&self.config, repository)?;
+        let backends = pkgrelay_core::context::Backends {
+            store: Arc::new(DynamoStore::new(
+                self.dynamodb.clone(),
+                self.env.packages_table(entry)?,
+                &self.env.state_table,
+            )),
+            public: self.bucket.clone(),
+            private: self.bucket.clone(),
+        };
+        pkgrelay_core::context::build(
+            self.config.clone(),
+            repository,
+            backends,
+            self.key.clone(),
+            self.env.work_dir.join("pkgrelay"),
+            Arc::new(Quiet),
+        )
     }
 }
 

@@ -4,14 +4,18 @@
 //! Every function binary is `main() { lambda::run(Needs::…, step).await }`.
 //! Events arrive as `{"payload": <step input>, "execution_id": "<arn>"}` (the
 //! state machine adds the execution id so that every log line carries it); a
-//! bare step input is accepted too, for invocations from the console.
+//! bare step input is accepted too, for invocations from the console. An
+//! envelope may name the repository of `repositories.yaml` it is for
+//! (`"repository": "<name>"`; absent: the APT repository): one function
+//! serves every repository, each with the context `pkgrelay_core::context`
+//! builds for it, made on its first invocation and kept.
 //!
 //! `<binary> --invoke` runs one event from stdin instead of polling the Lambda
 //! runtime API: the result JSON goes to stdout, or on failure
 //! `{"errorType", "errorMessage"}` with exit status 1. The tests execute the
 //! state machine with an ASL interpreter whose Lambda tasks run exactly this.
 
-use crate::env::{FunctionEnv, Needs};
+use crate::env::{Connection, FunctionEnv, Needs};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use pkgrelay_core::steps::{Context, StepError};
 use serde::Serialize;
@@ -38,14 +42,45 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Split an event into the step input and the execution id, if any.
-pub fn unwrap_event(event: Value) -> (Value, Option<String>) {
+/// An event taken apart.
+#[derive(Debug, PartialEq)]
+pub struct Envelope {
+    pub payload: Value,
+    pub execution_id: Option<String>,
+    /// The repository it is for (`None`: the APT repository).
+    pub repository: Option<String>,
+}
+
+/// Split an event into the step input, the execution id and the repository.
+pub fn unwrap_event(event: Value) -> Envelope {
     match event {
         Value::Object(mut map) if map.contains_key("payload") => {
-            let execution_id = map.get("execution_id").and_then(Value::as_str).map(str::to_owned);
-            (map.remove("payload").unwrap_or(Value::Null), execution_id)
+            let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+            Envelope {
+                execution_id: text(map.get("execution_id")),
+                repository: text(map.get("repository")),
+                payload: map.remove("payload").unwrap_or(Value::Null),
+            }
         }
-        other => (other, None),
+        other => Envelope { payload: other, execution_id: None, repository: None },
+    }
+}
+
+/// The contexts of the repositories this function served so far.
+struct Contexts {
+    connection: Connection,
+    made: std::sync::Mutex<std::collections::HashMap<Option<String>, Arc<Context>>>,
+}
+
+impl Contexts {
+    fn get(&self, repository: Option<&str>) -> anyhow::Result<Arc<Context>> {
+        let key = repository.map(str::to_owned);
+        if let Some(ctx) = self.made.lock().unwrap().get(&key) {
+            return Ok(ctx.clone());
+        }
+        let ctx = Arc::new(self.connection.context(repository)?);
+        self.made.lock().unwrap().insert(key, ctx.clone());
+        Ok(ctx)
     }
 }
 
@@ -55,7 +90,7 @@ fn diagnostic(e: &StepError) -> Diagnostic {
 
 /// Decode the input, run the step inside a span naming the execution, encode the output.
 async fn handle<I, O, F, Fut>(
-    ctx: Arc<Context>,
+    contexts: &Contexts,
     step: &'static str,
     event: Value,
     request_id: &str,
@@ -67,9 +102,19 @@ where
     F: Fn(Arc<Context>, I) -> Fut,
     Fut: Future<Output = Result<O, StepError>>,
 {
-    let (payload, execution_id) = unwrap_event(event);
-    let span = tracing::info_span!("step", step, execution_id = execution_id.as_deref().unwrap_or("-"), request_id);
+    let Envelope { payload, execution_id, repository } = unwrap_event(event);
+    let span = tracing::info_span!(
+        "step",
+        step,
+        execution_id = execution_id.as_deref().unwrap_or("-"),
+        repository = repository.as_deref().unwrap_or("-"),
+        request_id
+    );
     async move {
+        let ctx = contexts.get(repository.as_deref()).map_err(|e| Diagnostic {
+            error_type: "InternalError".into(),
+            error_message: format!("{step}: {e:#}"),
+        })?;
         let input: I = serde_json::from_value(payload).map_err(|e| Diagnostic {
             error_type: "InvalidInput".into(),
             error_message: format!("{step}: the event is not a valid input: {e}"),
@@ -99,12 +144,16 @@ where
 {
     init_logging();
     let invoke_once = std::env::args().any(|a| a == "--invoke");
-    let ctx = match FunctionEnv::from_env() {
-        Ok(env) => env.context(needs).await,
+    // The APT repository's context is made at once: a cold start that
+    // cannot build one fails loudly before taking any event.
+    let contexts = match FunctionEnv::from_env() {
+        Ok(env) => env.connect(needs).await,
         Err(e) => Err(e),
-    };
-    let ctx = match ctx {
-        Ok(ctx) => Arc::new(ctx),
+    }
+    .map(|connection| Contexts { connection, made: Default::default() })
+    .and_then(|contexts| contexts.get(None).map(|_| contexts));
+    let contexts = match contexts {
+        Ok(contexts) => Arc::new(contexts),
         Err(e) => {
             // A cold start that cannot build its clients fails every invocation
             // with the reason; say it once, clearly.
@@ -121,7 +170,7 @@ where
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
         let event: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        match handle(ctx, step, event, "local", &f).await {
+        match handle(&contexts, step, event, "local", &f).await {
             Ok(v) => println!("{v}"),
             Err(d) => {
                 print_error(&d.error_type, &d.error_message);
@@ -133,8 +182,8 @@ where
 
     let f = Arc::new(f);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (ctx, f) = (ctx.clone(), f.clone());
-        async move { handle(ctx, step, event.payload, &event.context.request_id, f.as_ref()).await }
+        let (contexts, f) = (contexts.clone(), f.clone());
+        async move { handle(&contexts, step, event.payload, &event.context.request_id, f.as_ref()).await }
     }))
     .await
 }
@@ -149,11 +198,13 @@ mod tests {
 
     #[test]
     fn envelopes() {
-        let (p, id) = unwrap_event(serde_json::json!({"payload": {"force_rebuild": true}, "execution_id": "arn:x"}));
-        assert_eq!(p, serde_json::json!({"force_rebuild": true}));
-        assert_eq!(id.as_deref(), Some("arn:x"));
-        let (p, id) = unwrap_event(serde_json::json!({"force_rebuild": true}));
-        assert_eq!(p, serde_json::json!({"force_rebuild": true}));
-        assert_eq!(id, None);
+        let e = unwrap_event(serde_json::json!({"payload": {"force_rebuild": true}, "execution_id": "arn:x"}));
+        assert_eq!(e.payload, serde_json::json!({"force_rebuild": true}));
+        assert_eq!((e.execution_id.as_deref(), e.repository), (Some("arn:x"), None));
+        let e = unwrap_event(serde_json::json!({"payload": {}, "execution_id": "arn:x", "repository": "brew"}));
+        assert_eq!(e.repository.as_deref(), Some("brew"));
+        let e = unwrap_event(serde_json::json!({"force_rebuild": true}));
+        assert_eq!(e.payload, serde_json::json!({"force_rebuild": true}));
+        assert_eq!((e.execution_id, e.repository), (None, None));
     }
 }

@@ -15,9 +15,10 @@
 //! - [`WriteMode::WriteOnce`] writes are conditional (`If-None-Match: *`); when
 //!   the key exists, the stored `sha256` decides: equal is success, different is
 //!   [`BlobError::Conflict`]. Nothing is overwritten.
-//! - Content-Type and Cache-Control follow the key ([`content_type`],
-//!   [`cache_control`]): immutable for the pool and by-hash files, a minute for
-//!   the mutable index files, `no-store` for private prefixes.
+//! - Content-Type and Cache-Control are not this store's to decide: an
+//!   [`ObjectLayout`] given at construction ([`S3Store::with_layout`]) says
+//!   what each key is (the repository format for its files, `no-store` for
+//!   private prefixes). Without one, every object is private.
 
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
@@ -27,7 +28,8 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
-use pkgrelay_core::blob::{BlobError, ObjectInfo, ObjectStore, WriteMode, check_key};
+use pkgrelay_core::blob::{BlobError, ObjectInfo, ObjectLayout, ObjectStore, PrivateLayout, WriteMode, check_key};
+use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,54 +50,6 @@ pub fn client(config: &SdkConfig, force_path_style: bool) -> Client {
         .force_path_style(force_path_style)
         .build();
     Client::from_conf(conf)
-}
-
-/// Content-Type of the object at `key`, from its file name.
-pub fn content_type(key: &str) -> &'static str {
-    let name = file_name(key);
-    if is_by_hash(key) {
-        // Content-addressed copies of any index file: the name says nothing.
-        "application/octet-stream"
-    } else if name.ends_with(".deb") {
-        "application/vnd.debian.binary-package"
-    } else if name == "Release.gpg" {
-        "application/pgp-signature"
-    } else if name.ends_with(".gpg") {
-        "application/pgp-keys"
-    } else if name.ends_with(".gz") {
-        "application/gzip"
-    } else if name.ends_with(".xz") {
-        "application/x-xz"
-    } else if matches!(name, "InRelease" | "Release" | "Packages") {
-        "text/plain; charset=utf-8"
-    } else if name.ends_with(".html") {
-        "text/html; charset=utf-8"
-    } else if name.ends_with(".json") {
-        "application/json"
-    } else {
-        "application/octet-stream"
-    }
-}
-
-/// Cache-Control of the object at `key`: private prefixes are never cached,
-/// pool and by-hash objects never change, everything else (InRelease, Release,
-/// Release.gpg, Packages*, index.html, the root `.deb` copy, the keyring) is
-/// replaced by each publish and may be cached for a minute.
-pub fn cache_control(key: &str) -> &'static str {
-    match key.split('/').next() {
-        Some("staging" | "generations" | "tmp") => "no-store",
-        Some("pool") => "public, max-age=31536000, immutable",
-        _ if is_by_hash(key) => "public, max-age=31536000, immutable",
-        _ => "public, max-age=60",
-    }
-}
-
-fn file_name(key: &str) -> &str {
-    key.rsplit('/').next().unwrap_or(key)
-}
-
-fn is_by_hash(key: &str) -> bool {
-    key.contains("/by-hash/") || key.starts_with("by-hash/")
 }
 
 /// Percent-encode a key for `x-amz-copy-source` (everything but unreserved
@@ -165,11 +119,18 @@ fn sha256_of(head: &HeadObjectOutput) -> Option<&str> {
 }
 
 /// [`ObjectStore`] over one S3 bucket.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct S3Store {
     client: Client,
     bucket: String,
     list_page_size: Option<i32>,
+    layout: Arc<dyn ObjectLayout>,
+}
+
+impl std::fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Store").field("bucket", &self.bucket).finish_non_exhaustive()
+    }
 }
 
 enum Completion {
@@ -181,7 +142,14 @@ enum Completion {
 impl S3Store {
     /// Build the client with [`client`] (or an equivalent retry configuration).
     pub fn new(client: Client, bucket: impl Into<String>) -> S3Store {
-        S3Store { client, bucket: bucket.into(), list_page_size: None }
+        S3Store { client, bucket: bucket.into(), list_page_size: None, layout: Arc::new(PrivateLayout) }
+    }
+
+    /// Content-Type and Cache-Control of every object written from now on,
+    /// per key (see the module documentation).
+    pub fn with_layout(mut self, layout: Arc<dyn ObjectLayout>) -> S3Store {
+        self.layout = layout;
+        self
     }
 
     /// Keys per ListObjectsV2 page (S3's maximum and default is 1000). Mostly
@@ -252,8 +220,8 @@ impl S3Store {
             .key(key)
             .body(body)
             .checksum_sha256(aws_smithy_types::base64::encode(digest))
-            .content_type(content_type(key))
-            .cache_control(cache_control(key))
+            .content_type(self.layout.meta(key).content_type)
+            .cache_control(self.layout.meta(key).caching.header())
             .metadata(SHA256_METADATA, &sha256);
         if mode == WriteMode::WriteOnce {
             request = request.if_none_match("*");
@@ -275,8 +243,8 @@ impl S3Store {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
-            .content_type(content_type(key))
-            .cache_control(cache_control(key))
+            .content_type(self.layout.meta(key).content_type)
+            .cache_control(self.layout.meta(key).caching.header())
             .metadata(SHA256_METADATA, &sha256)
             .send()
             .await
@@ -454,8 +422,8 @@ impl ObjectStore for S3Store {
             .key(to)
             .copy_source(format!("{}/{}", self.bucket, encode_copy_source(from)))
             .metadata_directive(MetadataDirective::Replace)
-            .content_type(content_type(to))
-            .cache_control(cache_control(to));
+            .content_type(self.layout.meta(to).content_type)
+            .cache_control(self.layout.meta(to).caching.header());
         if let Some(sha256) = &sha256 {
             request = request.metadata(SHA256_METADATA, sha256);
         }
@@ -515,49 +483,6 @@ impl ObjectStore for S3Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn content_types() {
-        for (key, expected) in [
-            ("pool/main/k/kiro/kiro_0.7.45_amd64.deb", "application/vnd.debian.binary-package"),
-            ("kiro-repo.deb", "application/vnd.debian.binary-package"),
-            ("dists/stable/main/binary-amd64/Packages.gz", "application/gzip"),
-            ("dists/stable/main/binary-amd64/Packages.xz", "application/x-xz"),
-            ("dists/stable/main/binary-amd64/Packages", "text/plain; charset=utf-8"),
-            ("dists/stable/InRelease", "text/plain; charset=utf-8"),
-            ("dists/stable/Release", "text/plain; charset=utf-8"),
-            ("dists/stable/Release.gpg", "application/pgp-signature"),
-            ("kiro-archive-keyring.gpg", "application/pgp-keys"),
-            ("index.html", "text/html; charset=utf-8"),
-            ("generations/stable/3/manifest.json", "application/json"),
-            ("dists/stable/main/binary-amd64/by-hash/SHA256/ab12", "application/octet-stream"),
-            ("pool/main/k/kiro/kiro_0.7.45_amd64.sig", "application/octet-stream"),
-        ] {
-            assert_eq!(content_type(key), expected, "{key}");
-        }
-    }
-
-    #[test]
-    fn cache_controls() {
-        const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-        const SHORT: &str = "public, max-age=60";
-        for (key, expected) in [
-            ("pool/main/k/kiro/kiro_0.7.45_amd64.deb", IMMUTABLE),
-            ("pool/main/k/kiro/kiro_0.7.45_amd64.pem", IMMUTABLE),
-            ("dists/stable/main/binary-amd64/by-hash/SHA256/ab12", IMMUTABLE),
-            ("dists/stable/InRelease", SHORT),
-            ("dists/stable/Release", SHORT),
-            ("dists/stable/Release.gpg", SHORT),
-            ("dists/stable/main/binary-amd64/Packages.xz", SHORT),
-            ("index.html", SHORT),
-            ("kiro-repo.deb", SHORT),
-            ("kiro-archive-keyring.gpg", SHORT),
-            ("staging/kiro-repo_1.0_all.deb", "no-store"),
-            ("generations/stable/3/Release", "no-store"),
-        ] {
-            assert_eq!(cache_control(key), expected, "{key}");
-        }
-    }
 
     #[test]
     fn copy_source_encoding() {

@@ -125,7 +125,7 @@ async fn dynamo_reads_many_ids_in_batches_of_a_hundred() {
 async fn an_entry_too_large_for_one_item_is_refused_by_name() {
     let t = tables("toolarge").await;
     let mut e = entry("kiro", "1.0", "amd64", b"big");
-    e.control.fields.push(("Description".into(), "x".repeat(410 * 1024)));
+    e.apt_mut().unwrap().control.fields.push(("Description".into(), "x".repeat(410 * 1024)));
     let err = t.store.insert("stable", &e).await.unwrap_err().to_string();
     assert!(err.contains("kiro#1.0#amd64") && err.contains("409600"), "{err}");
     assert_eq!(t.store.get(&e.package_id).await.unwrap(), None);
@@ -145,7 +145,7 @@ async fn an_entry_too_large_for_one_item_is_refused_by_name() {
 async fn dynamo_round_trips_a_full_entry_as_native_attributes() {
     let t = tables("roundtrip").await;
     let mut e = entry("kiro", "1:0.7.45~rc1+b2", "amd64", b"deb bytes");
-    e.control.fields.extend([
+    e.apt_mut().unwrap().control.fields.extend([
         ("Installed-Size".into(), "412345".into()),
         ("Depends".into(), "libgtk-3-0 (>= 3.24), libnss3 | libnss3-tools".into()),
         ("Description".into(), "Kiro IDE\n An agentic IDE.\n .\n Unicode: ünïcødé ✓".into()),
@@ -354,7 +354,11 @@ async fn bucket(tag: &str) -> Bucket {
     let client = s3::client(&sdk_config().await, true);
     let name = unique(tag);
     client.create_bucket().bucket(&name).send().await.unwrap();
-    Bucket { store: S3Store::new(client.clone(), &name), client, name }
+    // The bucket as the functions see it: the APT repository's files and the private prefixes.
+    let layout = std::sync::Arc::new(pkgrelay_core::blob::BucketLayout::single(std::sync::Arc::new(
+        pkgrelay_core::apt::AptLayout,
+    )));
+    Bucket { store: S3Store::new(client.clone(), &name).with_layout(layout), client, name }
 }
 
 impl Bucket {
@@ -531,7 +535,7 @@ async fn s3_sets_content_type_and_cache_control() {
         ("kiro-archive-keyring.gpg", "application/pgp-keys", SHORT),
         ("index.html", "text/html; charset=utf-8", SHORT),
         ("kiro-repo.deb", "application/vnd.debian.binary-package", SHORT),
-        ("staging/kiro-repo_1.2_all.deb", "application/vnd.debian.binary-package", "no-store"),
+        ("staging/kiro-repo_1.2_all.deb", "application/octet-stream", "no-store"),
         ("generations/stable/7/manifest.json", "application/json", "no-store"),
     ];
     for (key, _, _) in cases {

@@ -34,8 +34,8 @@ struct Newest {
 impl Newest {
     fn of(entry: &PackageEntry, version: VersionKey) -> Newest {
         let summary = entry
-            .control
-            .get("Description")
+            .apt()
+            .and_then(|m| m.control.get("Description"))
             .or(entry.config.description.as_deref())
             .and_then(|d| d.lines().next())
             .unwrap_or("")

@@ -12,12 +12,15 @@ pub mod packages;
 pub mod release;
 pub mod verify;
 
+use crate::blob::{Caching, ObjectLayout, ObjectMeta};
 use crate::config::{RepositoryConfig, check_package_name};
-use crate::model::Candidate;
+use crate::deb::ControlParagraph;
+use crate::model::{Candidate, EntryMetadata};
 use crate::repository::{ArtifactDescription, Compressed, IndexBuilder, RepositoryFormat};
 use crate::sign::SigningKey;
 use crate::version;
 use anyhow::{Context as _, anyhow, bail};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,6 +31,56 @@ pub fn pool_key(component: &str, name: &str, version: &str, architecture: &str) 
     let prefix = if name.starts_with("lib") && name.len() > 3 { &name[..4] } else { &name[..1] };
     let version = version::without_epoch(version);
     format!("pool/{component}/{prefix}/{name}/{name}_{version}_{architecture}.deb")
+}
+
+/// What an APT entry keeps of its .deb: the control paragraph exactly as
+/// read, which its Packages stanza repeats (Depends, Installed-Size, …).
+/// Stored as the paragraph itself under the record's `control` key, as
+/// records were before the metadata belonged to a format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AptMetadata {
+    pub control: ControlParagraph,
+}
+
+/// What each file of an APT repository is, from its name: content-addressed
+/// files (the pool, by-hash) never change, everything else is replaced by the
+/// next publish (InRelease, Release, Packages*, index.html, the root copy,
+/// the keyring).
+pub struct AptLayout;
+
+fn is_by_hash(key: &str) -> bool {
+    key.contains("/by-hash/") || key.starts_with("by-hash/")
+}
+
+impl ObjectLayout for AptLayout {
+    fn meta(&self, key: &str) -> ObjectMeta {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let content_type = if is_by_hash(key) {
+            // Content-addressed copies of any index file: the name says nothing.
+            "application/octet-stream"
+        } else if name.ends_with(".deb") {
+            "application/vnd.debian.binary-package"
+        } else if name == "Release.gpg" {
+            "application/pgp-signature"
+        } else if name.ends_with(".gpg") {
+            "application/pgp-keys"
+        } else if name.ends_with(".gz") {
+            "application/gzip"
+        } else if name.ends_with(".xz") {
+            "application/x-xz"
+        } else if matches!(name, "InRelease" | "Release" | "Packages") {
+            "text/plain; charset=utf-8"
+        } else if name.ends_with(".html") {
+            "text/html; charset=utf-8"
+        } else if name.ends_with(".json") {
+            "application/json"
+        } else {
+            "application/octet-stream"
+        };
+        let caching = if key.starts_with("pool/") || is_by_hash(key) { Caching::Immutable } else { Caching::Short };
+        ObjectMeta { content_type, caching }
+    }
 }
 
 /// The APT format of one suite, signed with `key`. Only rendering needs the
@@ -83,7 +136,11 @@ impl RepositoryFormat for AptRepository {
             );
         }
         let key = pool_key(&self.config.components[0], &name, &version, &architecture);
-        Ok(ArtifactDescription { name, version, architecture, control, key })
+        Ok(ArtifactDescription { name, version, architecture, metadata: EntryMetadata::Apt(AptMetadata { control }), key })
+    }
+
+    fn object_meta(&self, key: &str) -> ObjectMeta {
+        AptLayout.meta(key)
     }
 
     fn published_marker(&self) -> Option<String> {
@@ -170,6 +227,51 @@ mod tests {
         c.latest = Some(Default::default());
         let d = repository().describe_artifact(&c, file.path()).unwrap();
         assert_eq!((d.version.as_str(), d.key.as_str()), ("2.21.1", "pool/main/k/kiro/kiro_2.21.1_amd64.deb"));
+    }
+
+    #[test]
+    fn content_types() {
+        for (key, expected) in [
+            ("pool/main/k/kiro/kiro_0.7.45_amd64.deb", "application/vnd.debian.binary-package"),
+            ("kiro-repo.deb", "application/vnd.debian.binary-package"),
+            ("dists/stable/main/binary-amd64/Packages.gz", "application/gzip"),
+            ("dists/stable/main/binary-amd64/Packages.xz", "application/x-xz"),
+            ("dists/stable/main/binary-amd64/Packages", "text/plain; charset=utf-8"),
+            ("dists/stable/InRelease", "text/plain; charset=utf-8"),
+            ("dists/stable/Release", "text/plain; charset=utf-8"),
+            ("dists/stable/Release.gpg", "application/pgp-signature"),
+            ("kiro-archive-keyring.gpg", "application/pgp-keys"),
+            ("index.html", "text/html; charset=utf-8"),
+            ("dists/stable/main/binary-amd64/by-hash/SHA256/ab12", "application/octet-stream"),
+            ("pool/main/k/kiro/kiro_0.7.45_amd64.sig", "application/octet-stream"),
+        ] {
+            assert_eq!(AptLayout.meta(key).content_type, expected, "{key}");
+        }
+    }
+
+    #[test]
+    fn cache_controls() {
+        const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+        const SHORT: &str = "public, max-age=60";
+        let bucket = crate::blob::BucketLayout::single(Arc::new(AptLayout));
+        for (key, expected) in [
+            ("pool/main/k/kiro/kiro_0.7.45_amd64.deb", IMMUTABLE),
+            ("pool/main/k/kiro/kiro_0.7.45_amd64.pem", IMMUTABLE),
+            ("dists/stable/main/binary-amd64/by-hash/SHA256/ab12", IMMUTABLE),
+            ("dists/stable/InRelease", SHORT),
+            ("dists/stable/Release", SHORT),
+            ("dists/stable/Release.gpg", SHORT),
+            ("dists/stable/main/binary-amd64/Packages.xz", SHORT),
+            ("index.html", SHORT),
+            ("kiro-repo.deb", SHORT),
+            ("kiro-archive-keyring.gpg", SHORT),
+            ("staging/kiro-repo_1.0_all.deb", "no-store"),
+            ("generations/stable/3/Release", "no-store"),
+            ("runs/candidates/ab.json", "no-store"),
+        ] {
+            assert_eq!(bucket.meta(key).caching.header(), expected, "{key}");
+        }
+        assert_eq!(bucket.meta("generations/stable/3/manifest.json").content_type, "application/json");
     }
 
     #[test]

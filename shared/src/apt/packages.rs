@@ -75,8 +75,11 @@ pub fn render_stanza(entry: &PackageEntry) -> String {
 /// [`render_stanza`], appended to `out`.
 pub fn render_stanza_into(out: &mut String, entry: &PackageEntry) {
     push_field(out, "Package", &entry.package_name);
-    let has = |name: &str| entry.control.get(name).is_some();
-    for (name, value) in &entry.control.fields {
+    // An entry of another format has no control paragraph: it renders from
+    // the configuration's fields alone (the store never mixes formats).
+    let fields: &[(String, String)] = entry.apt().map_or(&[], |m| &m.control.fields);
+    let has = |name: &str| fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    for (name, value) in fields {
         let n = name.as_str();
         if n.eq_ignore_ascii_case("Package") || COMPUTED.iter().any(|c| c.eq_ignore_ascii_case(n)) {
             continue;
@@ -226,8 +229,9 @@ mod tests {
     #[test]
     fn stanza_keeps_control_and_adds_digests() {
         let mut e = entry("kiro", "0.7.45", "amd64", b"deb");
-        e.control.fields.push(("Depends".into(), "libc6 (>= 2.28), libgtk-3-0".into()));
-        e.control.fields.push(("Description".into(), "Kiro IDE\n An agentic IDE.\n .\n More.".into()));
+        let control = &mut e.apt_mut().unwrap().control;
+        control.fields.push(("Depends".into(), "libc6 (>= 2.28), libgtk-3-0".into()));
+        control.fields.push(("Description".into(), "Kiro IDE\n An agentic IDE.\n .\n More.".into()));
         e.config.description = Some("from config".into());
         e.config.section = Some("devel".into());
         let s = render_stanza(&e);
@@ -243,8 +247,9 @@ mod tests {
     fn injected_fields_and_stanzas_are_defused() {
         let mut e = entry("kiro", "1.0", "amd64", b"x");
         e.config.maintainer = Some("Evil\nPackage: evil\n\nPackage: evil2\nVersion: 9".into());
-        e.control.fields.push(("Bad Name".into(), "dropped".into()));
-        e.control.fields.push(("Filename".into(), "pool/evil.deb".into()));
+        let control = &mut e.apt_mut().unwrap().control;
+        control.fields.push(("Bad Name".into(), "dropped".into()));
+        control.fields.push(("Filename".into(), "pool/evil.deb".into()));
         let text = render_packages(&[e.clone()], "amd64");
         let parsed = Deb822::from_str(&text).unwrap();
         let paras: Vec<_> = parsed.paragraphs().collect();
@@ -290,7 +295,8 @@ mod tests {
                 e.config.maintainer = Some(maint);
                 e.config.description = Some(desc);
                 for (k, v) in extra {
-                    if e.control.get(&k).is_none() { e.control.fields.push((k, v)); }
+                    let control = &mut e.apt_mut().unwrap().control;
+                    if control.get(&k).is_none() { control.fields.push((k, v)); }
                 }
                 entries.push(e);
             }

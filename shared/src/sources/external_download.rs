@@ -17,14 +17,31 @@ use crate::config::PackageConfig;
 use crate::model::{Candidate, Companion, SourceType};
 use anyhow::{Context as _, anyhow, bail};
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::Value;
 
+/// `type: external_download`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExternalDownload {
+    /// The vendor's JSON metadata endpoint.
     pub metadata_url: String,
+    /// Hosts the URLs found in the metadata (and redirects) may point at
+    /// besides `metadata_url`'s; `*.example.com` for any under it.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 #[async_trait]
 impl Source for ExternalDownload {
+    fn configured_url(&self) -> Option<(&'static str, &str)> {
+        Some(("source.metadata_url", &self.metadata_url))
+    }
+
+    fn allowed_hosts(&self) -> &[String] {
+        &self.allowed_hosts
+    }
+
     async fn candidates(&self, package: &PackageConfig, ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Candidate>> {
         let rules = package.document_rules().map_err(anyhow::Error::msg)?;
         let body = ctx.fetcher.get_bytes(&self.metadata_url, &rules).await?;
@@ -180,10 +197,10 @@ mod tests {
             priority: "optional".into(),
             architecture: "amd64".into(),
             depends: vec![],
-            source: SourceConfig::ExternalDownload {
+            source: SourceConfig::ExternalDownload(ExternalDownload {
                 metadata_url: "https://example.com/m.json".into(),
                 allowed_hosts: vec![],
-            },
+            }),
             limits: Default::default(),
             file: "packages/kiro.yaml".into(),
             effective_limits: Default::default(),

@@ -12,9 +12,18 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use serde::Deserialize;
 
+/// `type: github_release`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GithubRelease {
+    /// A GitHub-releases-shaped JSON list (`tag_name`, `assets[]`).
     pub releases_url: String,
+    #[serde(default)]
     pub include_prereleases: bool,
+    /// Hosts of the assets and their redirects besides `releases_url`'s
+    /// (GitHub: `github.com`, `*.githubusercontent.com`).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +51,14 @@ struct Asset {
 
 #[async_trait]
 impl Source for GithubRelease {
+    fn configured_url(&self) -> Option<(&'static str, &str)> {
+        Some(("source.releases_url", &self.releases_url))
+    }
+
+    fn allowed_hosts(&self) -> &[String] {
+        &self.allowed_hosts
+    }
+
     async fn candidates(&self, package: &PackageConfig, ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Candidate>> {
         let rules = package.document_rules().map_err(anyhow::Error::msg)?;
         let body = ctx.fetcher.get_bytes(&self.releases_url, &rules).await?;
@@ -125,11 +142,11 @@ mod tests {
             priority: "optional".into(),
             architecture: "amd64 arm64".into(),
             depends: vec![],
-            source: SourceConfig::GithubRelease {
+            source: SourceConfig::GithubRelease(GithubRelease {
                 releases_url: "https://example.com/r".into(),
                 include_prereleases: false,
                 allowed_hosts: vec![],
-            },
+            }),
             limits: Default::default(),
             file: "packages/kiro-cli.yaml".into(),
             effective_limits: Default::default(),

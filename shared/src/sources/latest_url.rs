@@ -35,15 +35,25 @@
 //! conflict again, as this source's failure, without downloading the file,
 //! until upstream changes it.
 
-use super::{Source, SourceContext};
+use super::{Fetched, Source, SourceContext};
 use crate::config::PackageConfig;
-use crate::fetch::{Probe, Validators};
+use crate::fetch::{Expected, Probe, Validators};
+use crate::steps::{Context, StepResult};
+use serde::Deserialize;
 use crate::model::{Candidate, LATEST, SourceType};
 use anyhow::bail;
 use async_trait::async_trait;
 
+/// `type: latest_url`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LatestUrl {
+    /// One URL that always serves the newest .deb of the package
+    /// (`…/latest/kiro-cli.deb`); asked each run with a conditional request.
     pub url: String,
+    /// Hosts its redirects may lead to besides `url`'s.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Whether the file at the URL is still the one last recorded, and how that is known.
@@ -80,6 +90,46 @@ fn verdict(known: Option<&Validators>, probe: &Probe) -> Verdict {
 
 #[async_trait]
 impl Source for LatestUrl {
+    fn configured_url(&self) -> Option<(&'static str, &str)> {
+        Some(("source.url", &self.url))
+    }
+
+    fn allowed_hosts(&self) -> &[String] {
+        &self.allowed_hosts
+    }
+
+    /// One URL, one file: the architecture is the package's, not the file
+    /// name's, and there is no second file for another one.
+    fn check(&self, package: &PackageConfig) -> Result<(), (&'static str, String)> {
+        if package.architectures().count() == 1 {
+            return Ok(());
+        }
+        Err((
+            "architecture",
+            format!("{:?}: a latest_url source serves one file: name exactly one architecture", package.architecture),
+        ))
+    }
+
+    /// The download keeps the response's validators: record-metadata saves
+    /// them with the entry, and the next run's conditional `HEAD` sends them.
+    async fn fetch(
+        &self,
+        ctx: &Context,
+        package: &PackageConfig,
+        candidate: &Candidate,
+        expected: &Expected,
+    ) -> StepResult<Fetched> {
+        let (file, checksums, validators) = super::download(ctx, package, candidate, expected).await?;
+        if let Some(probed) = &candidate.latest
+            && (probed.etag != validators.etag || probed.last_modified != validators.last_modified)
+        {
+            // Replaced again since check-sources looked: what was
+            // downloaded is what gets recorded, with its own validators.
+            tracing::info!(url = %candidate.url, ?probed, downloaded = ?validators, "the file changed again since check-sources");
+        }
+        Ok(Fetched { file, checksums, validators: Some(validators) })
+    }
+
     async fn candidates(&self, package: &PackageConfig, ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Candidate>> {
         // Validators recorded for another URL (the configuration changed) say
         // nothing about this one.

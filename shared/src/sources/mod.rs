@@ -1,9 +1,18 @@
 //! Sources: where candidates come from.
 //!
-//! Each `type` of a package's `source` block is one [`Source`]. A source only
-//! announces candidates (name, version, architecture, where the artifact is);
-//! downloading, recording and indexing are the same for every source, so adding
-//! a source type touches nothing else.
+//! Each `type` of a package's `source` block is one module here, holding its
+//! settings (the block's fields, as a struct) and its [`Source`]
+//! implementation, and one line of [`sources!`] registers it: the line makes
+//! the `type` name, the [`SourceType`] recorded in entries and the
+//! [`SourceConfig`] variant. Everything a source does differently is a
+//! method of [`Source`] with a default: what it announces (required), the
+//! URL and hosts its fetches are held to, checks of its package's file, how
+//! download-package brings its artifact in (default: an HTTP download under
+//! the package's artifact rules), what happens to a candidate refused for
+//! its content (default: remembered in the store) and once its entry is
+//! recorded (default: nothing). Downloading, recording and indexing are
+//! otherwise the same for every source, so adding a source type touches
+//! nothing else.
 
 mod external_download;
 mod github_release;
@@ -11,14 +20,65 @@ mod latest_url;
 mod staging_upload;
 
 use crate::blob::ObjectStore;
-use crate::config::{PackageConfig, SourceConfig};
-use crate::fetch::Fetcher;
-use crate::model::Candidate;
+use crate::config::PackageConfig;
+use crate::digest::Checksums;
+use crate::fetch::{Expected, Fetcher, Validators};
+use crate::model::{Candidate, PackageEntry};
+use crate::steps::{Context, StepError, StepResult};
 use crate::store::PackageStore;
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub use external_download::parse_kiro_metadata;
+/// The registry: `module => Type`, one line per source type. `Type` is the
+/// module's settings struct (deserialized from the `source` block without
+/// its `type`, unknown fields refused) and implements [`Source`]; the
+/// `type` name is `Type` in snake case, which is also the module's name.
+macro_rules! sources {
+    ($($module:ident => $variant:ident),+ $(,)?) => {
+        /// How a package reaches the repository (the `type` of a package's
+        /// `source` block), as candidates and entries record it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum SourceType {
+            $($variant,)+
+        }
+
+        /// A package's `source` block: its `type` selects the source.
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        pub enum SourceConfig {
+            $($variant($module::$variant),)+
+        }
+
+        impl SourceConfig {
+            pub fn source_type(&self) -> SourceType {
+                match self {
+                    $(SourceConfig::$variant(_) => SourceType::$variant,)+
+                }
+            }
+
+            /// The source this block configures.
+            pub fn source(&self) -> &dyn Source {
+                match self {
+                    $(SourceConfig::$variant(s) => s,)+
+                }
+            }
+        }
+    };
+}
+
+sources! {
+    external_download => ExternalDownload,
+    staging_upload => StagingUpload,
+    github_release => GithubRelease,
+    latest_url => LatestUrl,
+}
+
+pub use external_download::{ExternalDownload, parse_kiro_metadata};
+pub use github_release::GithubRelease;
+pub use latest_url::LatestUrl;
+pub use staging_upload::StagingUpload;
 pub use staging_upload::{REJECTED_PREFIX, StagedRejection, reject_staged};
 pub use github_release::parse_github_releases;
 
@@ -46,29 +106,100 @@ pub struct SourceContext<'a> {
     pub deb_limits: crate::deb::DebLimits,
 }
 
+/// An artifact download-package brought in, not yet checked.
+pub struct Fetched {
+    /// A temporary file in the step's scratch space (removed when dropped).
+    pub file: tempfile::TempPath,
+    pub checksums: Checksums,
+    /// The validators of the response it came in (a source that records them).
+    pub validators: Option<Validators>,
+}
+
+/// What a source made of a candidate refused for its content.
+pub enum Refused {
+    /// Remember it in the store, so that it is not fetched again until
+    /// upstream announces it differently.
+    Remember(StepError),
+    /// The source dealt with it (a staged file moved aside): the error to report.
+    Handled(StepError),
+}
+
 #[async_trait]
-pub trait Source: Send + Sync {
+pub trait Source: Send + Sync + std::fmt::Debug {
     /// Every release the source currently offers for `package`; check-sources
     /// drops the ones already in the store. A source that can tell on its own
     /// that nothing changed (`latest_url`) offers nothing.
     async fn candidates(&self, package: &PackageConfig, ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Candidate>>;
+
+    /// The URL this source is configured with, and its field
+    /// (`source.metadata_url`); `None` for a source that fetches nothing
+    /// over HTTP. Checked at load; its host is where the fetches may go.
+    fn configured_url(&self) -> Option<(&'static str, &str)> {
+        None
+    }
+
+    /// Hosts its fetches may reach besides the configured URL's
+    /// (`source.allowed_hosts`).
+    fn allowed_hosts(&self) -> &[String] {
+        &[]
+    }
+
+    /// What this source asks of the rest of its package's file, checked at
+    /// load: `Err((field, message))`.
+    fn check(&self, _package: &PackageConfig) -> Result<(), (&'static str, String)> {
+        Ok(())
+    }
+
+    /// Bring `candidate`'s artifact into the step's scratch space, digests
+    /// computed on the way, `expected` size and SHA-256 held to. The
+    /// default: an HTTP download under the package's artifact rules.
+    async fn fetch(
+        &self,
+        ctx: &Context,
+        package: &PackageConfig,
+        candidate: &Candidate,
+        expected: &Expected,
+    ) -> StepResult<Fetched> {
+        download(ctx, package, candidate, expected).await.map(|(file, checksums, _)| Fetched {
+            file,
+            checksums,
+            validators: None,
+        })
+    }
+
+    /// `candidate` was refused for its content (`e`: InvalidPackage or
+    /// PackageConflict). The default: [`Refused::Remember`] it in the store.
+    async fn refused(&self, _ctx: &Context, _candidate: &Candidate, e: StepError) -> Refused {
+        Refused::Remember(e)
+    }
+
+    /// `entry` is in the store (inserted, or there already with the same
+    /// bytes). Failures here are the source's to log: the entry stays.
+    async fn recorded(&self, _ctx: &Context, _entry: &PackageEntry) {}
 }
 
-/// The source plugin for a package's `source` block.
-pub fn for_package(package: &PackageConfig) -> Box<dyn Source> {
-    match &package.source {
-        SourceConfig::ExternalDownload { metadata_url, .. } => {
-            Box::new(external_download::ExternalDownload { metadata_url: metadata_url.clone() })
-        }
-        SourceConfig::StagingUpload {} => Box::new(staging_upload::StagingUpload),
-        SourceConfig::GithubRelease { releases_url, include_prereleases, .. } => {
-            Box::new(github_release::GithubRelease {
-                releases_url: releases_url.clone(),
-                include_prereleases: *include_prereleases,
-            })
-        }
-        SourceConfig::LatestUrl { url, .. } => Box::new(latest_url::LatestUrl { url: url.clone() }),
-    }
+/// The configured source of `package`, if it is still configured with the
+/// source type that made the candidate or entry (a configuration changed
+/// between two steps leaves the defaults).
+pub fn configured<'a>(ctx: &'a Context, package: &str, source_type: SourceType) -> Option<&'a dyn Source> {
+    ctx.packages().iter().find(|p| p.name == package).filter(|p| p.source.source_type() == source_type).map(|p| p.source.source())
+}
+
+/// An HTTP download of `candidate.url` under `package`'s artifact rules into
+/// a temporary file: the file, its digests and the response's validators.
+pub async fn download(
+    ctx: &Context,
+    package: &PackageConfig,
+    candidate: &Candidate,
+    expected: &Expected,
+) -> StepResult<(tempfile::TempPath, Checksums, Validators)> {
+    let rules = package.artifact_rules().map_err(|e| StepError::InvalidPackage(anyhow::anyhow!("{}: {e}", candidate.url)))?;
+    let tmp = tempfile::Builder::new().prefix("download-").tempfile_in(&ctx.work_dir)?.into_temp_path();
+    let label = format!("{} {} {}", candidate.package, candidate.version, candidate.architecture);
+    let mut progress = ctx.observer.download(&label);
+    let (sums, validators) =
+        ctx.fetcher.download_validated(&candidate.url, &tmp, expected, &rules, progress.as_mut()).await?;
+    Ok((tmp, sums, validators))
 }
 
 /// Resolve a possibly relative URL found in a document against the document's URL.

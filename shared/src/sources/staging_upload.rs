@@ -13,18 +13,24 @@
 //! (`statemachine/staging-rule.json`) does not match copies, so moving a file
 //! into `staging/rejected/` starts no run.
 
-use super::{STAGING_PREFIX, Source, SourceContext};
+use super::{Fetched, Refused, STAGING_PREFIX, Source, SourceContext};
 use crate::blob::{BlobError, ObjectStore, WriteMode};
 use crate::config::PackageConfig;
 use crate::digest::Checksums;
-use crate::model::{Candidate, SourceType};
+use crate::fetch::Expected;
+use crate::model::{Candidate, PackageEntry, SourceType};
+use crate::steps::{Context, StepError, StepResult};
+use anyhow::anyhow;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 /// Where refused uploads go, each with `<name>.reason` beside it.
 pub const REJECTED_PREFIX: &str = "staging/rejected/";
 
-pub struct StagingUpload;
+/// `type: staging_upload` (no other fields).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagingUpload {}
 
 /// One staged .deb: its key, control paragraph and digests.
 pub struct Staged {
@@ -161,6 +167,65 @@ impl Source for StagingUpload {
                 latest: None,
             })
             .collect())
+    }
+
+    /// The staged object itself. On a directory store it is linked, not
+    /// copied: the pool file becomes the same inode, and once recorded the
+    /// staging name goes ([`Source::recorded`]). No file is created for it
+    /// at all, not even a temporary one: on ext4 allocating an inode
+    /// dominated a bulk import.
+    async fn fetch(
+        &self,
+        ctx: &Context,
+        _package: &PackageConfig,
+        candidate: &Candidate,
+        expected: &Expected,
+    ) -> StepResult<Fetched> {
+        let linked = ctx.private.local_path(&candidate.url).and_then(|path| {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = ctx.work_dir.join(format!("staged-{}-{n}", std::process::id()));
+            std::fs::hard_link(&path, &name).ok().and_then(|()| tempfile::TempPath::try_from_path(name).ok())
+        });
+        let file = match linked {
+            Some(file) => file,
+            None => {
+                let file = tempfile::Builder::new().prefix("download-").tempfile_in(&ctx.work_dir)?.into_temp_path();
+                ctx.private.get_to_file(&candidate.url, &file).await?;
+                file
+            }
+        };
+        let checksums = Checksums::of_file(&file)?;
+        if let Some(want) = &expected.sha256
+            && want != &checksums.sha256
+        {
+            // Replaced by a new upload since check-sources read it: not a
+            // bad file, a newer one, which the next run takes.
+            return Err(StepError::Transient(anyhow!(
+                "{}: changed since it was checked (SHA256 {want}, now {}); the next run takes the new upload",
+                candidate.url,
+                checksums.sha256
+            )));
+        }
+        Ok(Fetched { file, checksums, validators: None })
+    }
+
+    /// A refused upload leaves the inbox for `staging/rejected/`, its
+    /// reason beside it: nothing to remember in the store.
+    async fn refused(&self, ctx: &Context, candidate: &Candidate, e: StepError) -> Refused {
+        let rejection = reject_staged(ctx.private.as_ref(), &candidate.url, &format!("{e}")).await;
+        Refused::Handled(match rejection.moved_to {
+            Some(to) => e.context(format!("moved to {to}")),
+            None => e,
+        })
+    }
+
+    /// The inbox is emptied only now that the store holds the entry: a
+    /// failure before this leaves the upload for the next run.
+    async fn recorded(&self, ctx: &Context, entry: &PackageEntry) {
+        if let Err(e) = ctx.private.delete(&entry.source_url).await {
+            tracing::warn!(key = %entry.source_url, "recorded, but the staged file could not be removed: {e}");
+        }
     }
 }
 

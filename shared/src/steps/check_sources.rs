@@ -19,7 +19,7 @@
 use super::{Context, StepError, StepResult, now};
 use crate::blob::WriteMode;
 use crate::model::{Candidate, NOTES_LIMIT, PackageEntry, bounded_text};
-use crate::sources::{self, SourceContext, StagedRejection};
+use crate::sources::{SourceContext, StagedRejection};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -156,20 +156,19 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
         work_dir: &ctx.work_dir,
         staged: Default::default(),
         staging_packages: ctx
-            .config
-            .packages
+            .packages()
             .iter()
-            .filter(|p| matches!(p.source, crate::config::SourceConfig::StagingUpload {}))
+            .filter(|p| p.source.source_type() == crate::model::SourceType::StagingUpload)
             .map(|p| p.name.clone())
             .collect(),
         rejected: Default::default(),
         // The control-archive caps are repository-wide: every package's are the repository's.
-        deb_limits: ctx.config.packages.first().map(|p| p.effective_limits.deb()).unwrap_or_default(),
+        deb_limits: ctx.packages().first().map(|p| p.effective_limits.deb()).unwrap_or_default(),
     };
     // Sources are independent: ask them all at once.
-    let answers = futures_util::future::join_all(ctx.config.packages.iter().map(|p| {
+    let answers = futures_util::future::join_all(ctx.packages().iter().map(|p| {
         let sctx = &sctx;
-        async move { (p, sources::for_package(p).candidates(p, sctx).await) }
+        async move { (p, p.source.source().candidates(p, sctx).await) }
     }))
     .await;
     let mut found = Vec::new();

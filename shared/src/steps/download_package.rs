@@ -22,9 +22,9 @@ use crate::blob::{BlobError, WriteMode};
 use crate::digest::Checksums;
 use crate::fetch::{Expected, FetchRules};
 use crate::model::{
-    Candidate, NOTES_LIMIT, PackageEntry, Rejection, SourceState, SourceType, StoredCompanion, bounded_text, package_id,
-    rfc3339,
+    Candidate, NOTES_LIMIT, PackageEntry, Rejection, SourceState, StoredCompanion, bounded_text, package_id, rfc3339,
 };
+use crate::sources::Refused;
 use crate::repository::ArtifactDescription;
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
@@ -123,13 +123,13 @@ pub(crate) async fn refuse(ctx: &Context, candidate: &Candidate, sha256: Option<
     if !content {
         return e;
     }
-    if candidate.source_type == SourceType::StagingUpload {
-        let rejection = crate::sources::reject_staged(ctx.private.as_ref(), &candidate.url, &format!("{e}")).await;
-        return match rejection.moved_to {
-            Some(to) => e.context(format!("moved to {to}")),
-            None => e,
-        };
-    }
+    let e = match crate::sources::configured(ctx, &candidate.package, candidate.source_type) {
+        Some(source) => match source.refused(ctx, candidate, e).await {
+            Refused::Handled(e) => return e,
+            Refused::Remember(e) => e,
+        },
+        None => e,
+    };
     // Only what was downloaded is judged on its content: an upstream that did
     // not answer (404, refused connection) is asked again by the next run.
     if sha256.is_none() {
@@ -163,25 +163,9 @@ pub(crate) async fn refuse(ctx: &Context, candidate: &Candidate, sha256: Option<
 async fn stage(ctx: &Context, candidate: &Candidate, fetched: &mut Option<String>) -> StepResult<StagedArtifact> {
     let candidate = candidate.clone();
     let id = candidate.package_id();
-    let label = format!("{} {} {}", candidate.package, candidate.version, candidate.architecture);
-    // A staged file on a directory store is linked, not copied: the pool file
-    // becomes the same inode, and record-metadata then removes the staging
-    // name (staging/ is an inbox). No file is created for it at all, not even
-    // a temporary one: on ext4 allocating an inode dominated a bulk import.
-    let linked = match (candidate.source_type, ctx.private.local_path(&candidate.url)) {
-        (SourceType::StagingUpload, Some(path)) => {
-            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let name = ctx.work_dir.join(format!("staged-{}-{n}", std::process::id()));
-            std::fs::hard_link(&path, &name).ok().and_then(|()| tempfile::TempPath::try_from_path(name).ok())
-        }
-        _ => None,
-    };
-    let was_linked = linked.is_some();
-    let tmp = match linked {
-        Some(path) => path,
-        None => tempfile::Builder::new().prefix("download-").tempfile_in(&ctx.work_dir)?.into_temp_path(),
-    };
+    let package = ctx.config.package(&candidate.package).ok_or_else(|| {
+        StepError::InvalidPackage(anyhow!("{}: no package {:?} is configured", candidate.url, candidate.package))
+    })?;
     let expected = Expected { size: candidate.expected_size, sha256: candidate.expected_sha256.clone() };
     // Companions go where upstream's document says: refuse one that may not
     // be fetched before spending a download on the artifact.
@@ -192,48 +176,11 @@ async fn stage(ctx: &Context, candidate: &Candidate, fetched: &mut Option<String
         rules.hosts.check(&c.url).map_err(|e| StepError::from(e).context(format!("{} of {id}", c.kind)))?;
     }
 
-    // What the response downloaded carried (latest_url): recorded with the entry.
-    let mut seen = None;
-    let checksums = match candidate.source_type {
-        SourceType::StagingUpload => {
-            if !was_linked {
-                ctx.private.get_to_file(&candidate.url, &tmp).await?;
-            }
-            let sums = Checksums::of_file(&tmp)?;
-            if let Some(want) = &expected.sha256
-                && want != &sums.sha256
-            {
-                // Replaced by a new upload since check-sources read it: not a
-                // bad file, a newer one, which the next run takes.
-                return Err(StepError::Transient(anyhow!(
-                    "{}: changed since it was checked (SHA256 {want}, now {}); the next run takes the new upload",
-                    candidate.url,
-                    sums.sha256
-                )));
-            }
-            sums
-        }
-        SourceType::ExternalDownload | SourceType::GithubRelease => {
-            let rules = fetch_rules(ctx, &candidate, true)?;
-            let mut progress = ctx.observer.download(&label);
-            ctx.fetcher.download(&candidate.url, &tmp, &expected, &rules, progress.as_mut()).await?
-        }
-        SourceType::LatestUrl => {
-            let rules = fetch_rules(ctx, &candidate, true)?;
-            let mut progress = ctx.observer.download(&label);
-            let (sums, validators) =
-                ctx.fetcher.download_validated(&candidate.url, &tmp, &expected, &rules, progress.as_mut()).await?;
-            if let Some(probed) = &candidate.latest
-                && (probed.etag != validators.etag || probed.last_modified != validators.last_modified)
-            {
-                // Replaced again since check-sources looked: what was
-                // downloaded is what gets recorded, with its own validators.
-                tracing::info!(url = %candidate.url, ?probed, downloaded = ?validators, "the file changed again since check-sources");
-            }
-            seen = Some(validators);
-            sums
-        }
-    };
+    // The source brings the artifact in (an HTTP download, the staged
+    // object), with its digests and, if it keeps them, the validators of
+    // the response (latest_url: recorded with the entry).
+    let crate::sources::Fetched { file: tmp, checksums, validators: seen } =
+        package.source.source().fetch(ctx, package, &candidate, &expected).await?;
 
     *fetched = Some(checksums.sha256.clone());
     // Reading the whole file (decompressing its data member) takes seconds for
@@ -363,7 +310,7 @@ fn entry(
         package_name: described.name,
         version: described.version,
         architecture: described.architecture,
-        control: described.control,
+        metadata: described.metadata,
         config,
         filename: described.key,
         checksums,

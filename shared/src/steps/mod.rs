@@ -57,11 +57,26 @@ pub struct Context {
     /// Scratch space for downloads (the Lambda's /tmp, the CLI's state directory).
     pub work_dir: PathBuf,
     pub observer: Arc<dyn Observer>,
+    /// The repository this context serves (one of `config.repositories`):
+    /// its format is `format`, its public files are `public` (already
+    /// under its prefix), its state record is [`Context::suite`].
+    pub repository: crate::config::RepositoryEntry,
 }
 
 impl Context {
+    /// The key of this repository's state record (APT: the suite).
     pub fn suite(&self) -> &str {
-        &self.config.repository.suite
+        self.config.state_key(&self.repository)
+    }
+
+    /// The packages whose sources check-sources asks: `config/packages/`
+    /// for the APT repository. A Homebrew mirror's bottles come from its
+    /// own settings (`formulae`, `tags`), not from these.
+    pub fn packages(&self) -> &[crate::config::PackageConfig] {
+        match self.repository.format {
+            crate::config::FormatName::Apt => &self.config.packages,
+            crate::config::FormatName::Homebrew => &[],
+        }
     }
 }
 

@@ -16,7 +16,7 @@
 //! remembered as refused (see download-package).
 
 use super::{Context, StagedArtifact, StepError, StepResult, now};
-use crate::model::{Candidate, PackageEntry, SourceState, SourceType, bounded_text, rfc3339};
+use crate::model::{Candidate, PackageEntry, SourceState, bounded_text, rfc3339};
 use crate::store::InsertOutcome;
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
@@ -118,6 +118,8 @@ async fn finish(
             entry.package_id, entry.checksums.sha256
         )),
     });
+    // A source that keeps a record (latest_url) holds a conflict in it.
+    let conflict_kept_by_source = source.is_some();
     if let Some(mut source) = source {
         source.conflict = outcome.as_ref().err().map(|c| bounded_text(c, CONFLICT_LIMIT));
         source.recorded_at = rfc3339(now());
@@ -129,7 +131,7 @@ async fn finish(
         Err(conflict) => {
             let e = StepError::Conflict(anyhow!(conflict));
             // A latest_url conflict lives in the source's record already.
-            if entry.source_type == SourceType::LatestUrl {
+            if conflict_kept_by_source {
                 return Err(e);
             }
             let candidate = Candidate {
@@ -148,12 +150,8 @@ async fn finish(
             return Err(super::download_package::refuse(ctx, &candidate, Some(entry.checksums.sha256.clone()), e).await);
         }
     };
-    if entry.source_type == SourceType::StagingUpload {
-        // The inbox is emptied only now that the store holds the entry: a
-        // failure before this leaves the upload for the next run.
-        if let Err(e) = ctx.private.delete(&entry.source_url).await {
-            tracing::warn!(key = %entry.source_url, "recorded, but the staged file could not be removed: {e}");
-        }
+    if let Some(source) = crate::sources::configured(ctx, &entry.package_name, entry.source_type) {
+        source.recorded(ctx, &entry).await;
     }
     tracing::info!(package_id = %entry.package_id, ?outcome, "recorded");
     super::crash_point("record-metadata");

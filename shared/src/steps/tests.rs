@@ -317,5 +317,5 @@ async fn a_large_control_paragraph_travels_through_the_private_store() {
     let recorded = record_metadata(&ctx, staged).await.unwrap();
     assert_eq!(recorded.outcome, RecordOutcome::Inserted);
     let entry = ctx.store.get("kiro-repo#2.0#all").await.unwrap().unwrap();
-    assert!(entry.control.get("Description").unwrap().len() > 200_000);
+    assert!(entry.apt().unwrap().control.get("Description").unwrap().len() > 200_000);
 }

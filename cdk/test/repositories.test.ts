@@ -1,0 +1,90 @@
+// Several repositories side by side (config/repositories.yaml): the stack
+// reads the same list as the CLI and the functions, and gives every
+// repository besides the APT one a packages table of its own, names it to
+// the functions, and lets CloudFront read its prefix.
+
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { CONFIG_DIR_CONTEXT } from '../lib/app';
+import { readRepositories } from '../lib/repository';
+import { REPO_ROOT, allIdentityStatements, asArray, render, resourceWhere, synthesize } from './helpers';
+
+function configWith(repositoriesYaml: string | undefined): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pkgrelay-config-'));
+  cpSync(path.join(REPO_ROOT, 'config'), dir, { recursive: true });
+  rmSync(path.join(dir, 'repositories.yaml'), { force: true });
+  if (repositoriesYaml !== undefined) writeFileSync(path.join(dir, 'repositories.yaml'), repositoriesYaml);
+  return dir;
+}
+
+const WITH_MIRROR = `repositories:
+  - {name: apt, format: apt}
+  - {name: brew, format: homebrew, prefix: brew/, config: homebrew.yaml}
+`;
+
+test('without repositories.yaml the deployment is the APT repository alone, at the root', () => {
+  const dir = configWith(undefined);
+  try {
+    expect(readRepositories(dir)).toEqual([{ name: 'apt', format: 'apt', prefix: '' }]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the shipped list is the one the CLI and the functions read', () => {
+  expect(readRepositories()).toEqual([{ name: 'apt', format: 'apt', prefix: '' }]);
+});
+
+test.each([
+  ['repositories:\n  - {name: brew, format: homebrew, prefix: brew/}\n', 'exactly one APT repository'],
+  ['repositories:\n  - {name: apt, format: apt, prefix: x/}\n', 'lives at the root'],
+  ['repositories:\n  - {name: apt, format: apt}\n  - {name: b, format: homebrew, prefix: pool/b/}\n', 'a directory of its own'],
+  ['repositories:\n  - {name: apt, format: apt}\n  - {name: b, format: homebrew, prefix: b}\n', 'a directory of its own'],
+  ['repositories:\n  - {name: apt, format: apt}\n  - {name: b, format: rpm, prefix: b/}\n', 'apt or homebrew'],
+  ['repositories:\n  - {name: apt, format: apt}\n  - {name: Brew, format: homebrew, prefix: b/}\n', 'lower-case'],
+  ['repositories:\n  - {name: apt, format: apt}\n  - {name: a, format: homebrew, prefix: b/}\n  - {name: c, format: homebrew, prefix: b/c/}\n', 'overlaps'],
+])('a bad list is refused: %s', (yaml, message) => {
+  const dir = configWith(yaml);
+  try {
+    expect(() => readRepositories(dir)).toThrow(message);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+describe('a Homebrew mirror beside the APT repository', () => {
+  const dir = configWith(WITH_MIRROR);
+  const { template } = synthesize('dev', { [CONFIG_DIR_CONTEXT]: dir });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('has a packages table of its own, keyed and indexed like the APT one', () => {
+    const [id, table] = resourceWhere(template, 'AWS::DynamoDB::Table', 'TableName', 'pkgrelay-dev-brew-packages');
+    expect(table.Properties.KeySchema).toEqual([{ AttributeName: 'package_id', KeyType: 'HASH' }]);
+    expect(table.Properties.GlobalSecondaryIndexes.map((i: any) => i.IndexName)).toEqual(['package-name-index']);
+    // Every function is told where it is, by repository name.
+    for (const fn of Object.values(template.findResources('AWS::Lambda::Function'))) {
+      const tables = (fn as any).Properties.Environment?.Variables?.PACKAGES_TABLES;
+      if (tables === undefined) continue;
+      expect(render(tables)).toContain('"brew":"');
+      expect(JSON.stringify(tables)).toContain(id);
+    }
+    const withTables = Object.values(template.findResources('AWS::Lambda::Function')).filter(
+      (fn: any) => fn.Properties.Environment?.Variables?.PACKAGES_TABLES !== undefined,
+    );
+    expect(withTables).toHaveLength(5);
+    // The steps may use it as they use the APT one's.
+    const onTable = allIdentityStatements(template).filter((s) => s.Resource.some((r: string) => r.includes(id)));
+    expect(new Set(onTable.flatMap((s) => s.Action))).toEqual(
+      new Set(['dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan']),
+    );
+  });
+
+  test('CloudFront may read its prefix', () => {
+    const resources = Object.values(template.findResources('AWS::S3::BucketPolicy'))
+      .flatMap((p: any) => p.Properties.PolicyDocument.Statement)
+      .filter((s: any) => s.Effect === 'Allow' && s.Principal?.Service === 'cloudfront.amazonaws.com')
+      .flatMap((s: any) => asArray(s.Resource).map((r: any) => render(r)));
+    expect(resources.some((r: string) => r.endsWith('/brew/*'))).toBe(true);
+  });
+});
