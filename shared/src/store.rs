@@ -266,7 +266,9 @@ impl SqliteStore {
 impl PackageStore for SqliteStore {
     async fn get(&self, package_id: &str) -> Result<Option<PackageEntry>, StoreError> {
         let json: Option<String> = self.with(|c| {
-            c.query_row("SELECT record FROM packages WHERE package_id = ?1", [package_id], |r| r.get(0)).optional()
+            c.prepare_cached("SELECT record FROM packages WHERE package_id = ?1")?
+                .query_row([package_id], |r| r.get(0))
+                .optional()
         })?;
         json.map(|j| Self::decode(package_id, &j)).transpose()
     }
@@ -282,17 +284,20 @@ impl PackageStore for SqliteStore {
             let mut out = Vec::with_capacity(entries.len());
             let mut inserted = 0i64;
             for (entry, json) in entries.iter().zip(&records) {
+                // Cached statements: a bulk import runs these thousands of times.
                 let existing: Option<String> = tx
-                    .query_row("SELECT sha256 FROM packages WHERE package_id = ?1", [&entry.package_id], |r| r.get(0))
+                    .prepare_cached("SELECT sha256 FROM packages WHERE package_id = ?1")?
+                    .query_row([&entry.package_id], |r| r.get(0))
                     .optional()?;
                 out.push(match existing {
                     Some(sha) if sha == entry.checksums.sha256 => InsertOutcome::AlreadyPresent,
                     Some(sha) => InsertOutcome::Conflict { existing_sha256: sha },
                     None => {
-                        tx.execute(
+                        tx.prepare_cached(
                             "INSERT INTO packages (package_id, package_name, version, architecture, sha256, record)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                            params![
+                        )?
+                        .execute(params![
                                 entry.package_id,
                                 entry.package_name,
                                 entry.version,
