@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod bigdeb;
+pub mod brew;
 
 use pkgrelay_core::deb::{ControlParagraph, DebBuilder};
 use sha2::{Digest, Sha256};
