@@ -30,7 +30,7 @@ use super::bigdeb::{fill_pseudo_random, tar_header};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1635,25 +1635,7 @@ fn reason(status: u16) -> &'static str {
 
 fn answer(conn: TcpStream, handler: &(dyn Fn(&Request) -> HttpReply + Send + Sync), log: &Mutex<Vec<Request>>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut words = line.split_whitespace();
-    let method = words.next().unwrap_or("GET").to_owned();
-    let path = words.next().unwrap_or("/").to_owned();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" || h == "\n" {
-            break;
-        }
-        if let Some((name, value)) = h.trim_end().split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-        }
-    }
-    let mut request = Request { method, path, headers, status: 0 };
+    let Some(mut request) = super::read_request(&conn) else { return };
     let reply = handler(&request);
     request.status = reply.status;
     let mut out = conn;

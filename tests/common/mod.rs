@@ -135,16 +135,14 @@ impl Drop for Upstream {
     }
 }
 
-fn serve_one(
-    conn: TcpStream,
-    routes: &Mutex<HashMap<String, Reply>>,
-    hits: &Mutex<HashMap<String, usize>>,
-    log: &Mutex<Vec<Request>>,
-) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
+/// The request line and headers of one HTTP/1.1 request (header names in
+/// lower case); `None` when the client sent nothing. The body, if any, is
+/// left unread: the fixtures answer GET and HEAD.
+pub fn read_request(conn: &TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(conn.try_clone().ok()?);
     let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
     }
     let mut words = line.split_whitespace();
     let method = words.next().unwrap_or("GET").to_owned();
@@ -152,16 +150,27 @@ fn serve_one(
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" || h == "\n" {
             break;
         }
         if let Some((name, value)) = h.trim_end().split_once(':') {
             headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
     }
+    Some(Request { method, path, headers, status: 0 })
+}
+
+fn serve_one(
+    conn: TcpStream,
+    routes: &Mutex<HashMap<String, Reply>>,
+    hits: &Mutex<HashMap<String, usize>>,
+    log: &Mutex<Vec<Request>>,
+) {
+    let Some(mut request) = read_request(&conn) else { return };
+    let path = request.path.clone();
     *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
     let reply = routes.lock().unwrap().get(&path).cloned().unwrap_or(Reply::Status(404));
-    let mut request = Request { method, path, headers, status: 200 };
+    request.status = 200;
     // A HEAD gets the headers a GET would get, and no body.
     let head = request.method == "HEAD";
     let mut out = conn;
