@@ -1638,6 +1638,8 @@ fn answer(conn: TcpStream, handler: &(dyn Fn(&Request) -> HttpReply + Send + Syn
     let Some(mut request) = super::read_request(&conn) else { return };
     let reply = handler(&request);
     request.status = reply.status;
+    // Logged before the client can read its answer (see tests/common/mod.rs).
+    log.lock().unwrap().push(request.clone());
     let mut out = conn;
     let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
     let bodyless = reply.status == 304 || reply.status == 204;
@@ -1652,7 +1654,6 @@ fn answer(conn: TcpStream, handler: &(dyn Fn(&Request) -> HttpReply + Send + Syn
     if request.method != "HEAD" && !bodyless {
         let _ = out.write_all(&reply.body);
     }
-    log.lock().unwrap().push(request);
     let _ = out.flush();
     let _ = out.shutdown(std::net::Shutdown::Both);
 }

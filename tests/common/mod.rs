@@ -170,7 +170,19 @@ fn serve_one(
     let path = request.path.clone();
     *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
     let reply = routes.lock().unwrap().get(&path).cloned().unwrap_or(Reply::Status(404));
-    request.status = 200;
+    request.status = match &reply {
+        Reply::Status(code) => *code,
+        Reply::Redirect(_) => 302,
+        Reply::Validated { etag, last_modified, .. }
+            if not_modified(&request, etag.as_deref(), last_modified.as_deref()) =>
+        {
+            304
+        }
+        _ => 200,
+    };
+    // Logged before the client can read its answer: a test that looks at
+    // the log once the client is done must find the request there.
+    log.lock().unwrap().push(request.clone());
     // A HEAD gets the headers a GET would get, and no body.
     let head = request.method == "HEAD";
     let mut out = conn;
@@ -180,7 +192,6 @@ fn serve_one(
             if head { Ok(()) } else { out.write_all(&b) }
         }
         Reply::Status(code) => {
-            request.status = code;
             let _ =
                 write!(out, "HTTP/1.1 {code} Oops\r\nContent-Length: 5\r\nRetry-After: 0\r\nConnection: close\r\n\r\n");
             if head { Ok(()) } else { out.write_all(b"oops!") }
@@ -203,8 +214,7 @@ fn serve_one(
             if let Some(d) = &last_modified {
                 validators.push_str(&format!("Last-Modified: {d}\r\n"));
             }
-            if not_modified(&request, etag.as_deref(), last_modified.as_deref()) {
-                request.status = 304;
+            if request.status == 304 {
                 write!(out, "HTTP/1.1 304 Not Modified\r\n{validators}Connection: close\r\n\r\n")
             } else {
                 let _ = write!(
@@ -239,11 +249,9 @@ fn serve_one(
             sent
         }
         Reply::Redirect(location) => {
-            request.status = 302;
             write!(out, "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         }
     };
-    log.lock().unwrap().push(request);
     let _ = out.flush();
     let _ = out.shutdown(std::net::Shutdown::Both);
 }
