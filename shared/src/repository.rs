@@ -112,6 +112,23 @@ pub trait RepositoryFormat: Send + Sync {
     /// Start a generation of the index. `reuse`: compressed files of the live
     /// generation that are still in the public store.
     fn index_builder(&self, reuse: Vec<Compressed>) -> anyhow::Result<Box<dyn IndexBuilder>>;
+    /// A private object that build-index reads and hands to
+    /// [`RepositoryFormat::index_builder_with`]: what a generation depends on
+    /// beyond the store's entries (a Homebrew mirror: the API files its last
+    /// check-sources fetched). `None` (APT): nothing.
+    fn generation_input(&self) -> Option<String> {
+        None
+    }
+    /// [`RepositoryFormat::index_builder`], given the bytes of
+    /// [`RepositoryFormat::generation_input`] (`None`: not written yet).
+    fn index_builder_with(
+        &self,
+        reuse: Vec<Compressed>,
+        input: Option<Vec<u8>>,
+    ) -> anyhow::Result<Box<dyn IndexBuilder>> {
+        let _ = input;
+        self.index_builder(reuse)
+    }
     /// Render a generation from entries already in memory (tests and tools;
     /// build-index streams the store into [`RepositoryFormat::index_builder`]).
     fn render(&self, entries: &[PackageEntry], now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
