@@ -121,12 +121,14 @@ pub async fn run(
     config: &Path,
 ) -> anyhow::Result<ExitCode> {
     check_bind(bind, allow_remote)?;
-    if !out.join("dists").is_dir() {
+    let mirrors = Mirrors::load(out, config);
+    let mirror_published = mirrors.prefixes.iter().any(|p| out.join(p).join("api").is_dir());
+    if !out.join("dists").is_dir() && !mirror_published {
         anyhow::bail!("{} holds no published repository yet: run `pkgrelay sync` first", out.display());
     }
     let app = Router::new()
         .fallback_service(ServeDir::new(out))
-        .layer(axum::middleware::map_request_with_state(Arc::new(Mirrors::load(out, config)), route))
+        .layer(axum::middleware::map_request_with_state(Arc::new(mirrors), route))
         .layer(TraceLayer::new_for_http());
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;

@@ -16,6 +16,12 @@ use std::collections::BTreeSet;
 /// every platform tag under `brew/`.
 fn workspace(up: &Upstream, fake: &FakeBrew) -> Workspace {
     let ws = Workspace::new(up);
+    configure_mirror(&ws, fake, &PLATFORM_TAGS);
+    ws
+}
+
+/// (Re)write the mirror's settings for `tags`.
+fn configure_mirror(ws: &Workspace, fake: &FakeBrew, tags: &[&str]) {
     std::fs::write(
         ws.path("config/repositories.yaml"),
         "repositories:\n  - {name: apt, format: apt}\n  - {name: brew, format: homebrew, prefix: brew/, config: homebrew.yaml}\n",
@@ -31,11 +37,10 @@ fn workspace(up: &Upstream, fake: &FakeBrew) -> Workspace {
              formulae: all\ntags: [{}]\nbase_url: http://127.0.0.1/brew\n",
             fake.api_domain(),
             fake.ghcr_root().replace("127.0.0.1", "localhost"),
-            PLATFORM_TAGS.join(", ")
+            tags.join(", ")
         ),
     )
     .unwrap();
-    ws
 }
 
 /// Bottle downloads the fake ghcr answered (its redirects to the blob host).
@@ -68,6 +73,7 @@ fn sync_mirrors_homebrew_beside_apt_and_brew_installs_from_serve() {
     assert!(out.contains("repository apt:") && out.contains("repository brew:"), "{out}");
     assert!(!out.contains("failed: 1") && out.matches("failed: 0").count() == 2, "{out}");
     assert!(out.contains("kiro#0.7.45#amd64") && out.contains("openssl@3#3.5.2#arm64_sonoma"), "{out}");
+    assert!(out.contains("for http://127.0.0.1/brew"), "the mirror's own base_url: {out}");
 
     // Fetched from ghcr with the bearer, through its redirect; the blob host
     // never saw the registry's Authorization header.
@@ -109,6 +115,12 @@ fn sync_mirrors_homebrew_beside_apt_and_brew_installs_from_serve() {
     let mut api = api_file_names();
     api.retain(|f| f != "formula.json");
     api_files_identical(&fake.api_domain(), &format!("{mirror}/api"), &api).unwrap();
+
+    // Served with Last-Modified, answering brew's `--time-cond` with 304.
+    let client = BrewClient::new("arm64_sonoma", &format!("{mirror}/api"));
+    let first = client.fetch_api_file("formula.jws.json", None).unwrap();
+    let since = first.last_modified.expect("Last-Modified");
+    assert_eq!(client.fetch_api_file("formula.jws.json", Some(&since)).unwrap().status, 304);
 
     // Every formula × tag, as brew would pour it, in both domain modes.
     let mut poured = BTreeSet::new();
@@ -175,4 +187,37 @@ fn api_files_are_published_only_after_every_bottle_they_reference() {
     assert!(!text.contains("failed: 0"), "{text}");
     assert!(!ws.path("public/brew/api/formula.jws.json").exists(), "the API went out before its bottles");
     assert!(files_under(&ws.path("public/brew/blobs")).is_empty());
+}
+
+/// A bottle is stored once by digest: a tag added later whose bottle is the
+/// same bytes as a mirrored tag's is read back from the mirror, not
+/// downloaded again, and both names lead to the one blob.
+#[test]
+fn a_new_name_for_a_stored_digest_downloads_nothing() {
+    let up = Upstream::start();
+    let fake = FakeBrew::start(fixture_formulae());
+    let ws = Workspace::new(&up);
+    configure_mirror(&ws, &fake, &["arm64_sonoma"]);
+    ws.sync(&["--repository", "brew"]);
+    let hello = fake.formula("hello");
+    let shared = hello.bottle("arm64_sequoia").unwrap().sha256.clone();
+    assert_eq!(shared, hello.bottle("arm64_sonoma").unwrap().sha256, "the fixture shares this blob");
+
+    configure_mirror(&ws, &fake, &["arm64_sonoma", "arm64_sequoia"]);
+    fake.ghcr.clear_log();
+    let out = ws.sync(&["--repository", "brew"]);
+    assert!(out.contains("hello#2.12.2#arm64_sequoia") && out.contains("failed: 0"), "{out}");
+    let asked: Vec<String> = fake.ghcr.requests().into_iter().map(|r| r.path).filter(|p| p.contains("/blobs/")).collect();
+    assert!(!asked.is_empty(), "the other new bottles are downloaded");
+    assert!(!asked.iter().any(|p| p.ends_with(&shared)), "{asked:?}");
+    let hashes: serde_json::Value = serde_json::from_slice(&ws.read("public/brew/bottles_hash.json")).unwrap();
+    assert_eq!(hashes[hello.flat_name("arm64_sequoia")], hashes[hello.flat_name("arm64_sonoma")]);
+    assert_eq!(files_under(&ws.path("public/brew/blobs/sha256")).iter().filter(|p| p.ends_with(&shared)).count(), 1);
+
+    let served = ws.serve();
+    let mirror = format!("{}/brew", served.url.trim_end_matches('/'));
+    let flat = BrewClient::new("arm64_sequoia", &format!("{mirror}/api")).bottle_domain(&format!("{mirror}/bottles"));
+    let b = flat.packages_index().unwrap().bottle("hello", "arm64_sequoia").unwrap();
+    assert_eq!(b.tag, "arm64_sequoia");
+    assert_eq!(sha256(&flat.fetch_bottle(&b).unwrap().bytes), shared);
 }

@@ -141,6 +141,11 @@ pub trait RepositoryFormat: Send + Sync {
     /// The `Content-Type` and caching of the public object at `key` (a key
     /// of this format's layout: pool files, index files, the root page).
     fn object_meta(&self, key: &str) -> crate::blob::ObjectMeta;
+    /// Where clients reach the repository, when the format's own settings
+    /// say (a Homebrew mirror's `base_url`); `None`: `repository.yaml`'s.
+    fn base_url(&self) -> Option<String> {
+        None
+    }
     /// The public object whose absence means the repository is not (or no
     /// longer) published, e.g. APT's InRelease: its loss makes a run republish.
     fn published_marker(&self) -> Option<String> {

@@ -287,6 +287,10 @@ impl RepositoryFormat for BrewRepository {
         BrewLayout.meta(key)
     }
 
+    fn base_url(&self) -> Option<String> {
+        Some(self.config.base_url.clone())
+    }
+
     /// The first API file: brew learns of the mirror's bottles from the API
     /// files, which are published last, so its absence means the mirror is
     /// not (or no longer) published.

@@ -21,9 +21,11 @@
 //!    format, which publishes the API files at their canonical names only
 //!    when every bottle they reference is recorded (issue 13, item 3).
 //!
-//! download-package fetches a bottle from the registry with the registry's
-//! `Authorization` header (sent to the registry's host only, never after its
-//! redirect to the blob host), its SHA-256 checked in the same pass.
+//! download-package fetches a bottle's entry of the registry's image index,
+//! then the bottle from the registry with the registry's `Authorization`
+//! header (sent to the registry's host only, never after its redirect to the
+//! blob host), its SHA-256 checked in the same pass; a bottle whose digest
+//! the mirror already stores under another name is read back instead.
 
 use super::{Fetched, Source, SourceContext};
 use crate::blob::WriteMode;
@@ -218,13 +220,33 @@ impl Source for Homebrew {
         let index = ctx.fetcher.get_bytes(&manifest_url, &manifest_rules).await?;
         let descriptor = descriptor_of(&index, m).map_err(|e| bad(format!("{manifest_url}: {e}")))?;
 
-        let rules = mirror.registry_rules(true).map_err(bad)?;
+        let metadata = Some(EntryMetadata::Brew(BrewMetadata { descriptor: Some(descriptor), ..m.clone() }));
         let tmp = tempfile::Builder::new().prefix("bottle-").tempfile_in(&ctx.work_dir)?.into_temp_path();
+
+        // Another name of the same bytes is stored already (a tag whose
+        // bottle is another tag's, added to the settings later): read it
+        // back rather than download it again. Checked like a download; a
+        // stored object that is not what its key says is downloaded again,
+        // and the write-once put then names the conflict.
+        let stored = crate::brew::blob_key(&m.sha256);
+        if ctx.public.exists(&stored).await? {
+            ctx.public.get_to_file(&stored, &tmp).await?;
+            let path = tmp.to_path_buf();
+            let checksums = tokio::task::spawn_blocking(move || crate::digest::Checksums::of_file(&path))
+                .await
+                .map_err(|e| StepError::Internal(anyhow!("{stored}: {e}")))??;
+            if checksums.sha256 == m.sha256 {
+                tracing::info!(package_id = %candidate.package_id(), key = %stored, "bottle already stored under its digest: not downloaded");
+                return Ok(Fetched { file: tmp, checksums, validators: None, metadata });
+            }
+            tracing::warn!(key = %stored, sha256 = %checksums.sha256, "a stored bottle does not match its key: downloading it");
+        }
+
+        let rules = mirror.registry_rules(true).map_err(bad)?;
         let label = format!("{} {} {}", candidate.package, candidate.version, candidate.architecture);
         let mut progress = ctx.observer.download(&label);
         let checksums = ctx.fetcher.download(&candidate.url, &tmp, expected, &rules, progress.as_mut()).await?;
-        let metadata = BrewMetadata { descriptor: Some(descriptor), ..m.clone() };
-        Ok(Fetched { file: tmp, checksums, validators: None, metadata: Some(EntryMetadata::Brew(metadata)) })
+        Ok(Fetched { file: tmp, checksums, validators: None, metadata })
     }
 }
 
