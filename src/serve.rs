@@ -18,9 +18,9 @@ use axum::Router;
 use axum::extract::{Request, State};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
-use std::process::ExitCode;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 

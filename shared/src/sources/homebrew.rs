@@ -58,9 +58,9 @@ impl Homebrew {
     }
 
     fn mirror(&self) -> anyhow::Result<&HomebrewConfig> {
-        self.mirror.as_deref().ok_or_else(|| {
-            anyhow!("source homebrew of {}: the mirror's settings are not loaded", self.repository)
-        })
+        self.mirror
+            .as_deref()
+            .ok_or_else(|| anyhow!("source homebrew of {}: the mirror's settings are not loaded", self.repository))
     }
 
     /// The package standing for the mirror `repository` in its context.
