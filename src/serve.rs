@@ -1,4 +1,12 @@
-//! `pkgrelay serve`: the published directory over HTTP, for apt on this machine.
+//! `pkgrelay serve`: the published directory over HTTP, for apt and brew on
+//! this machine.
+//!
+//! A Homebrew mirror of `repositories.yaml` keeps each bottle once, at
+//! `<prefix>blobs/sha256/<hex>`; the two names brew asks for are mapped onto
+//! it here ([`pkgrelay_core::brew::rewrite`]), never stored twice:
+//! `<prefix>bottles/<url-encoded flat name>` through the mirror's published
+//! `bottles_hash.json`, and `<prefix>v2/homebrew/core/<image>/blobs/sha256:<hex>`
+//! by the digest in the path. A rewrite in front of S3 must map the same.
 //!
 //! It binds a loopback address unless told otherwise explicitly: an address
 //! that is not loopback is refused without `--allow-remote`, and served with
@@ -7,17 +15,90 @@
 //! reach the machine).
 
 use axum::Router;
-use axum::extract::Request;
-use std::path::Path;
+use axum::extract::{Request, State};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
-/// Answer every request in full. `If-Modified-Since` has one-second resolution,
-/// and a sync can rewrite InRelease within the second apt last fetched it: a
-/// 304 then would hide the new index from apt.
-async fn unconditional(mut req: Request) -> Request {
-    req.headers_mut().remove(axum::http::header::IF_MODIFIED_SINCE);
+/// The Homebrew mirrors served: their prefixes, and each one's flat-name
+/// map as last read (re-read when `bottles_hash.json` changes).
+struct Mirrors {
+    out: PathBuf,
+    prefixes: Vec<String>,
+    maps: Mutex<HashMap<String, (Option<SystemTime>, Arc<HashMap<String, String>>)>>,
+}
+
+impl Mirrors {
+    fn load(out: &Path, config: &Path) -> Mirrors {
+        let prefixes = match pkgrelay_core::config::Config::load(config) {
+            Ok(c) => c
+                .repositories
+                .iter()
+                .filter(|r| r.format == pkgrelay_core::config::FormatName::Homebrew)
+                .map(|r| r.prefix.clone())
+                .collect(),
+            Err(e) => {
+                tracing::warn!("{e}: serving no Homebrew mirror's bottle names");
+                Vec::new()
+            }
+        };
+        Mirrors { out: out.to_owned(), prefixes, maps: Mutex::new(HashMap::new()) }
+    }
+
+    /// The mirror's flat name → SHA-256 map.
+    fn flat_map(&self, prefix: &str) -> Arc<HashMap<String, String>> {
+        let path = self.out.join(prefix).join(pkgrelay_core::brew::BOTTLES_HASH);
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let mut maps = self.maps.lock().unwrap();
+        if let Some((seen, map)) = maps.get(prefix)
+            && *seen == modified
+        {
+            return map.clone();
+        }
+        let map: HashMap<String, String> =
+            std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let map = Arc::new(map);
+        maps.insert(prefix.to_owned(), (modified, map.clone()));
+        map
+    }
+
+    /// The stored path for a request `path` (leading `/`), if it names a
+    /// mirror's bottle by one of brew's names.
+    fn rewrite(&self, path: &str) -> Option<String> {
+        let rel = path.strip_prefix('/')?;
+        let prefix = self.prefixes.iter().find(|p| !p.is_empty() && rel.starts_with(p.as_str()))?;
+        let inside = &rel[prefix.len()..];
+        let key = pkgrelay_core::brew::rewrite(inside, |name| self.flat_map(prefix).get(name).cloned())?;
+        Some(format!("/{prefix}{key}"))
+    }
+
+    fn is_mirror(&self, path: &str) -> bool {
+        let rel = path.trim_start_matches('/');
+        self.prefixes.iter().any(|p| !p.is_empty() && rel.starts_with(p.as_str()))
+    }
+}
+
+/// Map brew's bottle names onto the stored blob, and answer the APT
+/// repository's requests in full: `If-Modified-Since` has one-second
+/// resolution, and a sync can rewrite InRelease within the second apt last
+/// fetched it: a 304 then would hide the new index from apt. A mirror's API
+/// files keep conditional requests (brew's curl `--time-cond`): a stale 304
+/// there leaves brew with the previous, consistent API until its next update.
+async fn route(State(mirrors): State<Arc<Mirrors>>, mut req: Request) -> Request {
+    let path = req.uri().path().to_owned();
+    if !mirrors.is_mirror(&path) {
+        req.headers_mut().remove(axum::http::header::IF_MODIFIED_SINCE);
+        return req;
+    }
+    if let Some(to) = mirrors.rewrite(&path)
+        && let Ok(uri) = to.parse::<axum::http::Uri>()
+    {
+        *req.uri_mut() = uri;
+    }
     req
 }
 
@@ -40,12 +121,14 @@ pub async fn run(
     config: &Path,
 ) -> anyhow::Result<ExitCode> {
     check_bind(bind, allow_remote)?;
-    if !out.join("dists").is_dir() {
+    let mirrors = Mirrors::load(out, config);
+    let mirror_published = mirrors.prefixes.iter().any(|p| out.join(p).join("api").is_dir());
+    if !out.join("dists").is_dir() && !mirror_published {
         anyhow::bail!("{} holds no published repository yet: run `pkgrelay sync` first", out.display());
     }
     let app = Router::new()
         .fallback_service(ServeDir::new(out))
-        .layer(axum::middleware::map_request(unconditional))
+        .layer(axum::middleware::map_request_with_state(Arc::new(mirrors), route))
         .layer(TraceLayer::new_for_http());
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;

@@ -18,10 +18,30 @@ pub async fn run(dirs: &Dirs, force_rebuild: bool, strict: bool, repository: Opt
             paths.key_file().display()
         );
     }
-    let observer = Arc::new(crate::progress::Bars::new());
-    let ctx = local::repository_context(config, repository, &paths, key, observer)?;
+    // Without --repository, every repository of repositories.yaml, in its
+    // order (the APT repository alone when the file lists nothing else).
+    let names: Vec<Option<String>> = match repository {
+        Some(name) => vec![Some(name.to_owned())],
+        None if config.repositories.len() <= 1 => vec![None],
+        None => config.repositories.iter().map(|r| Some(r.name.clone())).collect(),
+    };
+    let several = names.len() > 1;
+    let mut failed = false;
+    for name in names {
+        if several {
+            println!("repository {}:", name.as_deref().unwrap_or("apt"));
+        }
+        let observer = Arc::new(crate::progress::Bars::new());
+        let ctx = local::repository_context(config.clone(), name.as_deref(), &paths, key.clone(), observer)?;
+        failed |= run_one(&ctx, dirs, force_rebuild).await?;
+    }
+    Ok(if strict && failed { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// One repository's pipeline and its report; whether anything failed.
+async fn run_one(ctx: &pkgrelay_core::steps::Context, dirs: &Dirs, force_rebuild: bool) -> anyhow::Result<bool> {
     let trigger = if force_rebuild { "manual" } else { "cli" };
-    let summary = pipeline::run(&ctx, CheckSourcesInput { force_rebuild, trigger: Some(trigger.into()) }).await?;
+    let summary = pipeline::run(ctx, CheckSourcesInput { force_rebuild, trigger: Some(trigger.into()) }).await?;
 
     println!("new: {}", summary.new.len());
     for id in &summary.new {
@@ -54,5 +74,5 @@ pub async fn run(dirs: &Dirs, force_rebuild: bool, strict: bool, repository: Opt
         }
         None => println!("repository unchanged (nothing new, index still fresh)"),
     }
-    Ok(if strict && !summary.failed.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(!summary.failed.is_empty())
 }

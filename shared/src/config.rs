@@ -622,6 +622,16 @@ section: devel\npriority: optional\narchitecture: amd64\nsource:\n  type: extern
     }
 
     #[test]
+    fn a_package_cannot_take_a_mirrors_source() {
+        let pkg = PKG.replace(
+            "type: external_download\n  metadata_url: https://example.com/m.json\n",
+            "type: homebrew\n  repository: brew\n",
+        );
+        let e = load_with(&pkg).unwrap_err().to_string();
+        assert!(e.contains("kiro.yaml") && e.contains("repositories.yaml"), "{e}");
+    }
+
+    #[test]
     fn bad_names_and_urls() {
         for bad in ["ki/ro", "..", "a..b", "Kiro", "k"] {
             let e = load_with(&PKG.replace("name: kiro", &format!("name: \"{bad}\""))).unwrap_err().to_string();

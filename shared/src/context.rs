@@ -108,8 +108,16 @@ pub fn build(
     } else {
         Arc::new(Prefixed { inner: backends.public, prefix: entry.prefix.clone() })
     };
+    let format = format(&config, &entry, key)?;
+    // A Homebrew mirror is one package to check-sources: its source plans
+    // every bottle of the mirror's settings.
+    let mirror_packages = match (entry.format, config.homebrew.get(&entry.name)) {
+        (FormatName::Homebrew, Some(settings)) => vec![crate::sources::Homebrew::package(&entry.name, settings)],
+        _ => Vec::new(),
+    };
     Ok(Context {
-        format: format(&config, &entry, key)?,
+        format,
+        mirror_packages,
         config: Arc::new(config),
         store: backends.store,
         public,
@@ -181,13 +189,13 @@ mod tests {
                 .unwrap();
         assert_eq!((brew.repository.name.as_str(), brew.suite()), ("brew", "brew"));
         assert_eq!(brew.format.published_marker().as_deref(), Some("api/formula.jws.json"));
-        assert!(brew.packages().is_empty(), "the APT packages are not the mirror's");
+        let names: Vec<&str> = brew.packages().iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["brew"], "the APT packages are not the mirror's: one package stands for it");
+        assert!(brew.package("python@3.13").is_some_and(|p| p.name == "brew"), "every formula is the mirror's");
+        assert!(apt.package("python@3.13").is_none());
         // Its public files live under its prefix, as if at the root.
         let public = brew.public.local_path("bottles/x.tar.gz").unwrap();
         assert!(public.ends_with("public/brew/bottles/x.tar.gz"), "{}", public.display());
-        // What it cannot do yet, it says, and nothing panics.
-        let e = brew.format.index_builder(Vec::new()).err().unwrap().to_string();
-        assert!(e.contains("brew") && e.contains("not implemented"), "{e}");
 
         let e = build(config, Some("nope"), backends(dir.path()), None, dir.path().join("tmp"), Arc::new(Quiet))
             .err()

@@ -138,6 +138,7 @@ impl LegacyItem {
             pub_date: self.pub_date.clone(),
             notes: self.notes.clone(),
             latest: None,
+            metadata: None,
         }
     }
 }

@@ -59,6 +59,12 @@ pub struct Candidate {
     /// downloaded (`version` is then only the label [`LATEST`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest: Option<Validators>,
+    /// What the source already knows of the artifact in its format's terms,
+    /// when upstream describes it fully before download (a Homebrew bottle:
+    /// name, version, tag, rebuild, cellar and digest, from the formulae API).
+    /// The format checks the downloaded file against it and records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<EntryMetadata>,
 }
 
 /// The `version` of a candidate whose version only the downloaded file tells
@@ -393,6 +399,7 @@ mod tests {
             rebuild: 1,
             cellar: "/opt/homebrew/Cellar".into(),
             sha256: "a".repeat(64),
+            descriptor: None,
         });
         let json = serde_json::to_value(&entry).unwrap();
         assert!(json.get("control").is_none());

@@ -112,6 +112,23 @@ pub trait RepositoryFormat: Send + Sync {
     /// Start a generation of the index. `reuse`: compressed files of the live
     /// generation that are still in the public store.
     fn index_builder(&self, reuse: Vec<Compressed>) -> anyhow::Result<Box<dyn IndexBuilder>>;
+    /// A private object that build-index reads and hands to
+    /// [`RepositoryFormat::index_builder_with`]: what a generation depends on
+    /// beyond the store's entries (a Homebrew mirror: the API files its last
+    /// check-sources fetched). `None` (APT): nothing.
+    fn generation_input(&self) -> Option<String> {
+        None
+    }
+    /// [`RepositoryFormat::index_builder`], given the bytes of
+    /// [`RepositoryFormat::generation_input`] (`None`: not written yet).
+    fn index_builder_with(
+        &self,
+        reuse: Vec<Compressed>,
+        input: Option<Vec<u8>>,
+    ) -> anyhow::Result<Box<dyn IndexBuilder>> {
+        let _ = input;
+        self.index_builder(reuse)
+    }
     /// Render a generation from entries already in memory (tests and tools;
     /// build-index streams the store into [`RepositoryFormat::index_builder`]).
     fn render(&self, entries: &[PackageEntry], now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
@@ -124,6 +141,11 @@ pub trait RepositoryFormat: Send + Sync {
     /// The `Content-Type` and caching of the public object at `key` (a key
     /// of this format's layout: pool files, index files, the root page).
     fn object_meta(&self, key: &str) -> crate::blob::ObjectMeta;
+    /// Where clients reach the repository, when the format's own settings
+    /// say (a Homebrew mirror's `base_url`); `None`: `repository.yaml`'s.
+    fn base_url(&self) -> Option<String> {
+        None
+    }
     /// The public object whose absence means the repository is not (or no
     /// longer) published, e.g. APT's InRelease: its loss makes a run republish.
     fn published_marker(&self) -> Option<String> {

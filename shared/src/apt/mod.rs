@@ -178,6 +178,7 @@ mod tests {
             pub_date: None,
             notes: None,
             latest: None,
+            metadata: None,
         }
     }
 

@@ -110,11 +110,14 @@ impl HomebrewConfig {
         files
     }
 
-    /// Fetch rules for the API files (documents of `api_url`'s host).
+    /// Fetch rules for the API files (`api_url`'s host). They are held to
+    /// the artifact limits, not the document ones: `formula.json` is about
+    /// 30 MB (the document cap is 16 MiB by default), and every API file is
+    /// streamed to a file, never held in memory.
     pub fn api_rules(&self) -> Result<FetchRules, String> {
         let hosts =
             HostPolicy::new(&self.api_url, &[], format!("api_url in {}", self.file)).map_err(|e| e.to_string())?;
-        Ok(FetchRules { hosts, limits: self.effective_limits.documents(), headers: Vec::new() })
+        Ok(FetchRules { hosts, limits: self.effective_limits.artifacts(), headers: Vec::new() })
     }
 
     /// Fetch rules for the registry: `registry_url`'s host and

@@ -172,6 +172,7 @@ pub fn parse_kiro_metadata(body: &[u8], metadata_url: &str, package: &PackageCon
             pub_date: r.pub_date,
             notes: r.notes,
             latest: None,
+            metadata: None,
         });
     }
     Ok(out)

@@ -120,6 +120,7 @@ pub fn parse_github_releases(
                 pub_date: r.published_at.clone(),
                 notes: r.body.clone(),
                 latest: None,
+                metadata: None,
             });
         }
     }

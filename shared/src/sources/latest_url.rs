@@ -127,7 +127,7 @@ impl Source for LatestUrl {
             // downloaded is what gets recorded, with its own validators.
             tracing::info!(url = %candidate.url, ?probed, downloaded = ?validators, "the file changed again since check-sources");
         }
-        Ok(Fetched { file, checksums, validators: Some(validators) })
+        Ok(Fetched { file, checksums, validators: Some(validators), metadata: None })
     }
 
     async fn candidates(&self, package: &PackageConfig, ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Candidate>> {
@@ -166,6 +166,7 @@ impl Source for LatestUrl {
                     pub_date: None,
                     notes: None,
                     latest: Some(seen),
+                    metadata: None,
                 }])
             }
         }

@@ -16,6 +16,7 @@
 
 mod external_download;
 mod github_release;
+mod homebrew;
 mod latest_url;
 mod staging_upload;
 
@@ -73,10 +74,12 @@ sources! {
     staging_upload => StagingUpload,
     github_release => GithubRelease,
     latest_url => LatestUrl,
+    homebrew => Homebrew,
 }
 
 pub use external_download::{ExternalDownload, parse_kiro_metadata};
 pub use github_release::GithubRelease;
+pub use homebrew::{Homebrew, blob_url};
 pub use latest_url::LatestUrl;
 pub use staging_upload::StagingUpload;
 pub use staging_upload::{REJECTED_PREFIX, StagedRejection, reject_staged};
@@ -90,6 +93,9 @@ pub struct SourceContext<'a> {
     pub fetcher: &'a Fetcher,
     /// Private object store (holds `staging/`).
     pub private: &'a dyn ObjectStore,
+    /// The repository's public store, below its prefix (a Homebrew mirror
+    /// keeps the API files it fetched there by digest, unpublished).
+    pub public: &'a dyn ObjectStore,
     /// The store (a `latest_url` source reads what it last recorded).
     pub store: &'a dyn PackageStore,
     /// Scratch directory for temporary files.
@@ -113,6 +119,11 @@ pub struct Fetched {
     pub checksums: Checksums,
     /// The validators of the response it came in (a source that records them).
     pub validators: Option<Validators>,
+    /// What the source learned of the artifact while bringing it in, in its
+    /// format's terms; it replaces the candidate's `metadata` for the format
+    /// to check and record (a Homebrew bottle: its entry in the registry's
+    /// image index).
+    pub metadata: Option<crate::model::EntryMetadata>,
 }
 
 /// What a source made of a candidate refused for its content.
@@ -164,6 +175,7 @@ pub trait Source: Send + Sync + std::fmt::Debug {
             file,
             checksums,
             validators: None,
+            metadata: None,
         })
     }
 
@@ -182,7 +194,7 @@ pub trait Source: Send + Sync + std::fmt::Debug {
 /// source type that made the candidate or entry (a configuration changed
 /// between two steps leaves the defaults).
 pub fn configured<'a>(ctx: &'a Context, package: &str, source_type: SourceType) -> Option<&'a dyn Source> {
-    ctx.packages().iter().find(|p| p.name == package).filter(|p| p.source.source_type() == source_type).map(|p| p.source.source())
+    ctx.package(package).filter(|p| p.source.source_type() == source_type).map(|p| p.source.source())
 }
 
 /// An HTTP download of `candidate.url` under `package`'s artifact rules into

@@ -165,6 +165,7 @@ impl Source for StagingUpload {
                 pub_date: None,
                 notes: None,
                 latest: None,
+                metadata: None,
             })
             .collect())
     }
@@ -207,7 +208,7 @@ impl Source for StagingUpload {
                 checksums.sha256
             )));
         }
-        Ok(Fetched { file, checksums, validators: None })
+        Ok(Fetched { file, checksums, validators: None, metadata: None })
     }
 
     /// A refused upload leaves the inbox for `staging/rejected/`, its

@@ -100,7 +100,15 @@ async fn build(ctx: &Context, input: BuildIndexInput, suite: &str, generation: u
     // from this generation, and the next run will see it as unpublished.
     let state = ctx.store.suite(&suite).await?;
     let reuse = reusable(ctx, state.published.as_ref()).await?;
-    let mut builder = ctx.format.index_builder(reuse).map_err(StepError::Internal)?;
+    let generation_input = match ctx.format.generation_input() {
+        Some(key) => match ctx.private.get_bytes(&key).await {
+            Ok(bytes) => Some(bytes),
+            Err(crate::blob::BlobError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let mut builder = ctx.format.index_builder_with(reuse, generation_input).map_err(StepError::Internal)?;
     ctx.store.for_each_entry(&mut |entry| builder.add(entry)).await?;
     let rendered = builder.finish(now()).map_err(StepError::Internal)?;
 

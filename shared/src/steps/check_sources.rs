@@ -152,6 +152,7 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
     let sctx = SourceContext {
         fetcher: &ctx.fetcher,
         private: ctx.private.as_ref(),
+        public: ctx.public.as_ref(),
         store: ctx.store.as_ref(),
         work_dir: &ctx.work_dir,
         staged: Default::default(),

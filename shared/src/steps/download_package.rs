@@ -94,7 +94,7 @@ impl StagedArtifact {
 /// The rules of `candidate`'s fetches (`artifact`: the .deb, else a companion)
 /// from its package's configuration.
 fn fetch_rules(ctx: &Context, candidate: &Candidate, artifact: bool) -> StepResult<FetchRules> {
-    let package = ctx.config.package(&candidate.package).ok_or_else(|| {
+    let package = ctx.package(&candidate.package).ok_or_else(|| {
         StepError::InvalidPackage(anyhow!("{}: no package {:?} is configured", candidate.url, candidate.package))
     })?;
     let rules = if artifact { package.artifact_rules() } else { package.document_rules() };
@@ -163,7 +163,7 @@ pub(crate) async fn refuse(ctx: &Context, candidate: &Candidate, sha256: Option<
 async fn stage(ctx: &Context, candidate: &Candidate, fetched: &mut Option<String>) -> StepResult<StagedArtifact> {
     let candidate = candidate.clone();
     let id = candidate.package_id();
-    let package = ctx.config.package(&candidate.package).ok_or_else(|| {
+    let package = ctx.package(&candidate.package).ok_or_else(|| {
         StepError::InvalidPackage(anyhow!("{}: no package {:?} is configured", candidate.url, candidate.package))
     })?;
     let expected = Expected { size: candidate.expected_size, sha256: candidate.expected_sha256.clone() };
@@ -179,8 +179,12 @@ async fn stage(ctx: &Context, candidate: &Candidate, fetched: &mut Option<String
     // The source brings the artifact in (an HTTP download, the staged
     // object), with its digests and, if it keeps them, the validators of
     // the response (latest_url: recorded with the entry).
-    let crate::sources::Fetched { file: tmp, checksums, validators: seen } =
+    let crate::sources::Fetched { file: tmp, checksums, validators: seen, metadata } =
         package.source.source().fetch(ctx, package, &candidate, &expected).await?;
+    let mut candidate = candidate;
+    if metadata.is_some() {
+        candidate.metadata = metadata;
+    }
 
     *fetched = Some(checksums.sha256.clone());
     // Reading the whole file (decompressing its data member) takes seconds for
@@ -301,7 +305,7 @@ fn entry(
     checksums: Checksums,
     companions: Vec<StoredCompanion>,
 ) -> PackageEntry {
-    let config = ctx.config.package(&candidate.package).map(|p| p.fields()).unwrap_or_default();
+    let config = ctx.package(&candidate.package).map(|p| p.fields()).unwrap_or_default();
     // Kept only where it differs from the .deb's own (a vendor revision):
     // check-sources recognises the release by it.
     let announced_version = Some(candidate.version).filter(|v| candidate.latest.is_none() && *v != described.version);

@@ -61,6 +61,9 @@ pub struct Context {
     /// its format is `format`, its public files are `public` (already
     /// under its prefix), its state record is [`Context::suite`].
     pub repository: crate::config::RepositoryEntry,
+    /// A Homebrew mirror's one package (see [`Context::packages`]); empty
+    /// for the APT repository, whose packages are `config.packages`.
+    pub mirror_packages: Vec<crate::config::PackageConfig>,
 }
 
 impl Context {
@@ -70,12 +73,23 @@ impl Context {
     }
 
     /// The packages whose sources check-sources asks: `config/packages/`
-    /// for the APT repository. A Homebrew mirror's bottles come from its
-    /// own settings (`formulae`, `tags`), not from these.
+    /// for the APT repository; for a Homebrew mirror, one package standing
+    /// for the whole mirror, whose source ([`crate::sources::Homebrew`])
+    /// announces every bottle of its settings (`formulae`, `tags`).
     pub fn packages(&self) -> &[crate::config::PackageConfig] {
         match self.repository.format {
             crate::config::FormatName::Apt => &self.config.packages,
-            crate::config::FormatName::Homebrew => &[],
+            crate::config::FormatName::Homebrew => &self.mirror_packages,
+        }
+    }
+
+    /// The configured package a candidate or entry named `name` belongs to:
+    /// the package of that name (APT), or the mirror's one package, whatever
+    /// the formula (Homebrew: candidates are named for their formula).
+    pub fn package(&self, name: &str) -> Option<&crate::config::PackageConfig> {
+        match self.repository.format {
+            crate::config::FormatName::Apt => self.config.package(name),
+            crate::config::FormatName::Homebrew => self.mirror_packages.first(),
         }
     }
 }

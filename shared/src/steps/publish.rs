@@ -39,7 +39,7 @@ pub struct PublishOutput {
 
 pub async fn publish(ctx: &Context, input: PublishInput) -> StepResult<PublishOutput> {
     let suite = ctx.suite().to_owned();
-    let url = ctx.config.repository.base_url.clone();
+    let url = ctx.format.base_url().unwrap_or_else(|| ctx.config.repository.base_url.clone());
     let bytes = ctx.private.get_bytes(&input.manifest_key).await?;
     let manifest: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| StepError::Internal(anyhow!("manifest {}: {e}", input.manifest_key)))?;

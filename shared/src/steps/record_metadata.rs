@@ -146,6 +146,7 @@ async fn finish(
                 pub_date: None,
                 notes: None,
                 latest: None,
+                metadata: None,
             };
             return Err(super::download_package::refuse(ctx, &candidate, Some(entry.checksums.sha256.clone()), e).await);
         }
