@@ -25,7 +25,7 @@
 
 #![allow(dead_code)]
 
-use super::Request;
+use super::{Request, not_modified};
 use super::bigdeb::{fill_pseudo_random, tar_header};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -1677,20 +1677,6 @@ pub fn percent_decode(s: &str) -> Vec<u8> {
         i += 1;
     }
     out
-}
-
-/// Whether a conditional request names the current state: `If-None-Match`
-/// first, else `If-Modified-Since` not before `Last-Modified` (RFC 9110 §13.2.2).
-pub fn not_modified(request: &Request, etag: Option<&str>, last_modified: Option<&str>) -> bool {
-    let weak = |e: &str| e.trim().trim_start_matches("W/").to_owned();
-    if let Some(wanted) = request.header("if-none-match") {
-        return etag.is_some_and(|e| wanted.split(',').any(|w| w.trim() == "*" || weak(w) == weak(e)));
-    }
-    let date = |d: &str| time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc2822).ok();
-    match (request.header("if-modified-since").and_then(date), last_modified.and_then(date)) {
-        (Some(since), Some(modified)) => modified <= since,
-        _ => false,
-    }
 }
 
 /// A static file server over `root`, as a plain mirror (a directory behind

@@ -257,8 +257,9 @@ fn serve_one(
 }
 
 /// Whether a conditional request names the file's current state: its ETag
-/// (weak comparison; a list, or `*`), else a date not before its Last-Modified.
-fn not_modified(request: &Request, etag: Option<&str>, last_modified: Option<&str>) -> bool {
+/// (weak comparison; a list, or `*`), else a date not before its Last-Modified
+/// (RFC 9110 §13.2.2).
+pub fn not_modified(request: &Request, etag: Option<&str>, last_modified: Option<&str>) -> bool {
     let weak = |e: &str| e.trim().trim_start_matches("W/").to_owned();
     if let Some(wanted) = request.header("if-none-match") {
         return etag.is_some_and(|e| wanted.split(',').any(|w| w.trim() == "*" || weak(w) == weak(e)));
