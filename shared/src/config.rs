@@ -132,6 +132,11 @@ pub struct PackageConfig {
     pub architecture: String,
     #[serde(default)]
     pub depends: Vec<String>,
+    /// Retention: how many versions of this package the index lists per
+    /// architecture, the newest by Debian order. Absent: every recorded one.
+    /// The store keeps them all (a raised `keep` lists older ones again).
+    #[serde(default)]
+    pub keep: Option<usize>,
     pub source: SourceConfig,
     /// Transfer limits of this package's fetches, over the repository's.
     #[serde(default)]
@@ -518,6 +523,9 @@ fn validate_package(p: &mut PackageConfig, file: &Path, limits: &Limits) -> Resu
     }
     if let Some(bad) = p.depends.iter().find(|d| d.contains(['\n', '\r', ',']) || d.trim().is_empty()) {
         return Err(err(file, Some("depends"), format!("{bad:?}: one relation per list entry, single line")));
+    }
+    if p.keep == Some(0) {
+        return Err(err(file, Some("keep"), "must be at least 1 (leave it out to list every version)"));
     }
     let source = p.source.source();
     if let Some((field, url)) = source.configured_url() {

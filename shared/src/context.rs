@@ -49,7 +49,11 @@ pub fn format(
     key: Option<Arc<SigningKey>>,
 ) -> anyhow::Result<Arc<dyn RepositoryFormat>> {
     Ok(match entry.format {
-        FormatName::Apt => Arc::new(AptRepository { config: config.repository.clone(), key }),
+        FormatName::Apt => Arc::new(AptRepository {
+            config: config.repository.clone(),
+            key,
+            keep: config.packages.iter().filter_map(|p| p.keep.map(|n| (p.name.clone(), n))).collect(),
+        }),
         FormatName::Homebrew => {
             let settings = config.homebrew.get(&entry.name).ok_or_else(|| {
                 anyhow!("repository {} (format homebrew): its settings ({:?}) are not loaded", entry.name, entry.config)

@@ -58,7 +58,7 @@ pub async fn run(db: &Path, config_dir: &Path, mode: &str) -> anyhow::Result<()>
             let now = time::OffsetDateTime::now_utc();
             let t = Instant::now();
             let store = SqliteStore::open(db)?;
-            let format = AptRepository { config, key: Some(key) };
+            let format = AptRepository { config, key: Some(key), keep: Default::default() };
             let mut builder = format.index_builder(Vec::new())?;
             let mut entries = 0usize;
             store

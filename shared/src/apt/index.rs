@@ -92,12 +92,54 @@ pub(super) struct AptIndexBuilder {
     /// The live generation's compressed files by (path, SHA256 of the text).
     reuse: HashMap<(String, String), Compressed>,
     collected: Collected,
+    retention: Retention,
 }
 
 impl AptIndexBuilder {
-    pub(super) fn new(config: RepositoryConfig, key: Arc<SigningKey>, reuse: Vec<Compressed>) -> AptIndexBuilder {
+    pub(super) fn new(
+        config: RepositoryConfig,
+        key: Arc<SigningKey>,
+        reuse: Vec<Compressed>,
+        keep: BTreeMap<String, usize>,
+    ) -> AptIndexBuilder {
         let reuse = reuse.into_iter().map(|c| ((c.path.clone(), c.of_sha256.clone()), c)).collect();
-        AptIndexBuilder { config, key, reuse, collected: Collected::default() }
+        AptIndexBuilder { config, key, reuse, collected: Collected::default(), retention: Retention::new(keep) }
+    }
+}
+
+/// `keep: N`: of a package's entries, only the newest N per architecture (by
+/// Debian order) reach the index. The store streams entries in no particular
+/// order, so the entries of a package with a `keep` wait here, at most N+1 per
+/// (package, architecture), until the scan ends; every other entry goes
+/// straight to its stanza.
+struct Retention {
+    keep: BTreeMap<String, usize>,
+    held: HashMap<(String, String), Vec<(VersionKey, PackageEntry)>>,
+    /// Entries left out of the index.
+    pruned: usize,
+}
+
+impl Retention {
+    fn new(keep: BTreeMap<String, usize>) -> Retention {
+        Retention { keep, held: HashMap::new(), pruned: 0 }
+    }
+
+    /// The entry back when its package keeps every version, else held.
+    fn hold(&mut self, entry: PackageEntry) -> Option<PackageEntry> {
+        let Some(&n) = self.keep.get(&entry.package_name) else { return Some(entry) };
+        let kept = self.held.entry((entry.package_name.clone(), entry.architecture.clone())).or_default();
+        kept.push((VersionKey::new(&entry.version), entry));
+        if kept.len() > n {
+            let oldest = (0..kept.len()).min_by(|&a, &b| kept[a].0.cmp(&kept[b].0)).expect("not empty");
+            kept.swap_remove(oldest);
+            self.pruned += 1;
+        }
+        None
+    }
+
+    /// Every held entry that stays in the index.
+    fn kept(self) -> (impl Iterator<Item = PackageEntry>, usize) {
+        (self.held.into_values().flatten().map(|(_, e)| e), self.pruned)
     }
 }
 
@@ -151,11 +193,20 @@ fn directory_files(
 
 impl IndexBuilder for AptIndexBuilder {
     fn add(&mut self, entry: PackageEntry) {
-        self.collected.add(entry);
+        if let Some(entry) = self.retention.hold(entry) {
+            self.collected.add(entry);
+        }
     }
 
     fn finish(self: Box<Self>, now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
-        let AptIndexBuilder { config, key, reuse, mut collected } = *self;
+        let AptIndexBuilder { config, key, reuse, mut collected, retention } = *self;
+        let (kept, pruned) = retention.kept();
+        for entry in kept {
+            collected.add(entry);
+        }
+        if pruned > 0 {
+            tracing::info!(pruned, "older versions left out of the index (keep)");
+        }
         let cfg = &config;
         let dists = format!("dists/{}", cfg.suite);
         let now = now.replace_nanosecond(0)?;

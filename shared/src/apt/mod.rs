@@ -88,6 +88,9 @@ impl ObjectLayout for AptLayout {
 pub struct AptRepository {
     pub config: RepositoryConfig,
     pub key: Option<Arc<SigningKey>>,
+    /// Retention: package name -> how many of its newest versions the index
+    /// lists per architecture (`keep` in its package file).
+    pub keep: std::collections::BTreeMap<String, usize>,
 }
 
 impl RepositoryFormat for AptRepository {
@@ -149,7 +152,7 @@ impl RepositoryFormat for AptRepository {
 
     fn index_builder(&self, reuse: Vec<Compressed>) -> anyhow::Result<Box<dyn IndexBuilder>> {
         let key = self.key.clone().ok_or_else(|| anyhow!("no signing key: this process cannot render the index"))?;
-        Ok(Box::new(index::AptIndexBuilder::new(self.config.clone(), key, reuse)))
+        Ok(Box::new(index::AptIndexBuilder::new(self.config.clone(), key, reuse, self.keep.clone())))
     }
 }
 
@@ -162,7 +165,11 @@ mod tests {
 
     fn repository() -> AptRepository {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-        AptRepository { config: crate::config::Config::load_repository(&dir).unwrap(), key: None }
+        AptRepository {
+            config: crate::config::Config::load_repository(&dir).unwrap(),
+            key: None,
+            keep: Default::default(),
+        }
     }
 
     fn candidate(version: &str, url: &str) -> Candidate {

@@ -198,6 +198,7 @@ mod tests {
             priority: "optional".into(),
             architecture: "amd64".into(),
             depends: vec![],
+            keep: None,
             source: SourceConfig::ExternalDownload(ExternalDownload {
                 metadata_url: "https://example.com/m.json".into(),
                 allowed_hosts: vec![],

@@ -143,6 +143,7 @@ mod tests {
             priority: "optional".into(),
             architecture: "amd64 arm64".into(),
             depends: vec![],
+            keep: None,
             source: SourceConfig::GithubRelease(GithubRelease {
                 releases_url: "https://example.com/r".into(),
                 include_prereleases: false,

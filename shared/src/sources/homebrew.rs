@@ -74,6 +74,7 @@ impl Homebrew {
             priority: String::new(),
             architecture: mirror.tags.join(" "),
             depends: Vec::new(),
+            keep: None,
             source: super::SourceConfig::Homebrew(Homebrew::for_mirror(repository, mirror.clone())),
             limits: mirror.limits.clone(),
             file: mirror.file.clone(),
