@@ -21,6 +21,9 @@ pub enum AwsAction {
         /// Ask no source: rebuild, re-sign and republish from the store.
         #[arg(long)]
         force_rebuild: bool,
+        /// The repository of `config/repositories.yaml` to run (default: the APT one).
+        #[arg(long, value_name = "NAME")]
+        repository: Option<String>,
         /// Print the execution's ARN and console URL and return.
         #[arg(long)]
         no_follow: bool,
@@ -59,12 +62,16 @@ impl StackArgs {
 }
 
 /// An execution name that says what started it: `manual-20261129T184001Z-3f2a`.
-fn execution_name(force_rebuild: bool) -> String {
+fn execution_name(force_rebuild: bool, repository: Option<&str>) -> String {
     let now = time::OffsetDateTime::now_utc();
     let f = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
     let stamp = now.format(&f).unwrap_or_default();
     let salt = format!("{:04x}", (now.nanosecond() ^ std::process::id()) & 0xffff);
-    format!("{}-{stamp}-{salt}", if force_rebuild { "force-rebuild" } else { "manual" })
+    let what = if force_rebuild { "force-rebuild" } else { "manual" };
+    match repository {
+        Some(r) => format!("{r}-{what}-{stamp}-{salt}"),
+        None => format!("{what}-{stamp}-{salt}"),
+    }
 }
 
 /// Print an outcome (lines, or one JSON document) and turn it into an exit code.
@@ -81,11 +88,15 @@ pub fn print_outcome(outcome: &Outcome, json: bool) -> anyhow::Result<ExitCode> 
 
 pub async fn run(action: AwsAction) -> anyhow::Result<ExitCode> {
     match action {
-        AwsAction::Start { stack, force_rebuild, no_follow, json } => {
+        AwsAction::Start { stack, force_rebuild, repository, no_follow, json } => {
             let outputs = stack.read()?;
             let executions = Executions::new(&sdk_config().await);
-            let input = json!({"trigger": "manual", "force_rebuild": force_rebuild});
-            let arn = executions.start(&outputs.state_machine_arn, &execution_name(force_rebuild), &input).await?;
+            let mut input = json!({"trigger": "manual", "force_rebuild": force_rebuild});
+            if let Some(r) = &repository {
+                input["repository"] = json!(r);
+            }
+            let name = execution_name(force_rebuild, repository.as_deref());
+            let arn = executions.start(&outputs.state_machine_arn, &name, &input).await?;
             let console = crate::executions::console_url(&arn);
             if no_follow {
                 if json {

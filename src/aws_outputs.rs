@@ -92,6 +92,8 @@ impl StackOutputs {
             )),
             public: bucket.clone(),
             private: bucket,
+            // The operator's commands never publish.
+            edge_names: None,
         };
         pkgrelay_core::context::build(config, None, backends, None, work_dir, observer)
     }

@@ -68,6 +68,9 @@ pub struct Trigger {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     pub force_rebuild: bool,
+    /// The repository the input names (absent: the APT one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
 }
 
 impl Trigger {
@@ -78,7 +81,8 @@ impl Trigger {
             _ => "manual".to_owned(),
         };
         let key = (kind == "staging_upload").then(|| v.get("key").and_then(Value::as_str).map(str::to_owned)).flatten();
-        Trigger { kind, key, force_rebuild: v.get("force_rebuild").and_then(Value::as_bool).unwrap_or(false) }
+        let repository = v.get("repository").and_then(Value::as_str).map(str::to_owned);
+        Trigger { kind, key, force_rebuild: v.get("force_rebuild").and_then(Value::as_bool).unwrap_or(false), repository }
     }
 }
 
@@ -91,6 +95,9 @@ impl std::fmt::Display for Trigger {
         }
         if self.force_rebuild {
             write!(f, " (force rebuild)")?;
+        }
+        if let Some(r) = &self.repository {
+            write!(f, " [{r}]")?;
         }
         Ok(())
     }

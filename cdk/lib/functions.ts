@@ -11,6 +11,7 @@ import {
   RESULTS_PREFIX,
   STAGING_PREFIX,
   STAGING_REJECTED_PREFIX,
+  BREW_RUNS_PREFIX,
 } from './repository';
 
 export interface FunctionSizing {
@@ -69,6 +70,10 @@ export interface Resources {
   readonly rootFiles: string[];
   /** The object whose absence means the index is lost (APT: dists/<suite>/InRelease). */
   readonly publishedMarker: string;
+  /** The prefix of each Homebrew mirror (`brew/`), beside the APT repository. */
+  readonly mirrorPrefixes: string[];
+  /** The key value store of the mirrors' flat bottle names (CloudFront), when there is a mirror. */
+  readonly bottleNamesArn?: string;
 }
 
 function allow(sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>) {
@@ -103,6 +108,18 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
   const moveRefusedUploads = () =>
     allow('MoveRefusedUploads', ['s3:PutObject'], objects(`${STAGING_REJECTED_PREFIX}*`));
   const removeFromInbox = () => allow('RemoveFromInbox', ['s3:DeleteObject'], objects(staging));
+  // A Homebrew mirror (shared/src/brew/mod.rs) keeps, under its prefix:
+  // by-hash/SHA256/<hex> (the API files check-sources fetched, image indexes
+  // and bottles_hash.json build-index rendered: write-once, staged there
+  // until publish copies them to their names), blobs/sha256/<hex> (each
+  // bottle once, written by download-package), and the published names
+  // (bottles/, v2/, api/, bottles_hash.json). Its API snapshot (which API
+  // files a run fetched, and the bottles they reference) is private, under
+  // runs/brew/<name>/.
+  const mirror = (...rel: string[]) => r.mirrorPrefixes.flatMap((p) => rel.map((x) => `${p}${x}`));
+  const mirrorGrants = (sid: string, actions: string[], ...rel: string[]) =>
+    r.mirrorPrefixes.length === 0 ? [] : [allow(sid, actions, objects(...mirror(...rel)))];
+  const brewSnapshots = `${BREW_RUNS_PREFIX}*`;
   // A refused candidate is remembered in the state table (`rejected#<id>`).
   switch (name) {
     case 'check-sources':
@@ -125,6 +142,13 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
         // An unreadable upload, or one no package takes, leaves the inbox.
         moveRefusedUploads(),
         removeFromInbox(),
+        // A mirror's API files, kept by digest until publish (write-once:
+        // an existing one is checked, not written again), whether its
+        // published marker (api/formula.jws.json) is still there, and the
+        // run's API snapshot.
+        ...mirrorGrants('KeepMirrorApiFiles', ['s3:GetObject', 's3:PutObject'], 'by-hash/*'),
+        ...mirrorGrants('ReadMirrorMarker', ['s3:GetObject'], 'api/formula.jws.json'),
+        ...(r.mirrorPrefixes.length === 0 ? [] : [allow('WriteMirrorSnapshot', ['s3:PutObject'], objects(brewSnapshots))]),
         listForNotFound(r.bucket),
       ];
     case 'download-package':
@@ -133,6 +157,12 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
         // GetObject on pool/* also allows HeadObject of the pool key (write-once checks).
         allow('ReadStagingAndPool', ['s3:GetObject'], objects(staging, 'pool/*')),
         allow('WritePool', ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], objects('pool/*')),
+        // A mirror's bottles, once each by digest (HeadObject first: write-once).
+        ...mirrorGrants(
+          'WriteMirrorBlobs',
+          ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+          'blobs/*',
+        ),
         // An entry too large to travel inline (a big control paragraph) waits here for record-metadata.
         allow('WriteLargeEntries', ['s3:PutObject'], objects(`${ENTRIES_PREFIX}*`)),
         // A candidate refused for its content is remembered (`rejected#<id>`)…
@@ -162,6 +192,10 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
         allow('AllocateGeneration', ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [r.stateTable.tableArn]),
         // by-hash files are write-once: existing ones are skipped or compared (HeadObject).
         allow('WriteByHash', ['s3:GetObject', 's3:PutObject'], objects('dists/*')),
+        // A mirror's rendered files (image indexes, bottles_hash.json) by
+        // hash, beside its API files, and the API snapshot it publishes from.
+        ...mirrorGrants('WriteMirrorByHash', ['s3:GetObject', 's3:PutObject'], 'by-hash/*'),
+        ...(r.mirrorPrefixes.length === 0 ? [] : [allow('ReadMirrorSnapshot', ['s3:GetObject'], objects(brewSnapshots))]),
         // Its own manifest, and the live one (compressed files to reuse).
         allow('StageGeneration', ['s3:GetObject', 's3:PutObject'], objects(generations)),
         // The Distributed Map's results, summarised into the run's report.
@@ -176,6 +210,21 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
         // copy), and the root files it skips when the live generation put them there.
         allow('ReadGenerationAndSources', ['s3:GetObject'], objects(generations, 'pool/*', 'dists/*', ...r.rootFiles)),
         allow('WritePublicFiles', ['s3:PutObject'], objects('dists/*', ...r.rootFiles)),
+        // A mirror's published names, copied from by-hash/ (and read to skip
+        // what the live generation already put there).
+        ...mirrorGrants('ReadMirrorSources', ['s3:GetObject'], 'by-hash/*', 'bottles/*', 'v2/*', 'api/*', 'bottles_hash.json'),
+        ...mirrorGrants('WriteMirrorNames', ['s3:PutObject'], 'bottles/*', 'v2/*', 'api/*', 'bottles_hash.json'),
+        // The flat bottle names' digests for the rewrite in front of S3,
+        // before the API files that make brew ask for them.
+        ...(r.bottleNamesArn
+          ? [
+              allow(
+                'KeepBottleNames',
+                ['cloudfront-keyvaluestore:DescribeKeyValueStore', 'cloudfront-keyvaluestore:ListKeys', 'cloudfront-keyvaluestore:UpdateKeys'],
+                [r.bottleNamesArn],
+              ),
+            ]
+          : []),
         listForNotFound(r.bucket),
       ];
   }

@@ -36,6 +36,7 @@ import { EnvironmentSettings } from './environments';
 import { FUNCTION_SIZING, functionPermissions, stateMachinePermissions } from './functions';
 import {
   ASL_FILE,
+  BREW_REWRITE_FILE,
   CARGO_MANIFEST,
   CONFIG_LOCATION,
   FUNCTION_NAMES,
@@ -107,6 +108,8 @@ export class PkgrelayStack extends Stack {
   public readonly repositoryTables: Record<string, dynamodb.Table>;
   public readonly functions: Record<FunctionName, lambda.IFunction>;
   public readonly stateMachine: sfn.StateMachine;
+  /** The Homebrew mirrors' flat bottle names -> sha256, read by their rewrite functions (none without a mirror). */
+  public readonly bottleNames?: cloudfront.KeyValueStore;
 
   constructor(scope: Construct, id: string, props: PkgrelayStackProps) {
     super(scope, id, props);
@@ -189,19 +192,48 @@ export class PkgrelayStack extends Stack {
       description: `${prefix}: CloudFront reads the repository paths of the bucket`,
       signing: cloudfront.Signing.SIGV4_ALWAYS,
     });
+    const origin = new PrivateBucketOrigin(bucket, accessControl);
+    const behavior = {
+      origin,
+      viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+      allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+      cachedMethods: cloudfront.CachedMethods.CACHE_GET_HEAD,
+      // Honours the objects' Cache-Control (immutable pool/by-hash/blobs, a minute for the index files).
+      cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
+      responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+      compress: true,
+    };
+    // Each Homebrew mirror's prefix has a behavior of its own whose viewer
+    // request function maps brew's two bottle names onto the one stored blob
+    // (cdk/functions/brew-rewrite.js): no bottle is stored twice. The flat
+    // names' digests live in one key value store (keys carry the prefix),
+    // which publish keeps in step with bottles_hash.json.
+    const mirrors = repositories.filter((r) => r.format === 'homebrew');
+    this.bottleNames = mirrors.length === 0 ? undefined : new cloudfront.KeyValueStore(this, 'BottleNames', {
+      keyValueStoreName: `${prefix}-bottle-names`,
+      comment: `${prefix}: Homebrew bottle file name -> sha256 (publish writes it)`,
+    });
+    const additionalBehaviors: Record<string, cloudfront.BehaviorOptions> = {};
+    for (const mirror of mirrors) {
+      const rewrite = new cloudfront.Function(this, `${pascalCase(mirror.name)}BottleRewrite`, {
+        functionName: `${prefix}-${mirror.name}-bottle-rewrite`,
+        comment: `${prefix}: brew's bottle names under ${mirror.prefix} -> ${mirror.prefix}blobs/sha256/<hex>`,
+        runtime: cloudfront.FunctionRuntime.JS_2_0,
+        code: cloudfront.FunctionCode.fromInline(
+          readFileSync(BREW_REWRITE_FILE, 'utf8').replace(/__PREFIX__/g, mirror.prefix),
+        ),
+        keyValueStore: this.bottleNames,
+      });
+      additionalBehaviors[`${mirror.prefix}*`] = {
+        ...behavior,
+        functionAssociations: [{ function: rewrite, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST }],
+      };
+    }
     this.distribution = new cloudfront.Distribution(this, 'Cdn', {
       comment: `${prefix} APT repository`,
       defaultRootObject: 'index.html',
-      defaultBehavior: {
-        origin: new PrivateBucketOrigin(bucket, accessControl),
-        viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
-        allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
-        cachedMethods: cloudfront.CachedMethods.CACHE_GET_HEAD,
-        // Honours the objects' Cache-Control (immutable pool/by-hash, a minute for the index files).
-        cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
-        responseHeadersPolicy: cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
-        compress: true,
-      },
+      defaultBehavior: behavior,
+      additionalBehaviors,
       httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
       priceClass: cloudfront.PriceClass.PRICE_CLASS_100,
       enableLogging: true,
@@ -362,6 +394,8 @@ export class PkgrelayStack extends Stack {
                 signingKeySecretArn,
                 rootFiles,
                 publishedMarker: `dists/${settings.suite}/InRelease`,
+                mirrorPrefixes: mirrors.map((r) => r.prefix),
+                bottleNamesArn: this.bottleNames?.keyValueStoreArn,
               }),
             ],
           }),
@@ -395,6 +429,8 @@ export class PkgrelayStack extends Stack {
           // Selects `environments.<env>` in repository.yaml (the repository URL).
           PKGRELAY_ENV: env.name,
           ...(name === 'build-index' ? { SIGNING_KEY_SECRET_ARN: signingKeySecretArn } : {}),
+          // The Homebrew mirrors' flat bottle names, kept by publish (functions/aws/src/kvs.rs).
+          ...(name === 'publish' && this.bottleNames ? { BOTTLE_NAMES_KVS_ARN: this.bottleNames.keyValueStoreArn } : {}),
           PKGRELAY_LOG: 'info',
         },
         bundling: {
@@ -502,6 +538,30 @@ export class PkgrelayStack extends Stack {
         }),
       ],
     });
+
+    // Each Homebrew mirror: weekly, Sunday 03:00 UTC (the design documents'
+    // ECS task is replaced by the same pipeline; formulae change daily, but a
+    // weekly mirror is what its users asked for). The run says on the success
+    // topic that it started, then what it published; failures go to the
+    // failure topic as for the APT repository.
+    for (const mirror of repositories.filter((r) => r.format === 'homebrew')) {
+      new events.Rule(this, `${pascalCase(mirror.name)}WeeklySchedule`, {
+        ruleName: `${prefix}-${mirror.name}-weekly`,
+        description: `Runs ${prefix}-pipeline for the Homebrew mirror ${mirror.name} every Sunday at 03:00 UTC`,
+        schedule: events.Schedule.cron({ minute: '0', hour: '3', weekDay: 'SUN' }),
+        targets: [
+          new targets.SfnStateMachine(pipeline, {
+            input: events.RuleTargetInput.fromObject({
+              trigger: 'schedule',
+              repository: mirror.name,
+              notify_start: true,
+              max_concurrency: mirror.maxConcurrency,
+            }),
+            ...targetOptions,
+          }),
+        ],
+      });
+    }
 
     // ---- Alarms, to the failure topic.
 

@@ -12,6 +12,8 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const CARGO_MANIFEST = path.join(REPO_ROOT, 'Cargo.toml');
 export const CONFIG_DIR = path.join(REPO_ROOT, 'config');
 export const ASL_FILE = path.join(REPO_ROOT, 'statemachine', 'pipeline.asl.json');
+/** The CloudFront Function in front of each Homebrew mirror (its prefix substituted at synth). */
+export const BREW_REWRITE_FILE = path.join(REPO_ROOT, 'cdk', 'functions', 'brew-rewrite.js');
 export const STAGING_RULE_FILE = path.join(REPO_ROOT, 'statemachine', 'staging-rule.json');
 
 /** Private prefix the staging_upload source lists (shared/src/sources/mod.rs STAGING_PREFIX). */
@@ -31,6 +33,8 @@ export const RUNS_PREFIX = 'runs/';
 export const CANDIDATES_PREFIX = `${RUNS_PREFIX}candidates/`;
 export const ENTRIES_PREFIX = `${RUNS_PREFIX}entries/`;
 export const RESULTS_PREFIX = `${RUNS_PREFIX}results/`;
+/** A Homebrew mirror's API snapshot: `runs/brew/<name>/api-snapshot.json` (shared/src/brew/mod.rs). */
+export const BREW_RUNS_PREFIX = `${RUNS_PREFIX}brew/`;
 /** The packages table's index on (package_name, version) (functions/aws/src/dynamo.rs PACKAGE_NAME_INDEX). */
 export const PACKAGE_NAME_INDEX = 'package-name-index';
 /** Where the functions find the bundled config/ directory (next to `bootstrap`). */
@@ -82,6 +86,27 @@ export interface RepositoryEntry {
   readonly format: 'apt' | 'homebrew';
   /** `''` (the root: the APT repository) or `<dir>/`. */
   readonly prefix: string;
+  /**
+   * A Homebrew mirror's scheduled runs: how many bottles its Distributed Map
+   * downloads at once (`max_concurrency` in its settings file; default 10).
+   */
+  readonly maxConcurrency?: number;
+}
+
+/** A mirror's default download concurrency: ten Lambda functions at once stay far below an account's limit. */
+export const MIRROR_DEFAULT_CONCURRENCY = 10;
+
+/** `max_concurrency` of a Homebrew mirror's settings file (shared/src/brew/config.rs checks the rest). */
+function mirrorConcurrency(file: string, where: string): number {
+  if (!existsSync(file)) {
+    throw new Error(`${where}.config: ${file} does not exist`);
+  }
+  const doc = (parse(readFileSync(file, 'utf8')) ?? {}) as { max_concurrency?: unknown };
+  const n = doc.max_concurrency ?? MIRROR_DEFAULT_CONCURRENCY;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1000) {
+    throw new Error(`${file}: max_concurrency: a whole number from 1 to 1000, got ${JSON.stringify(n)}`);
+  }
+  return n;
 }
 
 const REPOSITORY_NAME = /^[a-z][a-z0-9-]{0,31}$/;
@@ -118,6 +143,12 @@ export function readRepositories(configDir: string = CONFIG_DIR): RepositoryEntr
     }
     if (r.format !== 'apt' && (typeof prefix !== 'string' || !PREFIX.test(prefix) || RESERVED_PREFIXES.some((p) => prefix.startsWith(p)))) {
       throw new Error(`${where}.prefix: a directory of its own (\`brew/\`), got ${JSON.stringify(prefix)}`);
+    }
+    if (r.format === 'homebrew') {
+      if (typeof r.config !== 'string') {
+        throw new Error(`${where}.config: a Homebrew mirror names its settings file`);
+      }
+      return { name: r.name, format: r.format, prefix, maxConcurrency: mirrorConcurrency(path.join(configDir, r.config), where) };
     }
     return { name: r.name, format: r.format, prefix };
   });

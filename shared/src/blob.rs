@@ -170,6 +170,19 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// Names that a rewrite in front of the public store resolves to the object
+/// holding their bytes: a Homebrew mirror's flat bottle names (brew asks for
+/// `bottles/<name>-<version>.<tag>.bottle.tar.gz`, the store holds
+/// `blobs/sha256/<hex>`). On AWS a CloudFront Function reads them from a
+/// CloudFront key value store; `pkgrelay serve` needs none (it reads
+/// `bottles_hash.json` itself), so a local context has no `EdgeNames`.
+#[async_trait]
+pub trait EdgeNames: Send + Sync {
+    /// Make each `(key, value)` resolvable (keys are public keys, with the
+    /// repository's prefix; values what the rewrite reads), all before returning.
+    async fn put(&self, entries: &[(String, String)]) -> Result<(), BlobError>;
+}
+
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     /// Store `data` at `key`.

@@ -37,6 +37,9 @@ pub struct Backends {
     pub public: Arc<dyn ObjectStore>,
     /// Private objects: `staging/`, `generations/`, `runs/`.
     pub private: Arc<dyn ObjectStore>,
+    /// The names a rewrite in front of `public` resolves (AWS: a CloudFront
+    /// key value store; none locally, where `serve` rewrites by itself).
+    pub edge_names: Option<Arc<dyn crate::blob::EdgeNames>>,
 }
 
 /// The format of `entry`, signing with `key` (`None`: a process that never
@@ -126,6 +129,7 @@ pub fn build(
         store: backends.store,
         public,
         private: backends.private,
+        edge_names: backends.edge_names,
         fetcher: Fetcher::new(RetryPolicy::default())?,
         work_dir,
         observer,
@@ -176,6 +180,7 @@ mod tests {
             store: Arc::new(crate::store::SqliteStore::open(&root.join("state.db")).unwrap()),
             public: Arc::new(DirStore::new(&root.join("public")).unwrap()),
             private: Arc::new(DirStore::new(&root.join("private")).unwrap()),
+            edge_names: None,
         }
     }
 

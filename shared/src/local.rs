@@ -122,6 +122,8 @@ fn build(
         store: Arc::new(SqliteStore::open(&paths.state.join(store_file(entry)))?),
         public: Arc::new(DirStore::new(&paths.out).with_context(|| format!("{}", paths.out.display()))?),
         private: Arc::new(DirStore::new(&paths.state)?),
+        // `serve` maps brew's flat names itself (bottles_hash.json).
+        edge_names: None,
     };
     crate::context::build(config, repository, backends, key, paths.state.join("tmp"), observer)
 }

@@ -51,14 +51,22 @@ pub struct PlanEntry {
     /// changed from the previous generation's note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The object is a JSON map of file name → SHA-256 (a Homebrew mirror's
+    /// `bottles_hash.json`) whose names, under this directory (`bottles/`),
+    /// a rewrite in front of the public store resolves: publish hands the
+    /// names that changed to the context's [`crate::blob::EdgeNames`] before
+    /// writing the object, so that every later entry of the plan (the API
+    /// files) only names what resolves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_names: Option<String>,
 }
 
 impl PlanEntry {
     pub fn public(key: &str, from: &str) -> PlanEntry {
-        PlanEntry { key: key.to_owned(), from: ObjectRef::Public(from.to_owned()), optional: false, note: None }
+        PlanEntry { key: key.to_owned(), from: ObjectRef::Public(from.to_owned()), optional: false, note: None, edge_names: None }
     }
     pub fn inline(key: &str, from: ObjectRef) -> PlanEntry {
-        PlanEntry { key: key.to_owned(), from, optional: false, note: None }
+        PlanEntry { key: key.to_owned(), from, optional: false, note: None, edge_names: None }
     }
 }
 

@@ -8,6 +8,7 @@
 //! | `BUCKET` | S3 bucket holding the repository, `staging/` and `generations/` |
 //! | `CONFIG_LOCATION` | `s3://bucket/prefix/` or a directory holding repository.yaml and packages/ |
 //! | `SIGNING_KEY_SECRET_ARN` | Secrets Manager secret with the armored signing key (build-index only) |
+//! | `BOTTLE_NAMES_KVS_ARN` | CloudFront key value store of the Homebrew mirrors' flat bottle names (publish only, when there is a mirror) |
 //! | `PKGRELAY_ENV` | deployment (`dev`, `staging`, `prod`): selects `environments.<env>` in repository.yaml |
 //! | `WORK_DIR` | scratch space, default `/tmp` |
 //!
@@ -45,6 +46,7 @@ pub struct FunctionEnv {
     pub bucket: String,
     pub config_location: String,
     pub signing_key_secret: Option<String>,
+    pub bottle_names_kvs: Option<String>,
     pub deployment: Option<String>,
     pub work_dir: PathBuf,
     pub force_path_style: bool,
@@ -68,6 +70,7 @@ impl FunctionEnv {
             bucket: var("BUCKET")?,
             config_location: var("CONFIG_LOCATION")?,
             signing_key_secret: std::env::var("SIGNING_KEY_SECRET_ARN").ok().filter(|s| !s.is_empty()),
+            bottle_names_kvs: std::env::var("BOTTLE_NAMES_KVS_ARN").ok().filter(|s| !s.is_empty()),
             deployment: std::env::var("PKGRELAY_ENV").ok().filter(|s| !s.is_empty()),
             work_dir: std::env::var("WORK_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir()),
             force_path_style: std::env::var("PKGRELAY_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1"),
@@ -95,7 +98,10 @@ impl FunctionEnv {
         } else {
             None
         };
-        Ok(Connection { env: self.clone(), dynamodb, bucket, config, key })
+        let edge_names = self.bottle_names_kvs.as_deref().map(|arn| {
+            Arc::new(crate::kvs::KeyValueStore::new(&sdk, arn)) as Arc<dyn pkgrelay_core::blob::EdgeNames>
+        });
+        Ok(Connection { env: self.clone(), dynamodb, bucket, config, key, edge_names })
     }
 
     /// The packages table of `repository` (the APT one's is `PACKAGES_TABLE`).
@@ -143,11 +149,18 @@ pub struct Connection {
     env: FunctionEnv,
     dynamodb: aws_sdk_dynamodb::Client,
     bucket: Arc<dyn ObjectStore>,
+    /// The mirrors' flat bottle names (publish, when the stack has a mirror).
+    edge_names: Option<Arc<dyn pkgrelay_core::blob::EdgeNames>>,
     config: Config,
     key: Option<Arc<SigningKey>>,
 }
 
 impl Connection {
+    /// Whether `name` is the APT repository's name in `repositories.yaml`.
+    pub fn is_apt(&self, name: &str) -> bool {
+        self.config.apt_entry().is_some_and(|e| e.name == name)
+    }
+
     /// The step context of `repository` (`None`: the APT repository).
     pub fn context(&self, repository: Option<&str>) -> anyhow::Result<Context> {
         let entry = pkgrelay_core::context::entry(&self.config, repository)?;
@@ -159,6 +172,7 @@ impl Connection {
             )),
             public: self.bucket.clone(),
             private: self.bucket.clone(),
+            edge_names: self.edge_names.clone(),
         };
         pkgrelay_core::context::build(
             self.config.clone(),

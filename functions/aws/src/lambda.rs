@@ -74,6 +74,9 @@ struct Contexts {
 
 impl Contexts {
     fn get(&self, repository: Option<&str>) -> anyhow::Result<Arc<Context>> {
+        // The state machine names every repository, the APT one too (its
+        // default input says `apt`); that one is the context made at cold start.
+        let repository = repository.filter(|name| !self.connection.is_apt(name));
         let key = repository.map(str::to_owned);
         if let Some(ctx) = self.made.lock().unwrap().get(&key) {
             return Ok(ctx.clone());

@@ -3,6 +3,7 @@
 //! - [`dynamo`]: `PackageStore` on DynamoDB (packages table + per-suite record);
 //! - [`s3`]: `ObjectStore` on S3 (streaming multipart upload, write-once keys);
 //! - [`secrets`]: the signing key from Secrets Manager;
+//! - [`kvs`]: `EdgeNames` on a CloudFront key value store (a Homebrew mirror's flat bottle names);
 //! - [`legacy`]: the earlier system's table, for `pkgrelay migrate`;
 //! - [`env`]: the functions' configuration from the environment, and the `Context`;
 //! - [`lambda`]: the shell every function binary runs in.
@@ -12,6 +13,7 @@
 
 pub mod dynamo;
 pub mod env;
+pub mod kvs;
 pub mod lambda;
 pub mod legacy;
 pub mod s3;

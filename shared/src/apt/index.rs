@@ -290,10 +290,9 @@ impl IndexBuilder for AptIndexBuilder {
             && let Some(newest) = collected.newest.get(name)
         {
             out.plan.push(PlanEntry {
-                key: format!("{name}.deb"),
-                from: ObjectRef::Public(newest.filename.clone()),
                 optional: true,
                 note: Some(format!("{name} {}", newest.version.as_str())),
+                ..PlanEntry::public(&format!("{name}.deb"), &newest.filename)
             });
         }
         Ok(out)

@@ -73,6 +73,11 @@ pub struct HomebrewConfig {
     pub base_url: String,
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// On AWS, how many bottles the scheduled run's Distributed Map downloads
+    /// at once (the CDK app reads it into the weekly schedule's input;
+    /// default 10). Locally downloads run one after another.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
     /// The file, relative to the configuration directory; set at load.
     #[serde(skip)]
     pub file: String,
@@ -161,6 +166,9 @@ impl HomebrewConfig {
             for n in names {
                 check_formula_name(n).map_err(|err| e("formulae", err))?;
             }
+        }
+        if c.max_concurrency.is_some_and(|n| !(1..=1000).contains(&n)) {
+            return Err(e("max_concurrency", "a whole number from 1 to 1000".into()));
         }
         if c.tags.is_empty() {
             return Err(e("tags", "list at least one bottle tag".into()));

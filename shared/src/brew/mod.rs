@@ -365,6 +365,7 @@ impl IndexBuilder for BrewIndex {
         let key = by_hash(serde_json::to_vec_pretty(&hashes)?);
         out.plan.push(PlanEntry {
             note: Some(format!("{} bottles", hashes.len())),
+            edge_names: Some("bottles/".into()),
             ..PlanEntry::public(BOTTLES_HASH, &key)
         });
 

@@ -52,6 +52,8 @@ pub struct Context {
     pub public: Arc<dyn ObjectStore>,
     /// Private objects: `staging/` uploads and per-generation files.
     pub private: Arc<dyn ObjectStore>,
+    /// Names resolved by a rewrite in front of `public` (full public keys).
+    pub edge_names: Option<Arc<dyn crate::blob::EdgeNames>>,
     pub fetcher: Fetcher,
     pub format: Arc<dyn RepositoryFormat>,
     /// Scratch space for downloads (the Lambda's /tmp, the CLI's state directory).

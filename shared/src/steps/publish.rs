@@ -6,7 +6,7 @@
 use super::{Context, StepError, StepResult};
 use crate::blob::{BlobError, WriteMode};
 use crate::model::Publication;
-use crate::repository::{Manifest, ObjectRef};
+use crate::repository::{Manifest, ObjectRef, PlanEntry};
 use crate::store::PublishRecord;
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
@@ -113,6 +113,48 @@ pub async fn publish(ctx: &Context, input: PublishInput) -> StepResult<PublishOu
     })
 }
 
+/// The file name → SHA-256 map an `edge_names` entry holds.
+async fn name_map(ctx: &Context, entry: &PlanEntry) -> StepResult<std::collections::BTreeMap<String, String>> {
+    let bytes = match &entry.from {
+        ObjectRef::Public(from) => ctx.public.get_bytes(from).await?,
+        inline => inline.inline().unwrap_or_default(),
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|e| StepError::Internal(anyhow!("{}: not a map of file names to SHA-256: {e}", entry.key)))
+}
+
+/// Hand the names of `entry` that differ from the live generation's (`was`;
+/// all of them without one) to the rewrite in front of the public store, as
+/// full public keys (`brew/bottles/<name>` → hex), before the entry itself
+/// and everything after it in the plan (the API files naming the bottles).
+/// Names the live generation had and this one dropped stay: clients holding
+/// the older API files may still ask for them until retention collects the
+/// bottle after its grace period.
+async fn put_edge_names(
+    ctx: &Context,
+    names: &dyn crate::blob::EdgeNames,
+    dir: &str,
+    entry: &PlanEntry,
+    was: Option<&PlanEntry>,
+) -> StepResult<()> {
+    let now = name_map(ctx, entry).await?;
+    let before = match was {
+        Some(was) if was.edge_names.as_deref() == Some(dir) => name_map(ctx, was).await.unwrap_or_else(|e| {
+            tracing::warn!("the live generation's {} is unreadable ({e}): every name is written again", was.key);
+            Default::default()
+        }),
+        _ => Default::default(),
+    };
+    let prefix = &ctx.repository.prefix;
+    let changed: Vec<(String, String)> = now
+        .iter()
+        .filter(|(name, sha)| before.get(*name) != Some(*sha))
+        .map(|(name, sha)| (format!("{prefix}{dir}{name}"), sha.clone()))
+        .collect();
+    tracing::info!(key = %entry.key, names = now.len(), changed = changed.len(), "names for the rewrite in front of the store");
+    names.put(&changed).await.map_err(|e| StepError::from(e).context(format!("publishing the names of {}", entry.key)))
+}
+
 /// Copy the plan in order, then record the publication (which releases the
 /// lease). `None`: a newer generation was recorded meanwhile.
 async fn write_plan_and_record(
@@ -134,6 +176,10 @@ async fn write_plan_and_record(
             && ctx.public.exists(&entry.key).await?
         {
             continue;
+        }
+        if let (Some(dir), Some(names)) = (&entry.edge_names, &ctx.edge_names) {
+            let was = if manifest.full { None } else { previous.iter().find(|p| p.key == entry.key) };
+            put_edge_names(ctx, names.as_ref(), dir, entry, was).await?;
         }
         let result = match &entry.from {
             ObjectRef::Public(from) => ctx.public.copy(from, &entry.key, WriteMode::Overwrite).await,
