@@ -57,7 +57,7 @@ async fn start_follows_executions_to_their_end_and_history_lists_them() {
         states,
         [
             "Defaults",
-            "ApplyDefaults",
+            "AnnounceStart",
             "CheckSources",
             "AnythingToDo",
             "DownloadAll",

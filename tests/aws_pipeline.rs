@@ -31,7 +31,6 @@ async fn state_machine_runs_the_real_functions_against_local_aws() {
     entered.extend(child_states(&r));
     for s in [
         "Defaults",
-        "ApplyDefaults",
         "CheckSources",
         "AnythingToDo",
         "DownloadAll",

@@ -20,34 +20,6 @@ fn workspace(up: &Upstream, fake: &FakeBrew) -> Workspace {
     ws
 }
 
-/// (Re)write the mirror's settings for `tags`.
-fn configure_mirror(ws: &Workspace, fake: &FakeBrew, tags: &[&str]) {
-    std::fs::write(
-        ws.path("config/repositories.yaml"),
-        "repositories:\n  - {name: apt, format: apt}\n  - {name: brew, format: homebrew, prefix: brew/, config: homebrew.yaml}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        ws.path("config/homebrew.yaml"),
-        format!(
-            // The registry by the name `localhost`, so that the blob host it
-            // redirects to (127.0.0.1, another port) is another loopback host,
-            // allowed by name as ghcr's pkg-containers.githubusercontent.com is.
-            "api_url: {}\nregistry_url: {}\nallowed_hosts: [127.0.0.1]\n\
-             formulae: all\ntags: [{}]\nbase_url: http://127.0.0.1/brew\n",
-            fake.api_domain(),
-            fake.ghcr_root().replace("127.0.0.1", "localhost"),
-            tags.join(", ")
-        ),
-    )
-    .unwrap();
-}
-
-/// Bottle downloads the fake ghcr answered (its redirects to the blob host).
-fn blob_requests(fake: &FakeBrew) -> usize {
-    fake.ghcr.requests().iter().filter(|r| r.path.contains("/blobs/sha256:")).count()
-}
-
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];

@@ -220,7 +220,7 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
           ? [
               allow(
                 'KeepBottleNames',
-                ['cloudfront-keyvaluestore:DescribeKeyValueStore', 'cloudfront-keyvaluestore:ListKeys', 'cloudfront-keyvaluestore:UpdateKeys'],
+                ['cloudfront-keyvaluestore:DescribeKeyValueStore', 'cloudfront-keyvaluestore:UpdateKeys'],
                 [r.bottleNamesArn],
               ),
             ]

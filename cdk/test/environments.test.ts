@@ -52,12 +52,15 @@ test('prod keeps its tables and secret on stack deletion; dev does not', () => {
     Object.values<Json>(json.Resources)
       .filter((r) => ['AWS::DynamoDB::Table', 'AWS::SecretsManager::Secret'].includes(r.Type))
       .map((r) => [r.DeletionPolicy, r.Properties.DeletionProtectionEnabled ?? null]);
+  // The packages table, the state table, the Homebrew mirror's packages table, the secret.
   expect(retained(synthesized.prod.json)).toEqual([
+    ['Retain', true],
     ['Retain', true],
     ['Retain', true],
     ['Retain', null],
   ]);
   expect(retained(synthesized.dev.json)).toEqual([
+    ['Delete', false],
     ['Delete', false],
     ['Delete', false],
     ['Delete', null],

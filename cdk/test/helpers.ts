@@ -3,7 +3,7 @@
 // read its template in terms a reader can check (IAM statements as
 // action/resource pairs, resources named after what they are).
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Validations } from 'aws-cdk-lib';
@@ -138,4 +138,17 @@ export function logicalIds(t: Template, prefix: string) {
     deadLetterQueue: resourceWhere(t, 'AWS::SQS::Queue', 'QueueName', `${prefix}-trigger-dlq`)[0],
     function: fn,
   };
+}
+
+/**
+ * A copy of config/ without repositories.yaml: the deployment of the APT
+ * repository alone (the shipped list adds the Homebrew mirror, whose own
+ * resources cdk/test/repositories.test.ts checks). Removed at exit.
+ */
+export function aptOnlyConfigDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pkgrelay-config-apt-'));
+  cpSync(path.join(REPO_ROOT, 'config'), dir, { recursive: true });
+  rmSync(path.join(dir, 'repositories.yaml'), { force: true });
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }

@@ -1,4 +1,6 @@
-// Assertions on the synthesized pkgrelay-dev template: the state machine is
+// Assertions on the synthesized pkgrelay-dev template of the APT repository
+// alone (config/ without repositories.yaml; what a Homebrew mirror adds is
+// checked in repositories.test.ts): the state machine is
 // statemachine/pipeline.asl.json, the staging rule is staging-rule.json, every
 // role holds exactly what its step uses, and the public surface of the bucket
 // is CloudFront reading the repository paths only.
@@ -6,9 +8,11 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'yaml';
+import { CONFIG_DIR_CONTEXT } from '../lib/app';
 import {
   REPO_ROOT,
   Statement,
+  aptOnlyConfigDir,
   allIdentityStatements,
   asArray,
   grants,
@@ -26,7 +30,7 @@ const ASL_TEXT = readFileSync(path.join(REPO_ROOT, 'statemachine', 'pipeline.asl
 const STAGING_RULE = JSON.parse(readFileSync(path.join(REPO_ROOT, 'statemachine', 'staging-rule.json'), 'utf8'));
 const REPOSITORY_YAML = parse(readFileSync(path.join(REPO_ROOT, 'config', 'repository.yaml'), 'utf8'));
 
-const { template, stack } = synthesize('dev');
+const { template, stack } = synthesize('dev', { [CONFIG_DIR_CONTEXT]: aptOnlyConfigDir() });
 const json = template.toJSON();
 const ids = logicalIds(template, PREFIX);
 const names: Record<string, string> = {

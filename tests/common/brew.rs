@@ -25,8 +25,8 @@
 
 #![allow(dead_code)]
 
-use super::{Request, not_modified};
 use super::bigdeb::{fill_pseudo_random, tar_header};
+use super::{Request, not_modified};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -2755,4 +2755,32 @@ pub fn lay_out_mirror(root: &Path, fake: &FakeBrew, flat_key: impl Fn(&str) -> S
 pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Response, String> {
     let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
     exchange(method, url, &headers)
+}
+
+/// (Re)write the mirror's settings for `tags`.
+pub fn configure_mirror(ws: &super::Workspace, fake: &FakeBrew, tags: &[&str]) {
+    std::fs::write(
+        ws.path("config/repositories.yaml"),
+        "repositories:\n  - {name: apt, format: apt}\n  - {name: brew, format: homebrew, prefix: brew/, config: homebrew.yaml}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ws.path("config/homebrew.yaml"),
+        format!(
+            // The registry by the name `localhost`, so that the blob host it
+            // redirects to (127.0.0.1, another port) is another loopback host,
+            // allowed by name as ghcr's pkg-containers.githubusercontent.com is.
+            "api_url: {}\nregistry_url: {}\nallowed_hosts: [127.0.0.1]\n\
+             formulae: all\ntags: [{}]\nbase_url: http://127.0.0.1/brew\n",
+            fake.api_domain(),
+            fake.ghcr_root().replace("127.0.0.1", "localhost"),
+            tags.join(", ")
+        ),
+    )
+    .unwrap();
+}
+
+/// Bottle downloads the fake ghcr answered (its redirects to the blob host).
+pub fn blob_requests(fake: &FakeBrew) -> usize {
+    fake.ghcr.requests().iter().filter(|r| r.path.contains("/blobs/sha256:")).count()
 }

@@ -9,9 +9,14 @@
 //   with 403, not 404, because the policy grants no s3:ListBucket: so does
 //   this stand-in, as clients of the real distribution see it;
 // - DefaultRootObject for `/`;
-// - a viewer-request CloudFront Function, when the template associates one:
+// - cache behaviors: the first whose path pattern matches the request path
+//   (`*` any characters, `?` one, as CloudFront matches them) decides, else
+//   the default behavior;
+// - a viewer-request CloudFront Function, when the behavior associates one:
 //   its code, from the template, runs in a fresh `node:vm` context with the
-//   cloudfront-js-2.0 event shape (request -> request or response).
+//   cloudfront-js-2.0 event shape (request -> request or response); its
+//   `import cf from 'cloudfront'` gets `cf.kvs()` over the key value store
+//   associated with it (kvs.mjs), as the runtime provides it.
 // What it does not: caching (TTLs, invalidations), compression, TLS, custom
 // error pages, signed URLs, geo restrictions. tests/README.md lists these.
 
@@ -20,11 +25,24 @@ import vm from 'node:vm';
 
 const CLOUDFRONT = 'cloudfront.amazonaws.com';
 
-/** Run a CloudFront Function's `handler` on a viewer request. */
-async function runViewerRequest(code, event) {
-  const context = vm.createContext({ console: { log: () => {} } });
+/**
+ * Run a CloudFront Function's `handler` on a viewer request. The runtime's
+ * one module import (`import cf from 'cloudfront'`) becomes a binding to
+ * `cf`; any other import fails, as it would on CloudFront.
+ */
+async function runViewerRequest(fn, event, cloudfrontModule) {
+  const cf = fn.kvsArn && cloudfrontModule ? cloudfrontModule(fn.kvsArn) : { kvs: () => { throw new Error('no key value store is associated with this function'); } };
+  const context = vm.createContext({ console: { log: () => {} }, __cf: cf });
+  const code = String(fn.code).replace(/^\s*import\s+cf\s+from\s+['"]cloudfront['"];?\s*$/m, 'const cf = __cf;');
+  if (/^\s*import\s/m.test(code)) throw new Error('a CloudFront Function may import only the cloudfront module');
   vm.runInContext(`${code}\n;globalThis.__handler = handler;`, context, { timeout: 1000 });
   return await context.__handler(event);
+}
+
+/** CloudFront's path pattern match: `*` any run of characters, `?` one; the leading `/` is optional. */
+function pathMatches(pattern, path) {
+  const re = new RegExp(`^/?${pattern.replace(/^\//, '').replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's');
+  return re.test(path);
 }
 
 function cfRequest(req, url) {
@@ -40,7 +58,7 @@ function cfRequest(req, url) {
  * (as the gateway's admin) and resolves with {status, headers, body (stream)}.
  * `authorize(key)` -> {allowed, reason} for s3:GetObject as the distribution.
  */
-export function startCloudFront({ distribution, authorize, fetchObject, meter, log = () => {} }) {
+export function startCloudFront({ distribution, authorize, fetchObject, cloudfrontModule, meter, log = () => {} }) {
   const server = http.createServer(async (req, res) => {
     try {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -50,14 +68,17 @@ export function startCloudFront({ distribution, authorize, fetchObject, meter, l
       }
       const url = new URL(req.url, 'http://localhost');
       let request = cfRequest(req, url);
-      const viewerRequest = distribution.functions?.['viewer-request'];
+      const behavior = (distribution.behaviors ?? [{ pathPattern: '*', functions: distribution.functions }]).find((b) =>
+        pathMatches(b.pathPattern, url.pathname),
+      );
+      const viewerRequest = behavior?.functions?.['viewer-request'];
       if (viewerRequest) {
-        const result = await runViewerRequest(viewerRequest.code, {
+        const result = await runViewerRequest(viewerRequest, {
           version: '1.0',
           context: { distributionId: distribution.id, eventType: 'viewer-request', requestId: String(Date.now()) },
           viewer: { ip: '127.0.0.1' },
           request,
-        });
+        }, cloudfrontModule);
         if (result && result.statusCode) {
           const headers = {};
           for (const [k, v] of Object.entries(result.headers ?? {})) headers[k] = v.value;

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { Transform, pipeline } from 'node:stream';
+import { KvsError } from './kvs.mjs';
 import {
   DEFAULT_ACCOUNT,
   accessDenied,
@@ -632,6 +633,20 @@ export function createGateway({
       }
 
       // 7. moto answers: streamed both ways unless the body was read above.
+      // CloudFront KeyValueStore is not in moto: kvs.mjs answers.
+      if (c.service === 'cloudfront-keyvaluestore') {
+        let a;
+        try {
+          a = registry.kvs.serve(c.kvs, { headers, body });
+        } catch (e) {
+          if (!(e instanceof KvsError)) throw e;
+          a = errorResponse('cloudfront-keyvaluestore', { status: e.status, code: e.code, message: e.message, method });
+          a.headers['x-amzn-errortype'] = e.code;
+          note({ kind: 'refused', ...base, action: first?.action ?? null, resource: first?.resource ?? null, reason: `${e.code}: ${e.message}`, status: a.status }, meter);
+        }
+        finish(a.status, a.status < 300 ? 'served' : 'refused', { bytesIn: body?.length ?? 0, bytesOut: a.body.length });
+        return answer(a);
+      }
       if (body === null) {
         // S3 answers a GetObject/HeadObject of a missing key with 404 only to a
         // caller that may s3:ListBucket the bucket; to others with 403

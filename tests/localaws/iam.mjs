@@ -17,6 +17,7 @@
 
 import { anonymousPrincipal, getDenialReasons, runSimulation } from '@cloud-copilot/iam-simulate';
 import { createHash } from 'node:crypto';
+import { classifyKvs } from './kvs.mjs';
 import { errorResponse } from './limits.mjs';
 
 export const DEFAULT_ACCOUNT = '123456789012';
@@ -34,6 +35,11 @@ function header(headers, name) {
 function parseCredential(credential) {
   // AKID/yyyymmdd/region/service/aws4_request
   const parts = String(credential).split('/');
+  // SigV4A (CloudFront KeyValueStore): AKID/yyyymmdd/service/aws4_request, the
+  // regions in X-Amz-Region-Set instead.
+  if (parts.length === 4 && parts[3] === 'aws4_request' && parts[2] === 'cloudfront-keyvaluestore') {
+    return { accessKeyId: parts[0], date: parts[1], region: undefined, service: parts[2] };
+  }
   if (parts.length < 5 || parts[parts.length - 1] !== 'aws4_request') return null;
   const n = parts.length;
   return { accessKeyId: parts.slice(0, n - 4).join('/'), date: parts[n - 4], region: parts[n - 3], service: parts[n - 2] };
@@ -54,12 +60,12 @@ export function parseAuth(req) {
   const headers = req.headers ?? {};
   const auth = header(headers, 'authorization');
   if (auth) {
-    const m = /^AWS4-HMAC-SHA256\s+(.*)$/s.exec(auth.trim());
+    const m = /^(AWS4-HMAC-SHA256|AWS4-ECDSA-P256-SHA256)\s+(.*)$/s.exec(auth.trim());
     if (m) {
-      const cred = /Credential=([^,\s]+)/.exec(m[1]);
+      const cred = /Credential=([^,\s]+)/.exec(m[2]);
       const parsed = cred && parseCredential(cred[1]);
       if (!parsed) return { malformed: true };
-      return { ...parsed, authType: 'REST-HEADER', signatureVersion: 'AWS4-HMAC-SHA256' };
+      return { ...parsed, authType: 'REST-HEADER', signatureVersion: m[1] };
     }
     const v2 = /^AWS\s+([^:]+):/.exec(auth.trim());
     if (v2) return { accessKeyId: v2[1], region: undefined, service: undefined, authType: 'REST-HEADER', signatureVersion: 'AWS' };
@@ -102,7 +108,7 @@ export function serviceOf({ headers = {}, query } = {}) {
   } else if (query?.get?.('X-Amz-Credential')) {
     scope = parseCredential(query.get('X-Amz-Credential'))?.service;
   }
-  if (scope) return ['s3', 'dynamodb', 'secretsmanager', 'sns'].includes(scope) ? scope : 'unknown';
+  if (scope) return ['s3', 'dynamodb', 'secretsmanager', 'sns', 'cloudfront-keyvaluestore'].includes(scope) ? scope : 'unknown';
   // Unsigned requests: only S3 takes those (public objects, the CloudFront stand-in).
   return 's3';
 }
@@ -117,6 +123,7 @@ export function needsBody(method, path, query, headers) {
   const service = serviceOf({ headers, query });
   if (service === 'dynamodb' || service === 'secretsmanager' || service === 'sns') return true;
   if (service === 's3') return String(method).toUpperCase() === 'POST' && query.has('delete');
+  if (service === 'cloudfront-keyvaluestore') return ['POST', 'PUT'].includes(String(method).toUpperCase());
   return false;
 }
 
@@ -687,6 +694,16 @@ export function classify(request, opts = {}) {
     else if (service === 'dynamodb') out = classifyDynamo(req, o);
     else if (service === 'secretsmanager') out = classifySecrets(req, o);
     else if (service === 'sns') out = classifySns(req, o);
+    else if (service === 'cloudfront-keyvaluestore') {
+      const k = classifyKvs(req.method.toUpperCase(), req.path);
+      if (!k) throw new ClassifyError(`CloudFront KeyValueStore request ${req.method} ${req.path}`);
+      out = {
+        service,
+        operation: k.operation,
+        authorizations: [{ action: `cloudfront-keyvaluestore:${k.operation}`, resource: k.arn, context: {} }],
+        kvs: k,
+      };
+    }
     else out = unknown(service, `service not modelled (X-Amz-Target ${header(headers, 'x-amz-target') ?? '-'})`);
   } catch (e) {
     if (!(e instanceof ClassifyError)) throw e;

@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { startCloudFront } from './cloudfront.mjs';
+import { KeyValueStores } from './kvs.mjs';
 import { jsonCall, queryCall, request, s3Client, snsClient, xmlText } from './client.mjs';
 import { FaultList, Meter, createGateway } from './gateway.mjs';
 import { authorize } from './iam.mjs';
@@ -161,6 +162,7 @@ class Server {
     this.runner = new LambdaRunner({ binDir, log });
     this.deployments = new Map();
     this.keys = new Map(); // access key -> principal
+    this.kvs = new KeyValueStores();
     this.faults = new FaultList();
     this.states = new StatesService({
       runner: this.runner,
@@ -172,6 +174,7 @@ class Server {
       resourcePolicy: (service, arn) => this.resourcePolicy(service, arn),
       deploymentForResource: (service, arn) => this.deploymentForResource(service, arn)?.id ?? null,
       faults: this.faults,
+      kvs: this.kvs,
       meter: (id) => this.deployments.get(id)?.meter,
       denial: (id, what) => this.deployments.get(id)?.denials.push(what),
     };
@@ -204,6 +207,7 @@ class Server {
       if (service === 'dynamodb' && d.tableNames.has(arn.split(':table/')[1]?.split('/')[0])) return d;
       if (service === 'sns' && d.topicPolicies.has(arn)) return d;
       if (service === 'secretsmanager' && d.secretArns.has(arn)) return d;
+      if (service === 'cloudfront-keyvaluestore' && d.kvsArns.has(arn)) return d;
     }
     return null;
   }
@@ -223,6 +227,13 @@ class Server {
     d.tableNames = new Set();
     d.topicPolicies = new Map();
     d.secretArns = new Set();
+    d.kvsArns = new Set();
+    // CloudFront key value stores: kvs.mjs, not moto.
+    for (const logical of stack.ofType('AWS::CloudFront::KeyValueStore')) {
+      const arn = stack.attr(logical, 'Arn');
+      this.kvs.create(arn, stack.resource(logical).Properties?.Name ?? logical);
+      d.kvsArns.add(arn);
+    }
 
     for (const logical of stack.ofType('AWS::S3::Bucket')) {
       const name = stack.ref(logical);
@@ -319,6 +330,8 @@ class Server {
         // The gateway decides (bucket policy, as the service principal); nothing to add here.
         authorize: () => ({ allowed: true }),
         fetchObject: (key, { method, headers }) => cfS3.object(bucket, key, { method, headers }),
+        // What `import cf from 'cloudfront'` gives a function with a key value store.
+        cloudfrontModule: (arn) => this.kvs.cloudfrontModule(arn),
         log: this.log,
       });
     }
@@ -333,6 +346,7 @@ class Server {
     this.states.unregisterDeployment(d);
     for (const [k, p] of this.keys) if (p.deploymentId === id) this.keys.delete(k);
     await d.cloudfront?.close();
+    for (const arn of d.kvsArns ?? []) this.kvs.remove(arn);
     this.deployments.delete(id);
   }
 

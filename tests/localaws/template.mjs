@@ -184,6 +184,11 @@ export class Stack {
       case 'AWS::CloudFront::Function':
         if (attr === 'FunctionARN' || attr === 'FunctionArn') return `arn:aws:cloudfront::${a}:function/${p.Name ?? logicalId}`;
         return fail();
+      case 'AWS::CloudFront::KeyValueStore':
+        if (attr === 'Arn') return `arn:aws:cloudfront::${a}:key-value-store/${uuidFrom(`${this.prefix}/${logicalId}`)}`;
+        if (attr === 'Id') return uuidFrom(`${this.prefix}/${logicalId}`);
+        if (attr === 'Status') return 'READY';
+        return fail();
       case 'AWS::KMS::Key':
         if (attr === 'Arn') return `arn:aws:kms:${g}:${a}:key/${ref}`;
         if (attr === 'KeyId') return ref;
@@ -373,17 +378,32 @@ export class Stack {
     return undefined;
   }
 
-  /** The distributions: id, ARN, default root object, viewer-request function code if any. */
+  /**
+   * The distributions: id, ARN, default root object, and per cache behavior
+   * (the default one last) its path pattern and viewer-request function if
+   * any: code and the ARN of its key value store.
+   */
   distributions() {
     return this.ofType('AWS::CloudFront::Distribution').map((id) => {
       const config = this.resource(id).Properties.DistributionConfig;
-      const associations = config.DefaultCacheBehavior?.FunctionAssociations ?? [];
-      const functions = {};
-      for (const assoc of associations) {
-        const fnId = assoc.FunctionARN?.['Fn::GetAtt']?.[0];
-        if (!fnId) throw new Error(`${id}: a function association that is not a Fn::GetAtt of a CloudFront function`);
-        functions[assoc.EventType] = { logicalId: fnId, code: this.resource(fnId).Properties.FunctionCode };
-      }
+      const functionsOf = (behavior) => {
+        const functions = {};
+        for (const assoc of behavior?.FunctionAssociations ?? []) {
+          const fnId = assoc.FunctionARN?.['Fn::GetAtt']?.[0];
+          if (!fnId) throw new Error(`${id}: a function association that is not a Fn::GetAtt of a CloudFront function`);
+          const fn = this.resource(fnId).Properties;
+          const kvs = (fn.FunctionConfig?.KeyValueStoreAssociations ?? []).map((k) =>
+            this.resolve(k.KeyValueStoreARN, `${fnId}.KeyValueStoreAssociations`),
+          );
+          if (kvs.length > 1) throw new Error(`${fnId}: CloudFront allows one key value store per function`);
+          functions[assoc.EventType] = { logicalId: fnId, code: fn.FunctionCode, runtime: fn.FunctionConfig?.Runtime, kvsArn: kvs[0] };
+        }
+        return functions;
+      };
+      const behaviors = [
+        ...(config.CacheBehaviors ?? []).map((b) => ({ pathPattern: b.PathPattern, functions: functionsOf(b) })),
+        { pathPattern: '*', functions: functionsOf(config.DefaultCacheBehavior) },
+      ];
       const distributionId = this.ref(id);
       return {
         logicalId: id,
@@ -393,7 +413,9 @@ export class Stack {
         originBucketLogicalId: (config.Origins ?? [])
           .map((o) => o.DomainName?.['Fn::GetAtt']?.[0])
           .find((b) => b && this.resources[b]?.Type === 'AWS::S3::Bucket'),
-        functions,
+        behaviors,
+        // The default behavior's (kept for callers that know only one).
+        functions: behaviors[behaviors.length - 1].functions,
       };
     });
   }

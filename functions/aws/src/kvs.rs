@@ -57,14 +57,23 @@ impl EdgeNames for KeyValueStore {
                 .map_err(|e| BlobError::io(&self.arn, format!("key value store entry: {e}")))?;
             let mut conflicts = 0;
             loop {
-                let sent =
-                    self.client.update_keys().kvs_arn(&self.arn).if_match(&etag).set_puts(Some(puts.clone())).send().await;
+                let sent = self
+                    .client
+                    .update_keys()
+                    .kvs_arn(&self.arn)
+                    .if_match(&etag)
+                    .set_puts(Some(puts.clone()))
+                    .send()
+                    .await;
                 match sent {
                     Ok(out) => {
                         etag = out.e_tag().to_owned();
                         break;
                     }
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_conflict_exception()) && conflicts < CONFLICT_RETRIES => {
+                    Err(e)
+                        if e.as_service_error().is_some_and(|s| s.is_conflict_exception())
+                            && conflicts < CONFLICT_RETRIES =>
+                    {
                         conflicts += 1;
                         etag = self.etag().await?;
                     }

@@ -1,0 +1,135 @@
+//! The Homebrew bottle mirror through the AWS pipeline, on AWS's terms
+//! (tests/localaws in front of moto, started by `tests/run`): the state
+//! machine and roles CDK synthesizes from config/repositories.yaml (the Kiro
+//! APT repository and the `brew` mirror side by side), an execution for the
+//! mirror started as its weekly schedule starts it, every function under its
+//! own role's policy. The brew-equivalent client (tests/common/brew.rs) then
+//! pours every formula × tag through the CloudFront stand-in, whose cache
+//! behavior for `brew/*` runs the synthesized CloudFront Function with the
+//! key value store publish filled: no bottle is stored twice in the bucket.
+
+mod common;
+
+use common::aws::*;
+use common::brew::*;
+use common::*;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+/// The weekly schedule's input, as CDK synthesizes it for the mirror.
+fn weekly_input(aws: &Aws) -> Value {
+    let template: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cdk/cdk.out.dev/pkgrelay-dev.template.json"),
+        )
+        .expect("the synthesized template (tests/run synthesizes it)"),
+    )
+    .unwrap();
+    let rule = template["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|r| r["Type"] == "AWS::Events::Rule" && r["Properties"]["Name"] == "pkgrelay-dev-brew-weekly")
+        .unwrap_or_else(|| panic!("no weekly rule for the mirror in the template ({})", aws.id));
+    assert_eq!(rule["Properties"]["ScheduleExpression"], "cron(0 3 ? * SUN *)");
+    serde_json::from_str(rule["Properties"]["Targets"][0]["Input"].as_str().unwrap()).unwrap()
+}
+
+async fn keys_under(aws: &Aws, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pages = aws.s3.list_objects_v2().bucket(&aws.bucket).prefix(prefix).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        out.extend(page.unwrap().contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mirror_runs_through_the_aws_pipeline_and_brew_pours_through_cloudfront() {
+    let up = Upstream::start();
+    publish_kiro(&up, "0.7.45");
+    let fake = FakeBrew::start(fixture_formulae());
+    let ws = Workspace::new(&up);
+    configure_mirror(&ws, &fake, &PLATFORM_TAGS);
+    let aws = Aws::setup(&ws).await;
+
+    // 1. The weekly run, as its schedule starts it.
+    let input = weekly_input(&aws);
+    assert_eq!((input["repository"].as_str(), input["notify_start"].as_bool()), (Some("brew"), Some(true)), "{input}");
+    assert_eq!(input["max_concurrency"], 10, "homebrew.yaml's max_concurrency");
+    let r = aws.execute(input.clone()).await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
+    assert_states_within_limit(&r);
+    let entered = states_entered(&r);
+    for s in ["StartNotice", "NotifyStart", "CheckSources", "DownloadAll", "BuildIndex", "Publish", "NotifySuccess"] {
+        assert!(entered.iter().any(|e| e == s), "{s} not in history: {entered:?}");
+    }
+    assert!(child_states(&r).iter().any(|s| s == "DownloadPackage"));
+    assert!(aws.denials().await.is_empty(), "{:#?}", aws.denials().await);
+    let summary = &r["output"]["summary"];
+    assert_eq!(summary["repository"], "brew");
+    let bottles = fake.bottle_pairs().len() as u64;
+    assert_eq!(summary["items"]["inserted_count"].as_u64(), Some(bottles), "{summary:#}");
+    assert_eq!(summary["items"]["failed_count"].as_u64(), Some(0), "{summary:#}");
+    assert!(r["output"]["notification"]["MessageId"].is_string(), "the summary went to SNS");
+
+    // Each bottle once, by digest, in the bucket; no flat or v2 copy.
+    let digests: BTreeSet<String> =
+        fake.formulae().iter().flat_map(|f| f.bottles.iter().map(|b| b.sha256.clone()).collect::<Vec<_>>()).collect();
+    let blobs: BTreeSet<String> = keys_under(&aws, "brew/blobs/sha256/")
+        .await
+        .into_iter()
+        .map(|k| k.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(blobs, digests);
+    let copies: Vec<String> = keys_under(&aws, "brew/")
+        .await
+        .into_iter()
+        .filter(|k| k.ends_with(".tar.gz") || k.contains("/blobs/sha256:"))
+        .collect();
+    assert!(copies.is_empty(), "second copies: {copies:?}");
+
+    // 2. brew through CloudFront: the API files byte for byte, every
+    // formula × tag poured in both domain modes.
+    let mirror = format!("{}/brew", aws.cdn.trim_end_matches('/'));
+    let mut api = api_file_names();
+    api.retain(|f| f != "formula.json");
+    api_files_identical(&fake.api_domain(), &format!("{mirror}/api"), &api).unwrap();
+    let mut poured = BTreeSet::new();
+    for tag in PLATFORM_TAGS {
+        let flat = BrewClient::new(tag, &format!("{mirror}/api")).bottle_domain(&format!("{mirror}/bottles"));
+        let artifact = BrewClient::new(tag, &format!("{mirror}/api")).artifact_domain(&mirror);
+        let index = flat.packages_index().unwrap_or_else(|e| panic!("{tag}: {e}"));
+        for f in fake.formulae() {
+            let Some(b) = index.bottle(&f.name, tag) else { continue };
+            let upstream = f.bottle(&b.tag).unwrap();
+            for client in [&flat, &artifact] {
+                let got = client.fetch_bottle(&b).unwrap_or_else(|e| panic!("{tag} {}: {e}", f.name));
+                assert_eq!(sha256(&got.bytes), upstream.sha256);
+                assert_eq!(got.annotations.get("sh.brew.bottle.digest"), Some(&b.sha256));
+            }
+            poured.insert((f.name.clone(), b.tag.clone()));
+        }
+    }
+    let expected: BTreeSet<(String, String)> = fake.bottle_pairs().into_iter().collect();
+    assert_eq!(poured, expected, "every fixture bottle is poured by some platform");
+    // A name the mirror does not hold is refused as S3 refuses a missing key.
+    assert_eq!(aws.cdn_status("brew/bottles/nothing-1.0.arm64_sonoma.bottle.tar.gz").await, 403);
+
+    // 3. The next weekly run downloads no bottle and publishes nothing new.
+    fake.ghcr.clear_log();
+    let before = aws.get("brew/api/formula.jws.json").await.unwrap();
+    let r = aws.execute(input).await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
+    assert_eq!(blob_requests(&fake), 0, "{:?}", fake.ghcr.requests());
+    assert!(!child_states(&r).iter().any(|s| s == "DownloadPackage"), "no candidate");
+    assert_eq!(aws.get("brew/api/formula.jws.json").await.unwrap(), before);
+
+    // 4. The Kiro APT repository beside it, from the same state machine.
+    let r = aws.execute(json!({"trigger": "schedule"})).await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
+    assert_eq!(r["output"]["summary"]["repository"], "apt");
+    assert!(!states_entered(&r).iter().any(|s| s == "NotifyStart"), "hourly runs announce no start");
+    let apt = aws.apt_accepts().await;
+    assert_eq!(madison(&apt, "kiro"), ["0.7.45"]);
+}
