@@ -107,7 +107,7 @@ impl std::fmt::Display for Trigger {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Summary {
     /// `published`, `superseded`, or `unchanged` (nothing to publish, but
-    /// staged uploads were refused: the SummarizeRejections state).
+    /// staged uploads were refused: the SummarizeUnchanged state).
     pub status: String,
     /// Absent when nothing was published.
     #[serde(default)]

@@ -121,6 +121,7 @@ async fn the_mirror_runs_through_the_aws_pipeline_and_brew_pours_through_cloudfr
     let before = aws.get("brew/api/formula.jws.json").await.unwrap();
     let r = aws.execute(input).await;
     assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
+    assert_eq!(r["output"]["summary"]["status"], "unchanged", "a weekly run says how it ended: {r:#}");
     assert_eq!(blob_requests(&fake), 0, "{:?}", fake.ghcr.requests());
     assert!(!child_states(&r).iter().any(|s| s == "DownloadPackage"), "no candidate");
     assert_eq!(aws.get("brew/api/formula.jws.json").await.unwrap(), before);
@@ -132,4 +133,63 @@ async fn the_mirror_runs_through_the_aws_pipeline_and_brew_pours_through_cloudfr
     assert!(!states_entered(&r).iter().any(|s| s == "NotifyStart"), "hourly runs announce no start");
     let apt = aws.apt_accepts().await;
     assert_eq!(madison(&apt, "kiro"), ["0.7.45"]);
+}
+
+/// The weekly run tells people: with a webhook URL in the Slack secret,
+/// the notifier subscribed to both topics posts the start, the summary and
+/// a failure; before the secret holds one, it posts nothing and fails
+/// nothing. The URL (a credential) never reaches a log.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_weekly_run_posts_its_start_summary_and_failure_to_slack() {
+    let up = Upstream::start();
+    let fake = FakeBrew::start(fixture_formulae());
+    let ws = Workspace::new(&up);
+    configure_mirror(&ws, &fake, &["arm64_sonoma"]);
+    let aws = Aws::setup(&ws).await;
+    let input = weekly_input(&aws);
+    let webhook = FakeWebhook::start("/services/T0001/B0001/webhooksecrettoken");
+
+    // 1. No webhook yet: the notifier runs for both notifications and posts nothing.
+    let r = aws.execute(input.clone()).await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
+    let deliveries = aws.sns_deliveries().await;
+    assert_eq!(deliveries.len(), 2, "start and summary: {deliveries:?}");
+    assert!(deliveries.iter().all(|d| d["function"] == "notify-slack" && d["ok"] == true), "{deliveries:?}");
+    assert!(webhook.texts().is_empty());
+
+    // 2. The operator puts the webhook URL into the secret the stack created empty.
+    let secret =
+        aws.info["outputs"]["SlackWebhookSecretArn"].as_str().expect("SlackWebhookSecretArn output").to_owned();
+    aws_sdk_secretsmanager::Client::new(&sdk_config(&aws.endpoint).await)
+        .put_secret_value()
+        .secret_id(&secret)
+        .secret_string(&webhook.url)
+        .send()
+        .await
+        .unwrap();
+    let r = aws.execute(input.clone()).await;
+    assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
+    aws.sns_deliveries().await;
+    let texts = webhook.texts();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[0].starts_with("*pkgrelay brew: started*\ntrigger: schedule"), "{}", texts[0]);
+    assert!(texts[1].starts_with("*pkgrelay brew: unchanged*"), "{}", texts[1]);
+
+    // 3. A run that fails (publish may no longer write the mirror's names)
+    // posts the start and the failure.
+    aws.remove_statement("publish", "WriteMirrorNames").await;
+    let mut forced = input.clone();
+    forced["force_rebuild"] = json!(true);
+    let r = aws.execute(forced).await;
+    assert_eq!(r["status"], "FAILED", "{r:#}");
+    aws.sns_deliveries().await;
+    let texts = webhook.texts();
+    assert_eq!(texts.len(), 4, "{texts:?}");
+    assert!(texts[3].starts_with("*pkgrelay brew: pipeline failed*\nerror: "), "{}", texts[3]);
+    assert!(texts[3].contains("AccessDenied"), "{}", texts[3]);
+    aws.restore_policy("publish").await;
+
+    let logs = aws.all_logs().await;
+    assert!(logs.contains("notification posted to Slack"), "the notifier logged its posts");
+    assert!(!logs.contains("webhooksecrettoken"), "the webhook URL reached a log");
 }

@@ -199,12 +199,12 @@ async fn start_follows_executions_to_their_end_and_history_lists_them() {
     assert!(all.iter().all(|e| e["duration_seconds"].as_f64().unwrap() > 0.0));
 
     // 7. A bad upload and nothing else new: the run publishes nothing, but says
-    //    which upload it refused, where it moved it and why (SummarizeRejections).
+    //    which upload it refused, where it moved it and why (SummarizeUnchanged).
     aws.put("staging/broken.deb", b"not a package".to_vec()).await;
     let out = aws_cli(&ws, &aws, &["start"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("SummarizeRejections: started") && text.contains("NotifySuccess: started"), "{text}");
+    assert!(text.contains("SummarizeUnchanged: started") && text.contains("NotifySuccess: started"), "{text}");
     assert!(line(&text, "SUCCEEDED in ").ends_with(": nothing new; the repository was left untouched"), "{text}");
     let refused = line(&text, "  refused upload: ");
     assert!(

@@ -16,6 +16,14 @@ export interface EnvironmentSettings {
    * deleted (and protect the tables against deletion). The bucket is always kept.
    */
   readonly retainData: boolean;
+  /**
+   * Deploy the Slack notifier: a function subscribed to the success and
+   * failure topics that posts each notification to the incoming webhook
+   * whose URL the operator puts into the secret `<prefix>-slack-webhook`
+   * (created without a value; until it holds one, nothing is posted).
+   * The secret costs $0.40 a month, so an environment opts in.
+   */
+  readonly slackNotifications: boolean;
 }
 
 export function environmentSettings(name: string): EnvironmentSettings {
@@ -27,6 +35,7 @@ export function environmentSettings(name: string): EnvironmentSettings {
     name: env,
     prefix: `pkgrelay-${env}`,
     retainData: env === 'prod',
+    slackNotifications: env === 'dev' || env === 'prod',
   };
 }
 

@@ -27,6 +27,7 @@ import {
   aws_s3 as s3,
   aws_secretsmanager as secretsmanager,
   aws_sns as sns,
+  aws_sns_subscriptions as subscriptions,
   aws_sqs as sqs,
   aws_stepfunctions as sfn,
 } from 'aws-cdk-lib';
@@ -505,6 +506,65 @@ export class PkgrelayStack extends Stack {
     }
     successTopic.grantPublish(pipeline);
     failureTopic.grantPublish(pipeline);
+
+    // ---- The optional Slack notifier (environments.ts slackNotifications):
+    // every notification of both topics, posted to the webhook in its secret.
+
+    if (env.slackNotifications) {
+      const webhook = new secretsmanager.CfnSecret(this, 'SlackWebhook', {
+        name: `${prefix}-slack-webhook`,
+        description:
+          'Slack incoming webhook URL the notify-slack function posts the notifications to. Created without a value: ' +
+          'aws secretsmanager put-secret-value --secret-id <arn> --secret-string https://hooks.slack.com/services/...',
+      });
+      webhook.applyRemovalPolicy(removal);
+      skipCheckov(webhook, 'CKV_AWS_149', 'Encrypted with the Secrets Manager AWS managed key; only notify-slack may read it');
+      const functionName = `${prefix}-notify-slack`;
+      const logGroup = new logs.LogGroup(this, 'NotifySlackLogs', {
+        logGroupName: `/aws/lambda/${functionName}`,
+        retention: logRetention,
+        removalPolicy: removal,
+      });
+      skipCheckov(logGroup, 'CKV_AWS_158', 'Logs hold no secrets (the webhook URL is never logged); the service key suffices');
+      const role = new iam.Role(this, 'NotifySlackRole', {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        description: `${functionName}: its logs and the webhook secret, nothing else`,
+        inlinePolicies: {
+          'notify-slack': new iam.PolicyDocument({
+            statements: [
+              new iam.PolicyStatement({
+                sid: 'WriteOwnLogs',
+                actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+                resources: [logGroup.logGroupArn],
+              }),
+              new iam.PolicyStatement({ sid: 'ReadWebhook', actions: ['secretsmanager:GetSecretValue'], resources: [webhook.ref] }),
+            ],
+          }),
+        },
+      });
+      const notifier = new RustFunction(this, 'NotifySlack', {
+        functionName,
+        description: 'Posts the pipeline notifications (start, summary, failure) to a Slack incoming webhook',
+        manifestPath: CARGO_MANIFEST,
+        binaryName: 'notify-slack',
+        runtime: 'provided.al2023',
+        architecture: lambda.Architecture.ARM_64,
+        memorySize: 128,
+        timeout: Duration.seconds(30),
+        role,
+        logGroup,
+        environment: { SLACK_WEBHOOK_SECRET_ARN: webhook.ref, PKGRELAY_LOG: 'info' },
+        bundling: { cargoLambdaFlags: ['--package', 'notify-slack'] },
+      });
+      skipCheckov(notifier, 'CKV_AWS_116', 'Invoked asynchronously by SNS, which retries; a lost chat message is not worth a queue');
+      skipCheckov(notifier, 'CKV_AWS_117', 'Needs the internet (the webhook) only; a VPC would add NAT cost and nothing else');
+      skipCheckov(notifier, 'CKV_AWS_115', 'At most a few invocations a run');
+      skipCheckov(notifier, 'CKV_AWS_173', 'The environment holds the secret ARN only, never the URL');
+      ignoreCfnLint(notifier, 'W3005', 'CDK adds an explicit DependsOn on the role, which the Role GetAtt implies anyway');
+      successTopic.addSubscription(new subscriptions.LambdaSubscription(notifier));
+      failureTopic.addSubscription(new subscriptions.LambdaSubscription(notifier));
+      new CfnOutput(this, 'SlackWebhookSecretArn', { value: webhook.ref, description: 'Put the Slack incoming webhook URL here' });
+    }
 
     // ---- Triggers: a .deb under staging/, and every hour; failures to start go to the DLQ.
 

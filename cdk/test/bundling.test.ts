@@ -70,10 +70,10 @@ function configFiles(dir: string, rel = ''): string[] {
   );
 }
 
-test('cargo lambda builds each step from the workspace, arm64, release, flattened to bootstrap', () => {
+test('cargo lambda builds each step (and the Slack notifier dev deploys) from the workspace, arm64, release, flattened to bootstrap', () => {
   const calls = readFileSync(log, 'utf8').trim().split('\n').filter((l) => l.includes(':: lambda build'));
-  expect(calls).toHaveLength(FUNCTIONS.length);
-  for (const name of FUNCTIONS) {
+  expect(calls).toHaveLength(FUNCTIONS.length + 1);
+  for (const name of [...FUNCTIONS, 'notify-slack']) {
     const call = calls.find((c) => c.includes(`--bin ${name} `))!;
     expect(call).toBeDefined();
     const [cwd, args] = call.split(' :: ');

@@ -13,6 +13,8 @@ function namesIn(template: Json): string[] {
   const props = ['FunctionName', 'TableName', 'StateMachineName', 'TopicName', 'QueueName', 'Name', 'LogGroupName', 'AlarmName', 'AliasName'];
   const out: string[] = [];
   for (const [id, r] of Object.entries<Json>(template.Resources)) {
+    // A permission names the function it is for (by ARN), not itself.
+    if (r.Type === 'AWS::Lambda::Permission') continue;
     for (const p of props) {
       const v = r.Properties?.[p];
       if (typeof v === 'string') out.push(`${r.Type}.${p}=${v}`);
@@ -52,17 +54,20 @@ test('prod keeps its tables and secret on stack deletion; dev does not', () => {
     Object.values<Json>(json.Resources)
       .filter((r) => ['AWS::DynamoDB::Table', 'AWS::SecretsManager::Secret'].includes(r.Type))
       .map((r) => [r.DeletionPolicy, r.Properties.DeletionProtectionEnabled ?? null]);
-  // The packages table, the state table, the Homebrew mirror's packages table, the secret.
+  // The packages table, the state table, the Homebrew mirror's packages
+  // table, the signing key secret, the Slack webhook secret.
   expect(retained(synthesized.prod.json)).toEqual([
     ['Retain', true],
     ['Retain', true],
     ['Retain', true],
+    ['Retain', null],
     ['Retain', null],
   ]);
   expect(retained(synthesized.dev.json)).toEqual([
     ['Delete', false],
     ['Delete', false],
     ['Delete', false],
+    ['Delete', null],
     ['Delete', null],
   ]);
   // The repository bucket is kept everywhere.

@@ -130,7 +130,7 @@ export function logicalIds(t: Template, prefix: string) {
     bucket: bucket[0][0],
     packagesTable: resourceWhere(t, 'AWS::DynamoDB::Table', 'TableName', `${prefix}-packages`)[0],
     stateTable: resourceWhere(t, 'AWS::DynamoDB::Table', 'TableName', `${prefix}-state`)[0],
-    secret: onlyResource(t, 'AWS::SecretsManager::Secret')[0],
+    secret: resourceWhere(t, 'AWS::SecretsManager::Secret', 'Name', `${prefix}-signing-key`)[0],
     distribution: onlyResource(t, 'AWS::CloudFront::Distribution')[0],
     stateMachine: onlyResource(t, 'AWS::StepFunctions::StateMachine')[0],
     successTopic: resourceWhere(t, 'AWS::SNS::Topic', 'TopicName', `${prefix}-success`)[0],

@@ -519,6 +519,24 @@ describe('functions', () => {
 });
 
 describe('notifications and alarms', () => {
+  test('dev posts both topics to Slack: notify-slack reads only its webhook secret, created without a value', () => {
+    const [secretId, secret] = resourceWhere(template, 'AWS::SecretsManager::Secret', 'Name', `${PREFIX}-slack-webhook`);
+    expect(secret.Properties.SecretString).toBeUndefined();
+    expect(secret.Properties.GenerateSecretString).toBeUndefined();
+    const [fnId, fn] = resourceWhere(template, 'AWS::Lambda::Function', 'FunctionName', `${PREFIX}-notify-slack`);
+    expect(fn.Properties.Environment.Variables).toEqual({ SLACK_WEBHOOK_SECRET_ARN: { Ref: secretId }, PKGRELAY_LOG: 'info' });
+    const statements = roleStatements(template, fn.Properties.Role['Fn::GetAtt'][0], { [secretId]: 'WEBHOOK' });
+    expect(grants(statements).filter((g) => !g.startsWith('logs:'))).toEqual(['secretsmanager:GetSecretValue WEBHOOK']);
+    // Nobody else reads it.
+    const readers = allIdentityStatements(template, { [secretId]: 'WEBHOOK' }).filter((s) => s.Resource.includes('WEBHOOK'));
+    expect(readers).toHaveLength(1);
+    const topics = Object.values(template.findResources('AWS::SNS::Subscription'))
+      .filter((r: any) => r.Properties.Protocol === 'lambda' && r.Properties.Endpoint['Fn::GetAtt'][0] === fnId)
+      .map((r: any) => r.Properties.TopicArn.Ref)
+      .sort();
+    expect(topics).toEqual([ids.successTopic, ids.failureTopic].sort());
+  });
+
   test('both topics are encrypted with a rotating customer managed key', () => {
     for (const id of [ids.successTopic, ids.failureTopic]) {
       const keyId = json.Resources[id].Properties.KmsMasterKeyId['Fn::GetAtt'][0];

@@ -10,6 +10,7 @@
 //! - [`apt`]: rendering the APT index (Packages, Release, index.html);
 //! - [`brew`]: the Homebrew bottle mirror's rules (bottle names, images, manifests) and planning from the formulae API;
 //! - [`sign`]: OpenPGP signing of Release files;
+//! - [`notify`]: a run's notification (SNS JSON) as chat text;
 //! - [`store`]: the package store (`PackageStore`), SQLite locally;
 //! - [`blob`]: object storage (`ObjectStore`), a directory locally;
 //! - [`steps`]: the five pipeline steps as plain async functions;
@@ -31,6 +32,7 @@ pub mod limits;
 pub mod local;
 pub mod migrate;
 pub mod model;
+pub mod notify;
 pub mod pipeline;
 pub mod repository;
 pub mod sign;

@@ -426,3 +426,65 @@ pub fn assert_states_within_limit(report: &Value) {
     let bytes = largest["bytes"].as_u64().unwrap();
     assert!(bytes <= 256 * 1024, "a state of {} bytes at {} (limit 262144)", bytes, largest["where"]);
 }
+
+/// A stand-in for a Slack incoming webhook on 127.0.0.1: records each
+/// POST's path and JSON body, answers `200 ok` as Slack does.
+pub struct FakeWebhook {
+    pub url: String,
+    posts: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+}
+
+impl FakeWebhook {
+    /// Listening at `path` (Slack's are `/services/T…/B…/<token>`).
+    pub fn start(path: &str) -> FakeWebhook {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}{path}", listener.local_addr().unwrap());
+        let posts: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>> = Default::default();
+        let log = posts.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let mut length = 0usize;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((n, v)) = h.split_once(':')
+                        && n.eq_ignore_ascii_case("content-length")
+                    {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                log.lock().unwrap().push((path, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            }
+        });
+        FakeWebhook { url, posts }
+    }
+
+    /// The `text` of every post so far, in order.
+    pub fn texts(&self) -> Vec<String> {
+        self.posts.lock().unwrap().iter().map(|(_, b)| b["text"].as_str().unwrap_or_default().to_owned()).collect()
+    }
+}
+
+impl Aws {
+    /// SNS deliveries to Lambda subscriptions so far, once all have ended:
+    /// `[{function, topicArn, ok, error}]`.
+    pub async fn sns_deliveries(&self) -> Vec<Value> {
+        admin(reqwest::Method::GET, &format!("deployments/{}/sns-deliveries", self.id), None).await["deliveries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}

@@ -706,6 +706,9 @@ export function createGateway({
       }
       const units = c.service === 'dynamodb' ? await dynamoUnits(c, dynamo, up, headers) : {};
       const sns = c.service === 'sns' && up.status === 200 ? snsPublishes(c) : {};
+      if (c.service === 'sns' && up.status === 200 && c.operation === 'Publish' && deployment) {
+        registry.snsPublished?.(deployment, c.topicArn, c.form.get('Subject'), c.form.get('Message'));
+      }
       sendUpstream(res, up);
       finish(up.status, 'served', { bytesIn: body?.length ?? 0, bytesOut: up.body.length, ...units, ...sns });
     } catch (e) {

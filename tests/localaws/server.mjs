@@ -175,6 +175,7 @@ class Server {
       deploymentForResource: (service, arn) => this.deploymentForResource(service, arn)?.id ?? null,
       faults: this.faults,
       kvs: this.kvs,
+      snsPublished: (id, topicArn, subject, message) => this.deliverSns(id, topicArn, subject, message),
       meter: (id) => this.deployments.get(id)?.meter,
       denial: (id, what) => this.deployments.get(id)?.denials.push(what),
     };
@@ -210,6 +211,52 @@ class Server {
       if (service === 'cloudfront-keyvaluestore' && d.kvsArns.has(arn)) return d;
     }
     return null;
+  }
+
+  /**
+   * SNS delivers a message published to a topic to its Lambda subscriptions,
+   * asynchronously (the publisher does not wait): each function runs as
+   * Lambda would run it, with the SNS event. A subscription whose function
+   * has no Lambda permission for the topic gets nothing (AWS logs a
+   * delivery failure), which the deployment's denials record.
+   */
+  deliverSns(deploymentId, topicArn, subject, message) {
+    const d = this.deployments.get(deploymentId);
+    if (!d) return;
+    for (const sub of d.stack.lambdaSubscriptions().filter((s) => s.topicArn === topicArn)) {
+      const fn = d.functionByArn(sub.functionArn);
+      if (!fn) continue;
+      if (!sub.permitted) {
+        d.denials.push({ kind: 'sns-delivery', topicArn, function: fn.name, reason: 'no Lambda permission lets sns.amazonaws.com invoke it for this topic' });
+        continue;
+      }
+      const event = {
+        Records: [
+          {
+            EventSource: 'aws:sns',
+            EventVersion: '1.0',
+            EventSubscriptionArn: sub.subscriptionArn,
+            Sns: {
+              Type: 'Notification',
+              MessageId: crypto.randomUUID(),
+              TopicArn: topicArn,
+              Subject: subject ?? null,
+              Message: message,
+              Timestamp: new Date().toISOString(),
+              SignatureVersion: '1',
+              MessageAttributes: {},
+            },
+          },
+        ],
+      };
+      d.snsDeliveries = (d.snsDeliveries ?? 0) + 1;
+      const run = this.runner
+        .invoke(fn, event, { env: d.lambdaEnvironment(fn), onLog: (line) => d.functionLog(fn.name, line) })
+        .then((outcome) => {
+          d.snsDeliveryOutcomes = [...(d.snsDeliveryOutcomes ?? []), { function: fn.name, topicArn, ok: outcome.ok, error: outcome.errorMessage }];
+        });
+      d.pendingDeliveries = [...(d.pendingDeliveries ?? []), run];
+    }
   }
 
   moto(service, args) {
@@ -378,6 +425,11 @@ class Server {
         return { reset: true };
       }
       if (rest === 'denials') return { denials: d.denials };
+      // SNS deliveries to Lambda subscriptions, once every one begun has ended.
+      if (rest === 'sns-deliveries') {
+        await Promise.all(d.pendingDeliveries ?? []);
+        return { deliveries: d.snsDeliveryOutcomes ?? [] };
+      }
       if (rest === 'statements' && m === 'POST') return d.editStatement(json.role, json.sid, json.action);
       // One invocation of a function as Lambda would run it (its role, memory size, timeout).
       if (parts[2] === 'functions' && parts[4] === 'invoke' && m === 'POST') {

@@ -420,6 +420,32 @@ export class Stack {
     });
   }
 
+  /**
+   * SNS subscriptions that deliver to a Lambda function: `{topicArn,
+   * functionArn, subscriptionArn, permitted}`, where `permitted` says whether
+   * a Lambda permission lets sns.amazonaws.com invoke the function for that
+   * topic (AWS::Lambda::Permission, its SourceArn if any): without one, SNS's
+   * delivery fails, as on AWS.
+   */
+  lambdaSubscriptions() {
+    const permissions = this.ofType('AWS::Lambda::Permission').map((id) => this.resolve(this.resource(id).Properties, `${id}.Properties`));
+    return this.ofType('AWS::SNS::Subscription')
+      .map((id) => ({ id, p: this.resolve(this.resource(id).Properties, `${id}.Properties`) }))
+      .filter(({ p }) => p.Protocol === 'lambda')
+      .map(({ id, p }) => ({
+        topicArn: p.TopicArn,
+        functionArn: p.Endpoint,
+        subscriptionArn: `${p.TopicArn}:${uuidFrom(`${this.prefix}/${id}`)}`,
+        permitted: permissions.some(
+          (q) =>
+            q.Principal === 'sns.amazonaws.com' &&
+            ['lambda:InvokeFunction', 'lambda:*'].includes(q.Action) &&
+            q.FunctionName === p.Endpoint &&
+            (q.SourceArn === undefined || q.SourceArn === p.TopicArn),
+        ),
+      }));
+  }
+
   /** Stack outputs, resolved. */
   outputs() {
     return Object.fromEntries(

@@ -191,6 +191,61 @@ where
     .await
 }
 
+/// Run a function that is not a pipeline step (the Slack notifier): the
+/// same JSON logs and `--invoke` as [`run`], a state made once per cold
+/// start by `init`, the raw event handed to `f`; a failure is an
+/// `InternalError` with its message.
+pub async fn run_plain<S, I, F, Fut>(name: &'static str, init: I, f: F) -> Result<(), lambda_runtime::Error>
+where
+    S: Send + Sync + 'static,
+    I: Future<Output = anyhow::Result<S>>,
+    F: Fn(Arc<S>, Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<Value>> + Send,
+{
+    init_logging();
+    let invoke_once = std::env::args().any(|a| a == "--invoke");
+    let state = match init.await {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!(function = name, "cannot start: {e:#}");
+            if invoke_once {
+                print_error("InternalError", &format!("{name}: cannot start: {e:#}"));
+                std::process::exit(1);
+            }
+            return Err(e.into());
+        }
+    };
+    let call = |state: Arc<S>, event: Value, request_id: String| {
+        let span = tracing::info_span!("function", function = name, request_id);
+        f(state, event).instrument(span)
+    };
+    if invoke_once {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        let event: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        match call(state, event, "local".into()).await {
+            Ok(v) => println!("{v}"),
+            Err(e) => {
+                tracing::error!(function = name, "failed: {e:#}");
+                print_error("InternalError", &format!("{name}: {e:#}"));
+                std::process::exit(1);
+            }
+        }
+        return Ok(());
+    }
+    let call = Arc::new(call);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let (state, call) = (state.clone(), call.clone());
+        async move {
+            call(state, event.payload, event.context.request_id.clone()).await.map_err(|e| {
+                tracing::error!(function = name, "failed: {e:#}");
+                Diagnostic { error_type: "InternalError".into(), error_message: format!("{name}: {e:#}") }
+            })
+        }
+    }))
+    .await
+}
+
 fn print_error(error_type: &str, message: &str) {
     println!("{}", serde_json::json!({"errorType": error_type, "errorMessage": message}));
 }

@@ -4,6 +4,7 @@
 //! - [`s3`]: `ObjectStore` on S3 (streaming multipart upload, write-once keys);
 //! - [`secrets`]: the signing key from Secrets Manager;
 //! - [`kvs`]: `EdgeNames` on a CloudFront key value store (a Homebrew mirror's flat bottle names);
+//! - [`slack`]: the optional Slack notifier (SNS -> an incoming webhook);
 //! - [`legacy`]: the earlier system's table, for `pkgrelay migrate`;
 //! - [`env`]: the functions' configuration from the environment, and the `Context`;
 //! - [`lambda`]: the shell every function binary runs in.
@@ -18,3 +19,4 @@ pub mod lambda;
 pub mod legacy;
 pub mod s3;
 pub mod secrets;
+pub mod slack;
