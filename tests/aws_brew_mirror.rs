@@ -60,6 +60,7 @@ async fn the_mirror_runs_through_the_aws_pipeline_and_brew_pours_through_cloudfr
     let r = aws.execute(input.clone()).await;
     assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
     assert_states_within_limit(&r);
+    eprintln!("first weekly run ({bottles} bottles): {}", r["counts"], bottles = fake.bottle_pairs().len());
     let entered = states_entered(&r);
     for s in ["StartNotice", "NotifyStart", "CheckSources", "DownloadAll", "BuildIndex", "Publish", "NotifySuccess"] {
         assert!(entered.iter().any(|e| e == s), "{s} not in history: {entered:?}");
@@ -122,6 +123,11 @@ async fn the_mirror_runs_through_the_aws_pipeline_and_brew_pours_through_cloudfr
     let r = aws.execute(input).await;
     assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
     assert_eq!(r["output"]["summary"]["status"], "unchanged", "a weekly run says how it ended: {r:#}");
+    eprintln!("weekly run with nothing new: {}", r["counts"]);
+    // Nine transitions: Defaults, AnnounceStart, StartNotice, NotifyStart,
+    // CheckSources, AnythingToDo, SummarizeUnchanged, NotifySuccess, Done.
+    assert_eq!(r["counts"]["stateTransitions"], 9, "{}", r["counts"]);
+    assert_eq!(r["counts"]["lambdaInvocations"], 1, "{}", r["counts"]);
     assert_eq!(blob_requests(&fake), 0, "{:?}", fake.ghcr.requests());
     assert!(!child_states(&r).iter().any(|s| s == "DownloadPackage"), "no candidate");
     assert_eq!(aws.get("brew/api/formula.jws.json").await.unwrap(), before);
