@@ -48,13 +48,18 @@ export const FUNCTION_SIZING: Record<FunctionName, FunctionSizing> = {
   'build-index': {
     description: 'Allocates the next generation, renders and signs the index, stages it',
     memoryMiB: 1024,
-    timeout: Duration.minutes(5),
+    // A full Homebrew mirror's first generation renders and writes some 7,000
+    // image indexes (tests/aws_brew_scale.rs); Lambda's maximum costs nothing
+    // on the runs that need less.
+    timeout: Duration.minutes(15),
     ephemeralMiB: 512,
   },
   publish: {
     description: 'Makes a built generation live, in order, unless a newer one already is',
     memoryMiB: 512,
-    timeout: Duration.minutes(5),
+    // A full mirror's first publish: ~14,000 manifest copies and 30,000
+    // names into the key value store (tests/aws_brew_scale.rs).
+    timeout: Duration.minutes(15),
     ephemeralMiB: 512,
   },
 };

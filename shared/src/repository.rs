@@ -59,14 +59,26 @@ pub struct PlanEntry {
     /// files) only names what resolves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge_names: Option<String>,
+    /// Its order among the `unordered` entries next to it does not matter
+    /// (a mirror's image indexes): publish writes such a run several at a
+    /// time, and the next ordered entry only once all of them are written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unordered: bool,
 }
 
 impl PlanEntry {
     pub fn public(key: &str, from: &str) -> PlanEntry {
-        PlanEntry { key: key.to_owned(), from: ObjectRef::Public(from.to_owned()), optional: false, note: None, edge_names: None }
+        PlanEntry {
+            key: key.to_owned(),
+            from: ObjectRef::Public(from.to_owned()),
+            optional: false,
+            note: None,
+            edge_names: None,
+            unordered: false,
+        }
     }
     pub fn inline(key: &str, from: ObjectRef) -> PlanEntry {
-        PlanEntry { key: key.to_owned(), from, optional: false, note: None, edge_names: None }
+        PlanEntry { key: key.to_owned(), from, optional: false, note: None, edge_names: None, unordered: false }
     }
 }
 

@@ -425,6 +425,10 @@ class Server {
         return { reset: true };
       }
       if (rest === 'denials') return { denials: d.denials };
+      // The deployment's key value stores: item count and size.
+      if (rest === 'kvs') {
+        return { stores: [...(d.kvsArns ?? [])].map((arn) => ({ arn, ...this.kvs.get(arn).describe() })) };
+      }
       // SNS deliveries to Lambda subscriptions, once every one begun has ended.
       if (rest === 'sns-deliveries') {
         await Promise.all(d.pendingDeliveries ?? []);

@@ -114,6 +114,13 @@ fn compare(key: &str, existing: Option<&str>, new: &str) -> Result<(), BlobError
     }
 }
 
+/// The SHA256 a content-addressed key names (`…/by-hash/SHA256/<64 hex>`).
+fn content_address(key: &str) -> Option<&str> {
+    let (dir, hex) = key.rsplit_once('/')?;
+    (dir.ends_with("by-hash/SHA256") && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then_some(hex)
+}
+
 fn sha256_of(head: &HeadObjectOutput) -> Option<&str> {
     head.metadata().and_then(|m| m.get(SHA256_METADATA)).map(String::as_str)
 }
@@ -403,8 +410,18 @@ impl ObjectStore for S3Store {
     async fn copy(&self, from: &str, to: &str, mode: WriteMode) -> Result<(), BlobError> {
         existing_key(from)?;
         check_key(to)?;
-        let source = self.head(from).await?.ok_or_else(|| BlobError::NotFound { key: from.to_owned() })?;
-        let sha256 = sha256_of(&source).map(str::to_owned);
+        // The copy carries the source's SHA256 as metadata. A content-addressed
+        // source (`…/by-hash/SHA256/<hex>`, APT's and a mirror's) names it:
+        // no HeadObject first. Publishing a full Homebrew mirror copies some
+        // 14,000 image indexes, and that request is half of each copy. A
+        // missing source still fails the CopyObject itself (NotFound below).
+        let sha256 = match content_address(from) {
+            Some(hex) => Some(hex.to_owned()),
+            None => {
+                let source = self.head(from).await?.ok_or_else(|| BlobError::NotFound { key: from.to_owned() })?;
+                sha256_of(&source).map(str::to_owned)
+            }
+        };
         // CopyObject honours If-None-Match on S3 but not on every emulator:
         // check first (this is also the cheap path when the copy already
         // exists), and keep the condition for races.

@@ -354,7 +354,7 @@ impl IndexBuilder for BrewIndex {
             let note = Some(format!("{image} {reference}: {} bottles", bottles.len()));
             for at in [format!("bottles/{image}/manifests/{reference}"), format!("v2/homebrew/core/{image}/manifests/{reference}")]
             {
-                out.plan.push(PlanEntry { note: note.clone(), ..PlanEntry::public(&at, &key) });
+                out.plan.push(PlanEntry { note: note.clone(), unordered: true, ..PlanEntry::public(&at, &key) });
             }
         }
 

@@ -11,6 +11,7 @@ use crate::repository::{Compressed, Manifest};
 use crate::store::Allocation;
 use super::items::{ItemsSummary, MapResults};
 use anyhow::anyhow;
+use futures_util::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -56,6 +57,9 @@ async fn reusable(ctx: &Context, live: Option<&crate::model::Publication>) -> St
     }
     Ok(out)
 }
+
+/// Content-addressed index files checked and written at once, at most.
+const IMMUTABLE_WRITES_AT_ONCE: usize = 32;
 
 /// Allocate the next generation (taking the suite's lease), build it, and give
 /// the lease back if building fails; publish releases it on success.
@@ -115,11 +119,17 @@ async fn build(ctx: &Context, input: BuildIndexInput, suite: &str, generation: u
     // Content-addressed: an object that exists already has these bytes (an
     // unchanged architecture's Packages costs no write). A forced rebuild writes
     // them all again (write-once: identical bytes are accepted).
-    for (key, bytes) in rendered.immutable {
-        if input.force_rebuild || !ctx.public.exists(&key).await? {
-            ctx.public.put_bytes(&key, bytes, WriteMode::WriteOnce).await?;
-        }
-    }
+    // Several at once: a full Homebrew mirror renders thousands of image
+    // indexes, which one after another would outlast the function's timeout.
+    let force = input.force_rebuild;
+    futures_util::stream::iter(rendered.immutable.into_iter().map(Ok::<_, StepError>))
+        .try_for_each_concurrent(IMMUTABLE_WRITES_AT_ONCE, |(key, bytes)| async move {
+            if force || !ctx.public.exists(&key).await? {
+                ctx.public.put_bytes(&key, bytes, WriteMode::WriteOnce).await?;
+            }
+            Ok(())
+        })
+        .await?;
     let manifest = Manifest {
         suite: suite.clone(),
         generation,

@@ -9,6 +9,8 @@ use crate::model::Publication;
 use crate::repository::{Manifest, ObjectRef, PlanEntry};
 use crate::store::PublishRecord;
 use anyhow::anyhow;
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +157,52 @@ async fn put_edge_names(
     names.put(&changed).await.map_err(|e| StepError::from(e).context(format!("publishing the names of {}", entry.key)))
 }
 
+/// Plan entries marked `unordered` written at once, at most.
+const WRITES_AT_ONCE: usize = 32;
+
+/// Write one plan entry, unless the live generation already put the same
+/// there (and it is still there) and the run is not forced. A missing
+/// optional source is a warning, returned.
+async fn write_entry(
+    ctx: &Context,
+    input: &PublishInput,
+    manifest: &Manifest,
+    previous: &HashMap<&str, &PlanEntry>,
+    entry: &PlanEntry,
+) -> StepResult<Option<String>> {
+    let was = previous.get(entry.key.as_str()).copied();
+    if !manifest.full && was.is_some_and(|p| p.from == entry.from) && ctx.public.exists(&entry.key).await? {
+        return Ok(None);
+    }
+    if let (Some(dir), Some(names)) = (&entry.edge_names, &ctx.edge_names) {
+        put_edge_names(ctx, names.as_ref(), dir, entry, if manifest.full { None } else { was }).await?;
+    }
+    let result = match &entry.from {
+        ObjectRef::Public(from) => ctx.public.copy(from, &entry.key, WriteMode::Overwrite).await,
+        inline => {
+            let bytes = inline.inline().ok_or_else(|| {
+                StepError::Internal(anyhow!("manifest {}: {} has unreadable inline content", input.manifest_key, entry.key))
+            })?;
+            ctx.public.put_bytes(&entry.key, bytes, WriteMode::Overwrite).await
+        }
+    };
+    match result {
+        Ok(()) => {
+            if let Some(note) = &entry.note {
+                let was = was.and_then(|p| p.note.as_deref());
+                tracing::info!(key = %entry.key, now = %note, was = was.unwrap_or("-"), "wrote {}: {note} (was {})", entry.key, was.unwrap_or("none"));
+            }
+            Ok(None)
+        }
+        Err(e @ BlobError::NotFound { .. }) if entry.optional => {
+            let msg = format!("{} not written: {e}", entry.key);
+            tracing::warn!("{msg}");
+            Ok(Some(msg))
+        }
+        Err(e) => Err(StepError::from(e).context(format!("publishing {}", entry.key))),
+    }
+}
+
 /// Copy the plan in order, then record the publication (which releases the
 /// lease). `None`: a newer generation was recorded meanwhile.
 async fn write_plan_and_record(
@@ -163,51 +211,32 @@ async fn write_plan_and_record(
     manifest: &Manifest,
     suite: &str,
 ) -> StepResult<Option<Vec<String>>> {
-    // The live generation's notes, to log how noted objects change.
-    // Unreadable: every entry is written, which is always safe.
+    // The live generation's plan, by key: what it wrote needs no second write,
+    // and its notes say how noted objects change. Unreadable: every entry is
+    // written, which is always safe.
     let live = ctx.store.suite(suite).await?.published;
     let previous = super::live_manifest(ctx, live.as_ref()).await.ok().flatten().map(|m| m.plan).unwrap_or_default();
+    let previous: HashMap<&str, &PlanEntry> = previous.iter().map(|p| (p.key.as_str(), p)).collect();
     let mut warnings = Vec::new();
-    for entry in &manifest.plan {
-        // What the live generation already put there, and is still there,
-        // needs no write (unless forced).
-        if !manifest.full
-            && previous.iter().any(|p| p.key == entry.key && p.from == entry.from)
-            && ctx.public.exists(&entry.key).await?
-        {
+    let plan = &manifest.plan;
+    let mut i = 0;
+    while i < plan.len() {
+        if !plan[i].unordered {
+            warnings.extend(write_entry(ctx, input, manifest, &previous, &plan[i]).await?);
+            i += 1;
             continue;
         }
-        if let (Some(dir), Some(names)) = (&entry.edge_names, &ctx.edge_names) {
-            let was = if manifest.full { None } else { previous.iter().find(|p| p.key == entry.key) };
-            put_edge_names(ctx, names.as_ref(), dir, entry, was).await?;
-        }
-        let result = match &entry.from {
-            ObjectRef::Public(from) => ctx.public.copy(from, &entry.key, WriteMode::Overwrite).await,
-            inline => {
-                let bytes = inline.inline().ok_or_else(|| {
-                    StepError::Internal(anyhow!(
-                        "manifest {}: {} has unreadable inline content",
-                        input.manifest_key,
-                        entry.key
-                    ))
-                })?;
-                ctx.public.put_bytes(&entry.key, bytes, WriteMode::Overwrite).await
-            }
-        };
-        match result {
-            Ok(()) => {
-                if let Some(note) = &entry.note {
-                    let was = previous.iter().find(|p| p.key == entry.key).and_then(|p| p.note.as_deref());
-                    tracing::info!(key = %entry.key, now = %note, was = was.unwrap_or("-"), "wrote {}: {note} (was {})", entry.key, was.unwrap_or("none"));
-                }
-            }
-            Err(e @ BlobError::NotFound { .. }) if entry.optional => {
-                let msg = format!("{} not written: {e}", entry.key);
-                tracing::warn!("{msg}");
-                warnings.push(msg);
-            }
-            Err(e) => return Err(StepError::from(e).context(format!("publishing {}", entry.key))),
-        }
+        // A run of entries whose order does not matter among themselves (a
+        // Homebrew mirror's image indexes: thousands for a full mirror, one
+        // copy each, which one after another would outlast the function's
+        // timeout): several at once. The next ordered entry waits for all.
+        let end = plan[i..].iter().position(|e| !e.unordered).map_or(plan.len(), |n| i + n);
+        let writes: Vec<_> =
+            plan[i..end].iter().map(|entry| write_entry(ctx, input, manifest, &previous, entry)).collect();
+        let written: Vec<Option<String>> =
+            futures_util::stream::iter(writes).buffer_unordered(WRITES_AT_ONCE).try_collect().await?;
+        warnings.extend(written.into_iter().flatten());
+        i = end;
     }
     let publication = Publication {
         generation: input.generation,
