@@ -173,10 +173,17 @@ async fn the_weekly_run_posts_its_start_summary_and_failure_to_slack() {
         .send()
         .await
         .unwrap();
-    let r = aws.execute(input.clone()).await;
-    assert_eq!(r["status"], "SUCCEEDED", "{r:#}");
-    aws.sns_deliveries().await;
-    let texts = webhook.texts();
+    // A run ending as `status`, then what the webhook received so far.
+    let run = |input: Value, status: &'static str| {
+        let (aws, webhook) = (&aws, &webhook);
+        async move {
+            let r = aws.execute(input).await;
+            assert_eq!(r["status"], status, "{r:#}");
+            aws.sns_deliveries().await;
+            webhook.texts()
+        }
+    };
+    let texts = run(input.clone(), "SUCCEEDED").await;
     assert_eq!(texts.len(), 2, "{texts:?}");
     assert!(texts[0].starts_with("*pkgrelay brew: started*\ntrigger: schedule"), "{}", texts[0]);
     assert!(texts[1].starts_with("*pkgrelay brew: unchanged*"), "{}", texts[1]);
@@ -186,10 +193,7 @@ async fn the_weekly_run_posts_its_start_summary_and_failure_to_slack() {
     aws.remove_statement("publish", "WriteMirrorNames").await;
     let mut forced = input.clone();
     forced["force_rebuild"] = json!(true);
-    let r = aws.execute(forced).await;
-    assert_eq!(r["status"], "FAILED", "{r:#}");
-    aws.sns_deliveries().await;
-    let texts = webhook.texts();
+    let texts = run(forced, "FAILED").await;
     assert_eq!(texts.len(), 4, "{texts:?}");
     assert!(texts[3].starts_with("*pkgrelay brew: pipeline failed*\nerror: "), "{}", texts[3]);
     assert!(texts[3].contains("AccessDenied"), "{}", texts[3]);

@@ -301,15 +301,21 @@ export class PkgrelayStack extends Stack {
 
     // ---- The signing key: created empty, the operator puts the armored key in.
 
-    const signingKey = new secretsmanager.CfnSecret(this, 'SigningKey', {
-      name: `${prefix}-signing-key`,
-      description:
-        'Armored OpenPGP secret key that signs the APT repository (build-index reads it). Created without a value: ' +
+    // A secret created without a value (neither SecretString nor
+    // GenerateSecretString): the operator puts it in; one function reads it.
+    const emptySecret = (id: string, name: string, description: string, reader: string) => {
+      const secret = new secretsmanager.CfnSecret(this, id, { name, description });
+      secret.applyRemovalPolicy(removal);
+      skipCheckov(secret, 'CKV_AWS_149', `Encrypted with the Secrets Manager AWS managed key; only ${reader} may read it`);
+      return secret;
+    };
+    const signingKey = emptySecret(
+      'SigningKey',
+      `${prefix}-signing-key`,
+      'Armored OpenPGP secret key that signs the APT repository (build-index reads it). Created without a value: ' +
         'aws secretsmanager put-secret-value --secret-id <arn> --secret-string file://signing-key.asc',
-      // Neither SecretString nor GenerateSecretString: a secret without a value.
-    });
-    signingKey.applyRemovalPolicy(removal);
-    skipCheckov(signingKey, 'CKV_AWS_149', 'Encrypted with the Secrets Manager AWS managed key; only build-index may read it');
+      'build-index',
+    );
     const signingKeySecretArn = signingKey.ref;
 
     // ---- Notifications (SNS, encrypted) and the triggers' dead-letter queue.
@@ -511,14 +517,13 @@ export class PkgrelayStack extends Stack {
     // every notification of both topics, posted to the webhook in its secret.
 
     if (env.slackNotifications) {
-      const webhook = new secretsmanager.CfnSecret(this, 'SlackWebhook', {
-        name: `${prefix}-slack-webhook`,
-        description:
-          'Slack incoming webhook URL the notify-slack function posts the notifications to. Created without a value: ' +
+      const webhook = emptySecret(
+        'SlackWebhook',
+        `${prefix}-slack-webhook`,
+        'Slack incoming webhook URL the notify-slack function posts the notifications to. Created without a value: ' +
           'aws secretsmanager put-secret-value --secret-id <arn> --secret-string https://hooks.slack.com/services/...',
-      });
-      webhook.applyRemovalPolicy(removal);
-      skipCheckov(webhook, 'CKV_AWS_149', 'Encrypted with the Secrets Manager AWS managed key; only notify-slack may read it');
+        'notify-slack',
+      );
       const functionName = `${prefix}-notify-slack`;
       const logGroup = new logs.LogGroup(this, 'NotifySlackLogs', {
         logGroupName: `/aws/lambda/${functionName}`,
