@@ -8,6 +8,7 @@
 pub mod aws;
 pub mod bigdeb;
 pub mod brew;
+pub mod gopro;
 
 use pkgrelay_core::deb::{ControlParagraph, DebBuilder};
 use sha2::{Digest, Sha256};
