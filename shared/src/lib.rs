@@ -11,6 +11,7 @@
 //! - [`brew`]: the Homebrew bottle mirror's rules (bottle names, images, manifests) and planning from the formulae API;
 //! - [`sign`]: OpenPGP signing of Release files;
 //! - [`notify`]: a run's notification (SNS JSON) as chat text;
+//! - [`media`]: cloud media sync (GoPro): the `MediaProvider` trait, credentials, items, statuses, object keys;
 //! - [`store`]: the package store (`PackageStore`), SQLite locally;
 //! - [`blob`]: object storage (`ObjectStore`), a directory locally;
 //! - [`steps`]: the five pipeline steps as plain async functions;
@@ -30,6 +31,7 @@ pub mod digest;
 pub mod fetch;
 pub mod limits;
 pub mod local;
+pub mod media;
 pub mod migrate;
 pub mod model;
 pub mod notify;
