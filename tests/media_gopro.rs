@@ -86,3 +86,415 @@ async fn fake_serves_descriptors_and_ranges_that_expire() {
     assert_eq!((r.status().as_u16(), r.headers()["retry-after"].to_str().unwrap()), (429, "7"));
     assert!(fake.requests().iter().any(|r| r.status == 429));
 }
+
+// ---- The provider against the fake ----
+
+use pkgrelay_core::media::gopro::{GoPro, GoProConfig};
+use pkgrelay_core::media::{Credentials, MediaError, MediaItem, MediaProvider, MediaStatus, Secret, Session};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// The provider on the fake: its API as configured, its file host allowed.
+fn provider(fake: &FakeGoPro) -> GoPro {
+    GoPro::new(GoProConfig {
+        api_base: fake.api.clone(),
+        download_hosts: vec!["localhost".into()],
+        base_delay: Duration::from_millis(50),
+        ..GoProConfig::default()
+    })
+    .unwrap()
+}
+
+fn oauth(access_left: Option<time::Duration>) -> Credentials {
+    Credentials::Oauth {
+        client_id: FakeGoPro::CLIENT_ID.into(),
+        client_secret: Secret::new(FakeGoPro::CLIENT_SECRET),
+        refresh_token: Secret::new(FakeGoPro::REFRESH_TOKEN),
+        access_token: access_left.map(|_| Secret::new(FakeGoPro::ACCESS_TOKEN)),
+        expires_at: access_left.map(|d| OffsetDateTime::now_utc() + d),
+        resource_owner_id: None,
+    }
+}
+
+fn cookie() -> Credentials {
+    Credentials::Cookie {
+        access_token: Secret::new(FakeGoPro::COOKIE_TOKEN),
+        user_id: FakeGoPro::USER_ID.into(),
+        user_agent: None,
+    }
+}
+
+async fn session(p: &GoPro, credentials: &Credentials) -> Session {
+    p.authenticate(credentials, OffsetDateTime::now_utc()).await.unwrap().session
+}
+
+/// Neither the message nor the Debug of `e` shows a token the fake knows.
+fn assert_no_token(text: &str, fake: &FakeGoPro) {
+    for token in [
+        FakeGoPro::COOKIE_TOKEN,
+        FakeGoPro::ACCESS_TOKEN,
+        FakeGoPro::REFRESH_TOKEN,
+        FakeGoPro::CLIENT_SECRET,
+        &fake.current_refresh_token(),
+        "Signature=",
+    ] {
+        assert!(!text.contains(token), "{text:?} shows a secret ({token})");
+    }
+}
+
+#[tokio::test]
+async fn oauth_refreshes_only_under_a_day_and_returns_rotated_tokens() {
+    let fake = FakeGoPro::start(vec![FakeMedia::video("v1", "GX010001.MP4", "2025-07-14T09:30:00Z", 10)]);
+    let p = provider(&fake);
+
+    // Two days left: no refresh, the token as it is.
+    let auth = p.authenticate(&oauth(Some(time::Duration::days(2))), OffsetDateTime::now_utc()).await.unwrap();
+    assert!(auth.rotated.is_none());
+    assert_eq!(fake.tokens_issued(), 0);
+    assert_eq!(p.list(&auth.session).await.unwrap().items.len(), 1);
+    let listed = fake.requests_to("/media/search");
+    assert_eq!(listed[0].header("authorization"), Some(&*format!("Bearer {}", FakeGoPro::ACCESS_TOKEN)));
+    assert_eq!(listed[0].header("accept"), Some(ACCEPT));
+
+    // An hour left: refreshed, the refresh token rotated and handed back.
+    let now = OffsetDateTime::now_utc();
+    let auth = p.authenticate(&oauth(Some(time::Duration::hours(1))), now).await.unwrap();
+    let rotated = auth.rotated.expect("rotated credentials to write back");
+    assert_eq!(fake.tokens_issued(), 1);
+    let Credentials::Oauth { refresh_token, access_token, expires_at, resource_owner_id, .. } = &rotated else {
+        panic!()
+    };
+    assert_eq!(refresh_token.expose(), fake.current_refresh_token());
+    assert_ne!(refresh_token.expose(), FakeGoPro::REFRESH_TOKEN);
+    assert_ne!(access_token.as_ref().unwrap().expose(), FakeGoPro::ACCESS_TOKEN);
+    assert_eq!(*expires_at, Some(now + time::Duration::days(7)));
+    assert_eq!(resource_owner_id.as_deref(), Some(FakeGoPro::USER_ID));
+    assert_no_token(&format!("{rotated:?} {:?}", auth.session), &fake);
+    // The grant as sent: form-encoded, the four fields.
+    let sent = &fake.requests_to("/v1/oauth2/token")[0];
+    assert_eq!(sent.header("content-type"), Some("application/x-www-form-urlencoded"));
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(sent.body.as_bytes()).into_owned().collect();
+    assert_eq!(form["grant_type"], "refresh_token");
+    assert_eq!(form["refresh_token"], FakeGoPro::REFRESH_TOKEN);
+    assert_eq!(
+        (form["client_id"].as_str(), form["client_secret"].as_str()),
+        (FakeGoPro::CLIENT_ID, FakeGoPro::CLIENT_SECRET)
+    );
+    // The new token works.
+    assert_eq!(p.list(&auth.session).await.unwrap().items.len(), 1);
+    let search = fake.requests_to("/media/search");
+    assert_eq!(
+        search.last().unwrap().header("authorization"),
+        Some(&*format!("Bearer {}", access_token.as_ref().unwrap().expose()))
+    );
+
+    // No access token at all: refreshed too, with the rotated refresh token.
+    let mut again = rotated.clone();
+    if let Credentials::Oauth { access_token, .. } = &mut again {
+        *access_token = None;
+    }
+    assert!(p.authenticate(&again, OffsetDateTime::now_utc()).await.unwrap().rotated.is_some());
+    assert_eq!(fake.tokens_issued(), 2);
+
+    // The spent refresh token: the login must be renewed, and no item fails for it.
+    let e = p.authenticate(&oauth(None), OffsetDateTime::now_utc()).await.unwrap_err();
+    assert!(e.is_login(), "{e}");
+    assert_eq!(e.item_status(), None);
+    assert!(e.to_string().contains("log in again"), "{e}");
+    assert_no_token(&format!("{e} {e:?}"), &fake);
+
+    // An access token the API refuses before its time: TokenRejected, and
+    // marking it expired makes the next authentication refresh it.
+    fake.advance_clock(8 * 86_400);
+    let e = p.list(&auth.session).await.unwrap_err();
+    assert!(matches!(e, MediaError::TokenRejected { .. }), "{e}");
+    let mut current = again.clone();
+    if let Credentials::Oauth { refresh_token, access_token, expires_at, .. } = &mut current {
+        *refresh_token = Secret::new(fake.current_refresh_token());
+        *access_token = Some(Secret::new("stale"));
+        *expires_at = Some(OffsetDateTime::now_utc() + time::Duration::days(3));
+    }
+    current.mark_expired();
+    let auth = p.authenticate(&current, OffsetDateTime::now_utc()).await.unwrap();
+    assert!(auth.rotated.is_some());
+    assert_eq!(p.list(&auth.session).await.unwrap().items.len(), 1);
+}
+
+#[tokio::test]
+async fn cookie_login_is_checked_and_a_401_means_log_in_again() {
+    let fake = FakeGoPro::start(vec![FakeMedia::video("v1", "GX010001.MP4", "2025-07-14T09:30:00Z", 10)]);
+    let p = provider(&fake);
+    let auth = p.authenticate(&cookie(), OffsetDateTime::now_utc()).await.unwrap();
+    assert!(auth.rotated.is_none());
+    let checked = fake.requests_to("/media/user");
+    assert_eq!(checked.len(), 1);
+    assert_eq!(
+        checked[0].header("cookie"),
+        Some(&*format!("gp_access_token={}; gp_user_id={}", FakeGoPro::COOKIE_TOKEN, FakeGoPro::USER_ID))
+    );
+    assert!(checked[0].header("user-agent").unwrap().starts_with("Mozilla/5.0"));
+    assert_eq!(checked[0].header("accept"), Some(ACCEPT));
+    assert_eq!(p.list(&auth.session).await.unwrap().items.len(), 1);
+
+    fake.revoke_cookie();
+    let e = p.authenticate(&cookie(), OffsetDateTime::now_utc()).await.unwrap_err();
+    assert!(e.is_login(), "{e}");
+    assert_eq!(e.item_status(), None, "a dead login fails the run, not an item");
+    assert!(e.to_string().contains("log in again"), "{e}");
+    assert_no_token(&format!("{e} {e:?} {:?}", auth.session), &fake);
+    // Mid-run (the listing, a descriptor): the same error.
+    let e = p.list(&auth.session).await.unwrap_err();
+    assert!(e.is_login(), "{e}");
+}
+
+#[tokio::test]
+async fn lists_the_whole_library_over_pages() {
+    let mut media: Vec<FakeMedia> = (0..255)
+        .map(|i| {
+            let when = format!("2025-{:02}-{:02}T10:{:02}:00Z", 1 + i % 12, 1 + i % 28, i % 60);
+            let mut m = FakeMedia::video(&format!("v{i:03}"), &format!("GX01{i:04}.MP4"), &when, 100 + i);
+            m.created_at = format!("2025-12-01T00:{:02}:{:02}Z", i / 60, i % 60);
+            m
+        })
+        .collect();
+    media[7].ready_to_view = "transcoding".into();
+    let fake = FakeGoPro::start(media);
+    fake.delete("v100"); // gone from the listing
+    fake.delete_keep_listed("v200"); // listed, but its descriptor answers 404
+    let p = provider(&fake);
+    let s = session(&p, &cookie()).await;
+
+    let started = Instant::now();
+    let listing = p.list(&s).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(listing.pages, 3);
+    assert_eq!(listing.total_items, 254);
+    assert_eq!(listing.items.len(), 253);
+    assert_eq!(listing.not_ready, vec![("v007".to_owned(), "transcoding".to_owned())]);
+    let ids: std::collections::HashSet<&str> = listing.items.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids.len(), 253);
+    assert!(!ids.contains("v100") && !ids.contains("v007") && ids.contains("v200"));
+    let item = listing.items.iter().find(|m| m.id == "v042").unwrap();
+    assert_eq!((item.filename.as_str(), item.file_size, item.kind.as_str()), ("GX010042.MP4", Some(142), "Video"));
+    assert_eq!(item.captured_at, time::macros::datetime!(2025-07-15 10:42 UTC));
+
+    // The pages as asked: from 1, 100 a page, by creation, the fields named.
+    let pages: Vec<_> = fake.requests_to("/media/search");
+    assert_eq!(pages.len(), 3);
+    for (n, r) in pages.iter().enumerate() {
+        let q: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(r.query.as_bytes()).into_owned().collect();
+        assert_eq!(q["page"], (n + 1).to_string());
+        assert_eq!((q["per_page"].as_str(), q["order_by"].as_str()), ("100", "created_at"));
+        for field in ["id", "filename", "file_extension", "file_size", "captured_at", "ready_to_view"] {
+            assert!(q["fields"].split(',').any(|f| f == field), "{field} not asked for");
+        }
+    }
+
+    // The listed-but-deleted item: SOURCE_DELETED, not a failure.
+    let gone = listing.items.iter().find(|m| m.id == "v200").unwrap();
+    let e = p.source_files(&s, gone).await.unwrap_err();
+    assert!(matches!(e, MediaError::SourceDeleted { .. }), "{e}");
+    assert_eq!(e.item_status(), Some(MediaStatus::SourceDeleted));
+    // Deleted between listing and download: the same.
+    fake.delete("v042");
+    let e = p.source_files(&s, item).await.unwrap_err();
+    assert_eq!(e.item_status(), Some(MediaStatus::SourceDeleted), "{e}");
+}
+
+/// Download every file of `item` and check it against the fake's bytes.
+async fn copy_and_check(p: &GoPro, s: &Session, item: &MediaItem) -> Vec<(String, u64)> {
+    let mut copied = Vec::new();
+    for file in p.source_files(s, item).await.unwrap() {
+        let mut sink = Vec::new();
+        let t = p.download(&file, 0, &mut sink).await.unwrap();
+        let seed = FakeGoPro::seed(&item.id, file.item_number);
+        assert_eq!(t.bytes, sink.len() as u64);
+        assert_eq!(t.total_size, Some(t.bytes));
+        assert_eq!(p.file_size(&file).await.unwrap(), Some(t.bytes));
+        assert_eq!(t.sha256, gopro::sha256_of(&seed, t.bytes), "{}", file.key);
+        assert_eq!(sink, gopro::content(&seed, 0, t.bytes as usize));
+        copied.push((file.key.clone(), t.bytes));
+    }
+    copied
+}
+
+#[tokio::test]
+async fn chapters_burst_and_photo_give_their_source_files_under_dated_keys() {
+    let fake = FakeGoPro::start(vec![
+        FakeMedia::chaptered("chap3", "GH010077.MP4", "2025-08-02T23:10:00Z", &[300_000, 200_000, 50_001]),
+        FakeMedia::burst("burst5", "G0040001.JPG", "2025-08-03T07:00:00+02:00", 5, 20_000),
+        FakeMedia::photo("photo1", "", "2024-12-31T23:59:59Z", 12_345),
+    ]);
+    let p = provider(&fake);
+    let s = session(&p, &oauth(Some(time::Duration::days(3)))).await;
+    let listing = p.list(&s).await.unwrap();
+    let by_id = |id: &str| listing.items.iter().find(|m| m.id == id).unwrap().clone();
+
+    let chap = by_id("chap3");
+    let copied = copy_and_check(&p, &s, &chap).await;
+    assert_eq!(
+        copied,
+        [
+            ("media/gopro/2025/08/02/GH010077_1.MP4".to_owned(), 300_000),
+            ("media/gopro/2025/08/02/GH010077_2.MP4".to_owned(), 200_000),
+            ("media/gopro/2025/08/02/GH010077_3.MP4".to_owned(), 50_001),
+        ]
+    );
+    // The listing's file_size is the sources together (the fake's choice, unconfirmed).
+    assert_eq!(chap.file_size, Some(copied.iter().map(|c| c.1).sum()));
+    // Nothing derived was fetched: no concat, proxy or sidecar.
+    for r in fake.requests().iter().filter(|r| r.host == "files") {
+        assert!(
+            r.path.starts_with("/v1/chap3/") && !r.path.contains("concat") && !r.path.contains("proxy"),
+            "{}",
+            r.path
+        );
+        assert!(!r.path.ends_with("gpmf") && !r.path.ends_with("mp4_low"), "{}", r.path);
+    }
+
+    let burst = copy_and_check(&p, &s, &by_id("burst5")).await;
+    let keys: Vec<&str> = burst.iter().map(|c| c.0.as_str()).collect();
+    // Captured 07:00 at +02:00: the 3rd, 05:00 UTC.
+    assert_eq!(keys, (1..=5).map(|n| format!("media/gopro/2025/08/03/G0040001_{n}.JPG")).collect::<Vec<_>>());
+
+    // An empty filename: <id>.<file_extension>.
+    let photo = copy_and_check(&p, &s, &by_id("photo1")).await;
+    assert_eq!(photo, [("media/gopro/2024/12/31/photo1.jpg".to_owned(), 12_345)]);
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_then_the_call_succeeds() {
+    let fake = FakeGoPro::start(vec![FakeMedia::video("v1", "GX010001.MP4", "2025-07-14T09:30:00Z", 10)]);
+    let p = provider(&fake);
+    let s = session(&p, &cookie()).await;
+    fake.throttle(2, 1);
+    let started = Instant::now();
+    let listing = p.list(&s).await.unwrap();
+    assert_eq!(listing.items.len(), 1);
+    // Retry-After: 1, twice (not the provider's 50 ms backoff).
+    assert!(started.elapsed() >= Duration::from_secs(2), "{:?}", started.elapsed());
+    let statuses: Vec<u16> = fake.requests_to("/media/search").iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 429, 200]);
+
+    // More 429s than tries: an error naming the call and the status, transient.
+    let p = GoPro::new(GoProConfig { attempts: 2, ..provider_config(&fake) }).unwrap();
+    fake.throttle(2, 0);
+    let e = p.list(&s).await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    let text = e.to_string();
+    assert!(text.contains("/media/search") && text.contains("429") && text.contains("RateLimited"), "{text}");
+}
+
+fn provider_config(fake: &FakeGoPro) -> GoProConfig {
+    GoProConfig {
+        api_base: fake.api.clone(),
+        download_hosts: vec!["localhost".into()],
+        base_delay: Duration::from_millis(50),
+        ..GoProConfig::default()
+    }
+}
+
+/// Accepts `room` bytes, then fails: a download cut short mid-file.
+struct Breaks {
+    kept: Vec<u8>,
+    room: usize,
+}
+
+impl tokio::io::AsyncWrite for Breaks {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let n = buf.len().min(self.room - self.kept.len());
+        if n == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::other("disk full (test)")));
+        }
+        self.kept.extend_from_slice(&buf[..n]);
+        std::task::Poll::Ready(Ok(n))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn a_download_cut_short_resumes_from_its_offset() {
+    const SIZE: u64 = 3 * 1024 * 1024 + 17;
+    const FOUR_GIB: u64 = 4 << 30;
+    let fake = FakeGoPro::start(vec![
+        FakeMedia::video("v1", "GX010001.MP4", "2025-07-14T09:30:00Z", SIZE),
+        FakeMedia::video("big", "GX010002.MP4", "2025-07-14T10:00:00Z", FOUR_GIB),
+    ]);
+    let p = provider(&fake);
+    let s = session(&p, &cookie()).await;
+    let listing = p.list(&s).await.unwrap();
+    let item = listing.items.iter().find(|m| m.id == "v1").unwrap();
+    let file = p.source_files(&s, item).await.unwrap().remove(0);
+
+    // Cut after 1 MiB + 3 bytes (not a chunk boundary).
+    let mut first = Breaks { kept: Vec::new(), room: (1 << 20) + 3 };
+    let e = p.download(&file, 0, &mut first).await.unwrap_err();
+    assert!(matches!(e, MediaError::Write { .. }), "{e}");
+    assert!(e.to_string().contains("media/gopro/2025/07/14/GX010001.MP4"), "{e}");
+    let offset = first.kept.len() as u64;
+
+    // Resumed from there with a Range request: the rest, and the whole equals the fake's bytes.
+    let mut rest = Vec::new();
+    let t = p.download(&file, offset, &mut rest).await.unwrap();
+    assert_eq!((t.bytes, t.total_size), (SIZE - offset, Some(SIZE)));
+    let ranged = fake.requests().into_iter().filter(|r| r.host == "files" && r.method == "GET").last().unwrap();
+    assert_eq!((ranged.header("range"), ranged.status), (Some(&*format!("bytes={offset}-")), 206));
+    let mut whole = first.kept;
+    whole.extend_from_slice(&rest);
+    let seed = FakeGoPro::seed("v1", None);
+    assert_eq!(whole.len() as u64, SIZE);
+    assert!(whole == gopro::content(&seed, 0, SIZE as usize));
+    assert_eq!(common::sha256(&whole), gopro::sha256_of(&seed, SIZE));
+
+    // The last MiB of a 4 GiB video: offsets past 32 bits, no disk on either side.
+    let big = listing.items.iter().find(|m| m.id == "big").unwrap();
+    assert_eq!(big.file_size, Some(FOUR_GIB));
+    let file = p.source_files(&s, big).await.unwrap().remove(0);
+    assert_eq!(p.file_size(&file).await.unwrap(), Some(FOUR_GIB));
+    let mut tail = Vec::new();
+    let t = p.download(&file, FOUR_GIB - (1 << 20), &mut tail).await.unwrap();
+    assert_eq!((t.bytes, t.total_size), (1 << 20, Some(FOUR_GIB)));
+    assert!(tail == gopro::content(&FakeGoPro::seed("big", None), FOUR_GIB - (1 << 20), 1 << 20));
+
+    // An hour on, the URL has expired: UrlExpired (renew the descriptor), and
+    // a fresh descriptor's URL works again. The message shows no signature.
+    fake.advance_clock(3601);
+    let e = p.download(&file, FOUR_GIB - 10, &mut Vec::new()).await.unwrap_err();
+    assert!(matches!(e, MediaError::UrlExpired { .. }) && e.is_transient(), "{e}");
+    assert_no_token(&format!("{e} {e:?} {file:?}"), &fake);
+    let file = p.source_files(&s, big).await.unwrap().remove(0);
+    let mut end = Vec::new();
+    p.download(&file, FOUR_GIB - 10, &mut end).await.unwrap();
+    assert_eq!(end, gopro::content(&FakeGoPro::seed("big", None), FOUR_GIB - 10, 10));
+}
+
+#[tokio::test]
+async fn the_presigned_host_must_be_allowed() {
+    let fake = FakeGoPro::start(vec![FakeMedia::video("v1", "GX010001.MP4", "2025-07-14T09:30:00Z", 10)]);
+    let p = GoPro::new(GoProConfig { download_hosts: vec![], ..provider_config(&fake) }).unwrap();
+    let s = session(&p, &cookie()).await;
+    let item = p.list(&s).await.unwrap().items.remove(0);
+    let file = p.source_files(&s, &item).await.unwrap().remove(0);
+    let e = p.download(&file, 0, &mut Vec::new()).await.unwrap_err();
+    assert!(matches!(e, MediaError::Refused { .. }), "{e}");
+    assert!(e.to_string().contains("localhost"), "{e}");
+    assert_no_token(&format!("{e} {e:?}"), &fake);
+    assert!(fake.requests().iter().all(|r| r.host == "api"));
+}

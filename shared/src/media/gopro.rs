@@ -548,9 +548,13 @@ impl MediaProvider for GoPro {
         let what = format!("HEAD {head}");
         let resp = self.send(&what, || self.client.head(head.expose())).await?;
         match resp.status().as_u16() {
+            // The header itself: reqwest's `content_length()` is the body's
+            // size hint, 0 for any answer to HEAD.
             200 => Ok(resp
-                .content_length()
-                .or_else(|| resp.headers().get(reqwest::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok())),
+                .headers()
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok())),
             403 => Err(MediaError::UrlExpired { url: head.to_string(), status: 403 }),
             status => Err(MediaError::Http { what, status, detail: String::new() }),
         }
