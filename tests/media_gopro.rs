@@ -498,3 +498,123 @@ async fn the_presigned_host_must_be_allowed() {
     assert_no_token(&format!("{e} {e:?}"), &fake);
     assert!(fake.requests().iter().all(|r| r.host == "api"));
 }
+
+// ---- A local run: a directory and a SQLite status table ----
+
+use pkgrelay_core::media::local::{LocalSync, StatusDb};
+
+fn status_of(db: &StatusDb, id: &str) -> Option<MediaStatus> {
+    db.get("gopro", id).unwrap().map(|r| r.status)
+}
+
+#[tokio::test]
+async fn a_local_run_copies_the_library_once_resumes_and_records_statuses() {
+    let mut media = vec![
+        FakeMedia::chaptered("chap3", "GH010077.MP4", "2025-08-02T23:10:00Z", &[300_000, 200_000, 50_001]),
+        FakeMedia::burst("burst5", "G0040001.JPG", "2025-08-03T07:00:00Z", 5, 20_000),
+        FakeMedia::photo("photo1", "", "2024-12-31T23:59:59Z", 12_345),
+        FakeMedia::video("gone", "GX019999.MP4", "2025-01-01T00:00:00Z", 1000),
+    ];
+    let mut waiting = FakeMedia::video("waiting", "GX018888.MP4", "2025-01-02T00:00:00Z", 1000);
+    waiting.ready_to_view = "uploading".into();
+    media.push(waiting);
+    for i in 0..25 {
+        media.push(FakeMedia::video(
+            &format!("v{i:02}"),
+            &format!("GX01{i:04}.MP4"),
+            "2025-06-01T12:00:00Z",
+            40_000 + i,
+        ));
+    }
+    let fake = FakeGoPro::start(media);
+    fake.delete_keep_listed("gone");
+    let p = provider(&fake);
+    let tmp = tempfile::tempdir().unwrap();
+    let creds = tmp.path().join("gopro.json");
+    oauth(Some(time::Duration::hours(2))).save(&creds).unwrap();
+    let db = StatusDb::open(&tmp.path().join("media.db")).unwrap();
+    let out = tmp.path().join("library");
+    let sync = LocalSync { provider: &p, credentials: creds.clone(), dir: out.clone(), db: &db };
+
+    // A part of v03 left by an earlier run cut short: resumed, not restarted.
+    let part = out.join("media/gopro/2025/06/01/GX010003.MP4.part");
+    std::fs::create_dir_all(part.parent().unwrap()).unwrap();
+    std::fs::write(&part, gopro::content(&FakeGoPro::seed("v03", None), 0, 10_000)).unwrap();
+
+    let summary = sync.run().await.unwrap();
+    assert_eq!((summary.copied, summary.deleted, summary.not_ready, summary.failed), (28, 1, 1, 0), "{summary:?}");
+    assert_eq!(summary.bytes, 550_001 + 100_000 + 12_345 + (0..25).map(|i| 40_000 + i).sum::<u64>() - 10_000);
+    // The rotated tokens are in the file, the spent refresh token is not.
+    assert!(summary.credentials_rotated);
+    let Credentials::Oauth { refresh_token, .. } = Credentials::load(&creds).unwrap() else { panic!() };
+    assert_eq!(refresh_token.expose(), fake.current_refresh_token());
+    let resumed = fake.requests().into_iter().find(|r| r.host == "files" && r.path == "/v1/v03/0" && r.method == "GET");
+    assert_eq!(resumed.unwrap().header("range"), Some("bytes=10000-"));
+
+    // Every file byte-exact, its SHA-256 recorded; statuses right.
+    let expect = |id: &str, item: Option<u32>, key: &str, size: u64| {
+        let sha = gopro::sha256_of(&FakeGoPro::seed(id, item), size);
+        assert_eq!(common::sha256(&std::fs::read(out.join(key)).unwrap()), sha, "{key}");
+        assert!(db.files("gopro", id).unwrap().contains(&(key.to_owned(), size, sha)), "{key}");
+    };
+    expect("chap3", Some(2), "media/gopro/2025/08/02/GH010077_2.MP4", 200_000);
+    expect("burst5", Some(5), "media/gopro/2025/08/03/G0040001_5.JPG", 20_000);
+    expect("photo1", None, "media/gopro/2024/12/31/photo1.jpg", 12_345);
+    expect("v03", None, "media/gopro/2025/06/01/GX010003.MP4", 40_003);
+    assert!(!part.exists());
+    assert_eq!(status_of(&db, "chap3"), Some(MediaStatus::Completed));
+    assert_eq!(db.get("gopro", "chap3").unwrap().unwrap().bytes, 550_001);
+    assert_eq!(status_of(&db, "gone"), Some(MediaStatus::SourceDeleted));
+    assert_eq!(status_of(&db, "waiting"), None);
+    assert_eq!(db.all("gopro").unwrap().len(), 29);
+
+    // A second run copies nothing.
+    let before = fake.requests().len();
+    let again = sync.run().await.unwrap();
+    assert_eq!((again.copied, again.already, again.bytes), (0, 28, 0), "{again:?}");
+    assert!(fake.requests()[before..].iter().all(|r| r.host == "api" && !r.path.ends_with("/download")));
+
+    // Deleted upstream after it was copied: SOURCE_DELETED, the copy kept.
+    fake.delete("v00");
+    let third = sync.run().await.unwrap();
+    assert_eq!(third.deleted, 1);
+    assert_eq!(status_of(&db, "v00"), Some(MediaStatus::SourceDeleted));
+    assert!(out.join("media/gopro/2025/06/01/GX010000.MP4").exists());
+}
+
+#[tokio::test]
+async fn a_local_run_fails_items_on_dead_urls_and_retries_them_but_stops_on_a_dead_login() {
+    let fake = FakeGoPro::start(vec![
+        FakeMedia::video("a", "GX010001.MP4", "2025-07-14T09:30:00Z", 5000),
+        FakeMedia::video("b", "GX010002.MP4", "2025-07-14T09:31:00Z", 6000),
+    ]);
+    let p = provider(&fake);
+    let tmp = tempfile::tempdir().unwrap();
+    let creds = tmp.path().join("gopro.json");
+    cookie().save(&creds).unwrap();
+    let db = StatusDb::open(&tmp.path().join("media.db")).unwrap();
+    let sync = LocalSync { provider: &p, credentials: creds, dir: tmp.path().join("library"), db: &db };
+
+    // URLs that are expired when issued: renewed once, then the item fails with the reason.
+    fake.set_url_lifetime(0);
+    let summary = sync.run().await.unwrap();
+    assert_eq!((summary.copied, summary.failed), (0, 2), "{summary:?}");
+    let Some(MediaStatus::Failed { reason }) = status_of(&db, "a") else { panic!() };
+    assert!(reason.contains("expired") && !reason.contains("Signature"), "{reason}");
+    assert_eq!(fake.requests_to("/media/a/download").len(), 2);
+
+    // Failed items are tried again by the next run.
+    fake.set_url_lifetime(3600);
+    let summary = sync.run().await.unwrap();
+    assert_eq!(summary.copied, 2);
+    assert_eq!(db.get("gopro", "a").unwrap().unwrap().attempts, 2);
+
+    // A revoked login: the run fails once, with the re-login error; no item changes.
+    fake.add(FakeMedia::video("c", "GX010003.MP4", "2025-07-14T09:32:00Z", 10));
+    fake.revoke_cookie();
+    let e = sync.run().await.unwrap_err();
+    assert!(e.is_login() && e.to_string().contains("log in again"), "{e}");
+    assert_no_token(&e.to_string(), &fake);
+    assert_eq!(status_of(&db, "c"), None);
+    assert!(db.all("gopro").unwrap().iter().all(|r| r.status == MediaStatus::Completed));
+}

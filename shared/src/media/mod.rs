@@ -12,6 +12,7 @@
 //!   an offset. A second provider is a second module implementing it.
 //! - [`gopro`]: the one provider, GoPro's cloud (UPSTREAMS.md "GoPro cloud").
 //! - [`credentials`]: the login document (OAuth or cookies), tokens redacted.
+//! - [`local`]: a run on one machine: a directory and a SQLite status table.
 //! - [`MediaItem`], [`SourceFile`], [`MediaStatus`]: the records; [`object_key`]:
 //!   where a file goes, `media/<provider>/<yyyy>/<mm>/<dd>/<filename>`.
 //! - [`MediaError`]: what went wrong, and what it means for the item's
@@ -23,6 +24,7 @@
 
 pub mod credentials;
 pub mod gopro;
+pub mod local;
 
 pub use credentials::{Credentials, Secret};
 
