@@ -11,8 +11,8 @@
 //!   `GET /media/user`; a 401 means a person logs in again.
 //! - **Listing.** `GET /media/search`, pages from 1, until `total_pages` or an
 //!   empty page; items not `ready` are set apart.
-//! - **Descriptor.** `GET /media/{id}/download`: every file of `files[]` and
-//!   every variation labelled `source`, one per `item_number`; `concat` (the
+//! - **Descriptor.** `GET /media/{id}/download`: every file of `files[]`, and
+//!   each variation labelled `source` of an `item_number` they lack; `concat` (the
 //!   chapters joined), proxies and sidecars are derived and not copied. A 404
 //!   (or 410) is the item deleted upstream.
 //! - **Files.** `url` (GET) and `head` (HEAD) are presigned on another host,
@@ -425,12 +425,14 @@ struct DescribedFile {
 /// (`concat`, proxies) and sidecars are left. Keys by [`object_key`], a file
 /// numbered when the item has several.
 fn select_files(item: &MediaItem, descriptor: Descriptor) -> Result<Vec<SourceFile>, MediaError> {
-    let mut chosen: Vec<DescribedFile> = Vec::new();
-    let mut taken: HashSet<Option<u32>> = HashSet::new();
-    let sources = descriptor.embedded.variations.into_iter().filter(|v| v.label.as_deref() == Some("source"));
-    for file in descriptor.embedded.files.into_iter().chain(sources) {
-        if taken.insert(file.item_number) {
-            chosen.push(file);
+    // Every entry of `files[]` is a source file, numbered or not (whether
+    // GoPro numbers every chapter's entry is not known for sure); a `source`
+    // variation adds only an item number `files[]` lacks.
+    let mut chosen: Vec<DescribedFile> = descriptor.embedded.files;
+    let mut taken: HashSet<Option<u32>> = chosen.iter().map(|f| f.item_number).collect();
+    for variation in descriptor.embedded.variations {
+        if variation.label.as_deref() == Some("source") && taken.insert(variation.item_number) {
+            chosen.push(variation);
         }
     }
     if chosen.is_empty() {
@@ -441,10 +443,13 @@ fn select_files(item: &MediaItem, descriptor: Descriptor) -> Result<Vec<SourceFi
     }
     let filename = descriptor.filename.filter(|f| !f.trim().is_empty()).unwrap_or_else(|| item.filename.clone());
     let several = chosen.len() > 1;
-    chosen.sort_by_key(|f| f.item_number);
+    // By item number, unnumbered entries in the descriptor's order after them.
+    chosen.sort_by_key(|f| f.item_number.unwrap_or(u32::MAX));
+    let mut keys = HashSet::new();
     chosen
         .into_iter()
-        .map(|f| {
+        .enumerate()
+        .map(|(position, f)| {
             let number = f.item_number.map_or(String::new(), |n| format!(" item {n}"));
             if f.available == Some(false) {
                 return Err(MediaError::Unavailable {
@@ -458,11 +463,19 @@ fn select_files(item: &MediaItem, descriptor: Descriptor) -> Result<Vec<SourceFi
                     message: format!("source file{number} has no url"),
                 });
             };
-            let numbered = if several { Some(f.item_number.unwrap_or(0)) } else { None };
+            // An unnumbered file among several: numbered by its place.
+            let numbered = several.then(|| f.item_number.unwrap_or(position as u32 + 1));
+            let key = object_key("gopro", item, &filename, numbered);
+            if !keys.insert(key.clone()) {
+                return Err(MediaError::Invalid {
+                    what: format!("media {}", item.id),
+                    message: format!("two source files would both be stored as {key}"),
+                });
+            }
             Ok(SourceFile {
                 media_id: item.id.clone(),
                 item_number: f.item_number,
-                key: object_key("gopro", item, &filename, numbered),
+                key,
                 url: PresignedUrl::new(url),
                 head: f.head.filter(|h| !h.is_empty()).map(PresignedUrl::new),
             })
@@ -676,6 +689,21 @@ mod tests {
         );
         assert_eq!(files[2].url.expose(), "https://f.example/v3?s");
         assert!(files[2].head.is_none());
+    }
+
+    #[test]
+    fn unnumbered_files_are_all_kept() {
+        let descriptor: Descriptor = serde_json::from_value(serde_json::json!({
+            "filename": "GH010001.MP4",
+            "_embedded": {
+                "files": [{"url": "https://f.example/a?s"}, {"url": "https://f.example/b?s"}],
+                "variations": [{"label": "source", "url": "https://f.example/v?s"}]
+            }
+        }))
+        .unwrap();
+        let files = select_files(&item("m1", ""), descriptor).unwrap();
+        let keys: Vec<_> = files.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["media/gopro/2025/07/14/GH010001_1.MP4", "media/gopro/2025/07/14/GH010001_2.MP4"]);
     }
 
     #[test]
