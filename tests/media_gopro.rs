@@ -454,7 +454,7 @@ async fn a_download_cut_short_resumes_from_its_offset() {
     let mut rest = Vec::new();
     let t = p.download(&file, offset, &mut rest).await.unwrap();
     assert_eq!((t.bytes, t.total_size), (SIZE - offset, Some(SIZE)));
-    let ranged = fake.requests().into_iter().filter(|r| r.host == "files" && r.method == "GET").last().unwrap();
+    let ranged = fake.requests().into_iter().rfind(|r| r.host == "files" && r.method == "GET").unwrap();
     assert_eq!((ranged.header("range"), ranged.status), (Some(&*format!("bytes={offset}-")), 206));
     let mut whole = first.kept;
     whole.extend_from_slice(&rest);
