@@ -9,6 +9,7 @@ mod aws_outputs;
 mod config_package;
 mod executions;
 mod keys;
+mod media_cmd;
 mod migrate;
 mod progress;
 mod serve;
@@ -107,6 +108,11 @@ enum Command {
     Status(status::StatusArgs),
     /// Forget refused candidates: the next run fetches them again.
     ClearRejection(status::ClearArgs),
+    /// A cloud media library (GoPro) copied into a directory: `media sync`.
+    Media {
+        #[command(subcommand)]
+        action: MediaAction,
+    },
     /// The archive signing key.
     Key {
         #[command(subcommand)]
@@ -114,6 +120,12 @@ enum Command {
         #[command(flatten)]
         dirs: Dirs,
     },
+}
+
+#[derive(Subcommand)]
+enum MediaAction {
+    /// Copy every ready item not copied yet, in original quality; one status row per item.
+    Sync(media_cmd::MediaSyncArgs),
 }
 
 fn init_logging() {
@@ -144,6 +156,7 @@ async fn main() -> ExitCode {
         Command::Aws { action } => aws_cmd::run(action).await,
         Command::Status(args) => status::status(args).await,
         Command::ClearRejection(args) => status::clear(args).await,
+        Command::Media { action: MediaAction::Sync(args) } => media_cmd::sync(args).await,
     };
     match result {
         Ok(code) => code,

@@ -25,6 +25,7 @@
 pub mod credentials;
 pub mod gopro;
 pub mod local;
+pub mod settings;
 
 pub use credentials::{Credentials, Secret};
 
