@@ -618,3 +618,48 @@ async fn a_local_run_fails_items_on_dead_urls_and_retries_them_but_stops_on_a_de
     assert_eq!(status_of(&db, "c"), None);
     assert!(db.all("gopro").unwrap().iter().all(|r| r.status == MediaStatus::Completed));
 }
+
+/// `pkgrelay media sync` on embedded defaults: config/media.yaml names the
+/// API and the file host, the credentials file is rewritten when tokens
+/// rotate, files land under `--out`, a second run copies nothing, and a
+/// login that must be renewed fails the command with that message and no
+/// token in its output.
+#[test]
+fn pkgrelay_media_sync_copies_the_library_and_says_when_to_log_in_again() {
+    let fake = FakeGoPro::start(vec![
+        FakeMedia::video("v1", "GX010001.MP4", "2025-07-14T09:30:00Z", 50_000),
+        FakeMedia::chaptered("c1", "GH010002.MP4", "2025-07-15T10:00:00Z", &[30_000, 20_000]),
+        FakeMedia::photo("p1", "", "2025-07-16T08:00:00Z", 4_000),
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("media.yaml"), format!("gopro:\n  api_url: {}\n  download_hosts: [localhost]\n", fake.api))
+        .unwrap();
+    let creds = tmp.path().join("gopro.json");
+    cookie().save(&creds).unwrap();
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pkgrelay"))
+            .current_dir(tmp.path())
+            .args(["media", "sync", "--config", "config", "--credentials", "gopro.json", "--strict"])
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_no_token(&text, &fake);
+        (out.status.success(), text)
+    };
+
+    let (ok, text) = run();
+    assert!(ok && text.contains("copied: 3 (104000 bytes)") && text.contains("failed: 0"), "{text}");
+    for key in ["media/gopro/2025/07/14/GX010001.MP4", "media/gopro/2025/07/15/GH010002_2.MP4", "media/gopro/2025/07/16/p1.jpg"] {
+        assert!(tmp.path().join("library").join(key).exists(), "{key} in {text}");
+    }
+    assert!(tmp.path().join(".pkgrelay/media.db").exists());
+
+    let (ok, text) = run();
+    assert!(ok && text.contains("copied: 0 (0 bytes)") && text.contains("already copied: 3"), "{text}");
+
+    fake.revoke_cookie();
+    let (ok, text) = run();
+    assert!(!ok && text.to_lowercase().contains("log in again"), "{text}");
+}
