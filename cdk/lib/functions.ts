@@ -69,6 +69,8 @@ export interface Resources {
   readonly rootFiles: string[];
   /** The object whose absence means the index is lost (APT: dists/<suite>/InRelease). */
   readonly publishedMarker: string;
+  /** The APT repository's suite: its by-hash files and generations are under it. */
+  readonly suite: string;
 }
 
 function allow(sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>) {
@@ -176,6 +178,17 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
         // copy), and the root files it skips when the live generation put them there.
         allow('ReadGenerationAndSources', ['s3:GetObject'], objects(generations, 'pool/*', 'dists/*', ...r.rootFiles)),
         allow('WritePublicFiles', ['s3:PutObject'], objects('dists/*', ...r.rootFiles)),
+        // Retention (shared/src/steps/collect.rs): the suite's ledger of what
+        // no generation references any more, rewritten by each publish…
+        allow('WriteRetentionLedger', ['s3:PutObject'], objects(`${GENERATIONS_PREFIX}${r.suite}/retention.json`)),
+        // …and what is past its grace period leaves: pool files no index lists,
+        // the suite's by-hash index files, replaced generations' manifests.
+        // Nothing else: never a fixed name (InRelease, Packages, the root files).
+        allow(
+          'CollectUnreferenced',
+          ['s3:DeleteObject'],
+          objects('pool/*', `dists/${r.suite}/*/by-hash/*`, `${GENERATIONS_PREFIX}${r.suite}/*`),
+        ),
         listForNotFound(r.bucket),
       ];
   }

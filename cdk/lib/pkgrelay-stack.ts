@@ -362,6 +362,7 @@ export class PkgrelayStack extends Stack {
                 signingKeySecretArn,
                 rootFiles,
                 publishedMarker: `dists/${settings.suite}/InRelease`,
+                suite: settings.suite,
               }),
             ],
           }),

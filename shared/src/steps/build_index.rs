@@ -4,14 +4,15 @@
 //! live generation) and keep the rest of the generation (signed Release files,
 //! index.html) in its manifest, private until publish.
 
+use super::items::{ItemsSummary, MapResults};
 use super::{Context, LEASE_SECONDS, StepError, StepResult, now};
 use crate::blob::WriteMode;
 use crate::model::rfc3339;
 use crate::repository::{Compressed, Manifest};
 use crate::store::Allocation;
-use super::items::{ItemsSummary, MapResults};
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BuildIndexInput {
@@ -22,6 +23,18 @@ pub struct BuildIndexInput {
     /// their outcomes are summarised into the output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<MapResults>,
+    /// check-sources' source failures (the state machine passes
+    /// `$.check.failures`): a run with any deletes nothing ([`crate::retention`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_failures: Vec<super::SourceFailure>,
+    /// Candidates that failed in this run, when the caller counted them
+    /// itself (the in-process pipeline; on AWS `items` says).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,14 +57,37 @@ pub fn generation_prefix(suite: &str, generation: u64) -> String {
 /// The live generation's compressed index files that are still in the public
 /// store (a forced rebuild recompresses any that went missing). No live
 /// generation, or an unreadable manifest: nothing to reuse.
-async fn reusable(ctx: &Context, live: Option<&crate::model::Publication>) -> StepResult<Vec<Compressed>> {
-    let Some(manifest) = super::live_manifest(ctx, live).await? else {
+async fn reusable(ctx: &Context, live: Option<&Manifest>) -> StepResult<Vec<Compressed>> {
+    let Some(manifest) = live else {
         return Ok(Vec::new());
     };
     let mut out = Vec::with_capacity(manifest.compressed.len());
-    for c in manifest.compressed {
+    for c in &manifest.compressed {
         if ctx.public.exists(&c.key).await? {
-            out.push(c);
+            out.push(c.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// HEADs made at once when checking that newly listed artifacts exist.
+const EXISTS_CONCURRENCY: usize = 16;
+
+/// Of `keys`, those the public store does not hold.
+async fn missing(ctx: &Context, keys: Vec<String>) -> StepResult<Vec<String>> {
+    use futures_util::StreamExt;
+    let checked: Vec<(String, Result<bool, crate::blob::BlobError>)> = futures_util::stream::iter(keys)
+        .map(|key| async move {
+            let found = ctx.public.exists(&key).await;
+            (key, found)
+        })
+        .buffer_unordered(EXISTS_CONCURRENCY)
+        .collect()
+        .await;
+    let mut out = Vec::new();
+    for (key, found) in checked {
+        if !found? {
+            out.push(key);
         }
     }
     Ok(out)
@@ -71,18 +107,25 @@ pub async fn build_index(ctx: &Context, input: BuildIndexInput) -> StepResult<Bu
             )));
         }
     };
+    // Whether the run had failures: retention deletes only after a run
+    // without any. Unreadable results count as failures.
+    let mut clean = input.source_failures.is_empty() && input.failed == 0;
     let items = match &input.items {
         Some(results) => match ItemsSummary::from_map_results(ctx, results).await {
-            Ok(summary) => Some(summary),
+            Ok(summary) => {
+                clean &= summary.failed_count == 0;
+                Some(summary)
+            }
             // The summary is a report: an unreadable one never stops the index.
             Err(e) => {
                 tracing::warn!("the candidates' results are unreadable: {e}");
+                clean = false;
                 None
             }
         },
         None => None,
     };
-    let result = build(ctx, input, &suite, generation).await.map(|out| BuildIndexOutput { items, ..out });
+    let result = build(ctx, input, &suite, generation, clean).await.map(|out| BuildIndexOutput { items, ..out });
     if result.is_ok() {
         super::crash_point("build-index");
     }
@@ -94,12 +137,19 @@ pub async fn build_index(ctx: &Context, input: BuildIndexInput) -> StepResult<Bu
     result
 }
 
-async fn build(ctx: &Context, input: BuildIndexInput, suite: &str, generation: u64) -> StepResult<BuildIndexOutput> {
+async fn build(
+    ctx: &Context,
+    input: BuildIndexInput,
+    suite: &str,
+    generation: u64,
+    clean: bool,
+) -> StepResult<BuildIndexOutput> {
     let suite = suite.to_owned();
     // Read before the scan: whatever is recorded after this mark may be missing
     // from this generation, and the next run will see it as unpublished.
     let state = ctx.store.suite(&suite).await?;
-    let reuse = reusable(ctx, state.published.as_ref()).await?;
+    let live = super::live_manifest(ctx, state.published.as_ref()).await?;
+    let reuse = reusable(ctx, live.as_ref()).await?;
     let generation_input = match ctx.format.generation_input() {
         Some(key) => match ctx.private.get_bytes(&key).await {
             Ok(bytes) => Some(bytes),
@@ -108,9 +158,59 @@ async fn build(ctx: &Context, input: BuildIndexInput, suite: &str, generation: u
         },
         None => None,
     };
-    let mut builder = ctx.format.index_builder_with(reuse, generation_input).map_err(StepError::Internal)?;
-    ctx.store.for_each_entry(&mut |entry| builder.add(entry)).await?;
-    let rendered = builder.finish(now()).map_err(StepError::Internal)?;
+    let live_refs: HashSet<String> = live.as_ref().map(|m| m.references.iter().cloned().collect()).unwrap_or_default();
+
+    // Retention deletes the artifacts of entries no index lists any more,
+    // but the store keeps the entries (check-sources must not fetch them
+    // again). An index that lists such an entry again (a raised `keep`, a
+    // bottle back in the API) would name a file that is gone: so every
+    // artifact this generation lists and the live one did not is checked
+    // to exist, and an entry whose artifact is gone is left out — after
+    // which `keep` may list an older one, checked in turn. Everything the
+    // live generation lists exists (retention never deletes what a
+    // generation within its grace period references), and on most runs
+    // the new artifacts are the few just downloaded: a HEAD each. When the
+    // live generation lists no references (nothing published yet, a
+    // manifest from before retention, or one lost) and retention never kept
+    // a ledger, nothing was ever collected and nothing is checked; with a
+    // ledger, every listed artifact is.
+    let check = !live_refs.is_empty() || ctx.private.exists(&crate::retention::ledger_key(&suite)).await?;
+    let mut gone: HashSet<String> = HashSet::new();
+    let mut checked: HashSet<String> = HashSet::new();
+    let rendered = loop {
+        let mut builder =
+            ctx.format.index_builder_with(reuse.clone(), generation_input.clone()).map_err(StepError::Internal)?;
+        builder.live_references(&live_refs);
+        ctx.store
+            .for_each_entry(&mut |entry| {
+                let artifact_gone = !gone.is_empty()
+                    && (gone.contains(&entry.filename) || entry.companions.iter().any(|c| gone.contains(&c.key)));
+                if !artifact_gone {
+                    builder.add(entry)
+                }
+            })
+            .await?;
+        let rendered = builder.finish(now()).map_err(StepError::Internal)?;
+        if !check {
+            break rendered;
+        }
+        let unchecked: Vec<String> =
+            rendered.artifacts.iter().filter(|k| !live_refs.contains(*k) && !checked.contains(*k)).cloned().collect();
+        checked.extend(unchecked.iter().cloned());
+        let newly_gone = missing(ctx, unchecked).await?;
+        if newly_gone.is_empty() {
+            break rendered;
+        }
+        tracing::warn!(
+            count = newly_gone.len(),
+            first = %newly_gone[0],
+            "entries whose artifact retention deleted are listed again: left out of the index"
+        );
+        gone.extend(newly_gone);
+    };
+    let mut references: Vec<String> = rendered.artifacts.iter().chain(&rendered.index_files).cloned().collect();
+    references.sort();
+    references.dedup();
 
     // Content-addressed: an object that exists already has these bytes (an
     // unchanged architecture's Packages costs no write). A forced rebuild writes
@@ -130,6 +230,8 @@ async fn build(ctx: &Context, input: BuildIndexInput, suite: &str, generation: u
         plan: rendered.plan,
         compressed: rendered.compressed,
         recorded: state.recorded,
+        references,
+        clean,
     };
     let manifest_key = format!("{}/manifest.json", generation_prefix(&suite, generation));
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StepError::Internal(e.into()))?;
