@@ -274,7 +274,12 @@ impl Aws {
     /// How many requests a fault hit; then it is removed.
     pub async fn remove_fault(&self, id: &str) -> u64 {
         let list = admin(reqwest::Method::GET, "faults", None).await;
-        let hits = list["faults"].as_array().unwrap().iter().find(|f| f["id"] == id).map_or(0, |f| f["hits"].as_u64().unwrap());
+        let hits = list["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .map_or(0, |f| f["hits"].as_u64().unwrap());
         admin(reqwest::Method::DELETE, &format!("faults/{}", urlencode(id)), None).await;
         hits
     }
@@ -365,7 +370,8 @@ impl Aws {
         ];
         for (name, f) in self.info["functions"].as_object().unwrap() {
             needles.push(("function secret key", f["secret_access_key"].as_str().unwrap().to_owned()));
-            needles.push(("function session token", f["environment"]["AWS_SESSION_TOKEN"].as_str().unwrap().to_owned()));
+            needles
+                .push(("function session token", f["environment"]["AWS_SESSION_TOKEN"].as_str().unwrap().to_owned()));
             let _ = name;
         }
         needles.extend(key_lines.iter().map(|l| ("signing key material", (*l).to_owned())));

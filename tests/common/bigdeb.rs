@@ -127,4 +127,3 @@ pub fn big_deb(name: &str, version: &str, arch: &str, payload: usize) -> Vec<u8>
     deb.extend_from_slice(&tail);
     deb
 }
-

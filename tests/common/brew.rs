@@ -25,8 +25,8 @@
 
 #![allow(dead_code)]
 
-use super::{Request, not_modified};
 use super::bigdeb::{fill_pseudo_random, tar_header};
+use super::{Request, not_modified};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
