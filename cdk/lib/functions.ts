@@ -166,6 +166,10 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
         allow('WriteByHash', ['s3:GetObject', 's3:PutObject'], objects('dists/*')),
         // Its own manifest, and the live one (compressed files to reuse).
         allow('StageGeneration', ['s3:GetObject', 's3:PutObject'], objects(generations)),
+        // Retention deletes pool files no index lists; an entry listed again
+        // (a raised keep) is checked to still have its file (HeadObject, which
+        // S3 authorizes as GetObject) and left out if it is gone.
+        allow('CheckListedArtifacts', ['s3:GetObject'], objects('pool/*')),
         // The Distributed Map's results, summarised into the run's report.
         allow('ReadItemResults', ['s3:GetObject'], objects(`${RESULTS_PREFIX}*`)),
         allow('ReadSigningKey', ['secretsmanager:GetSecretValue'], [r.signingKeySecretArn]),

@@ -226,6 +226,8 @@ describe('function roles grant exactly what each step uses', () => {
         's3:GetObject BUCKET.Arn/generations/*',
         's3:PutObject BUCKET.Arn/generations/*',
         's3:GetObject BUCKET.Arn/runs/results/*',
+        // Retention: an entry listed again is checked to still have its pool file.
+        's3:GetObject BUCKET.Arn/pool/*',
         'secretsmanager:GetSecretValue SIGNING_KEY',
         // HeadObject of a by-hash key not written yet must answer 404, not 403.
         's3:ListBucket BUCKET.Arn',
