@@ -33,7 +33,8 @@ async fn publish_collects_what_no_generation_within_grace_references() {
     std::fs::write(&package, text).unwrap();
     let repository = ws.path("config/repository.yaml");
     let text = std::fs::read_to_string(&repository).unwrap();
-    std::fs::write(&repository, format!("{text}retention:\n  grace: 0s\n")).unwrap();
+    assert!(text.contains("\n  grace: 7d\n"), "repository.yaml sets retention.grace");
+    std::fs::write(&repository, text.replace("\n  grace: 7d\n", "\n  grace: 0s\n")).unwrap();
     let aws = Aws::setup(&ws).await;
 
     publish_kiro(&up, "0.7.44");

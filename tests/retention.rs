@@ -21,7 +21,8 @@ fn madison(apt: &Apt, package: &str) -> Vec<String> {
 fn set_grace(ws: &Workspace, grace: &str) {
     let file = ws.path("config/repository.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, format!("{text}retention:\n  grace: {grace}\n")).unwrap();
+    assert!(text.contains("\n  grace: 7d\n"), "repository.yaml sets retention.grace");
+    std::fs::write(&file, text.replace("\n  grace: 7d\n", &format!("\n  grace: {grace}\n"))).unwrap();
 }
 
 fn by_hash_files(ws: &Workspace) -> std::collections::BTreeSet<String> {

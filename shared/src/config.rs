@@ -173,7 +173,9 @@ pub struct PackageConfig {
     pub depends: Vec<String>,
     /// Retention: how many versions of this package the index lists per
     /// architecture, the newest by Debian order. Absent: every recorded one.
-    /// The store keeps them all (a raised `keep` lists older ones again).
+    /// The store keeps them all (a raised `keep` lists older ones again);
+    /// the pool file of a version left out is deleted after the grace
+    /// period ([`RetentionConfig`]), and such a version is not listed again.
     #[serde(default)]
     pub keep: Option<usize>,
     pub source: SourceConfig,

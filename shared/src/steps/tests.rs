@@ -341,7 +341,9 @@ fn retention_setup(grace: &str) -> (tempfile::TempDir, Context) {
         let text = std::fs::read_to_string(&package).unwrap().replacen("source:", "keep: 1\nsource:", 1);
         std::fs::write(&package, text).unwrap();
         let repository = config.join("repository.yaml");
-        let text = std::fs::read_to_string(&repository).unwrap() + &format!("retention:\n  grace: {grace}\n");
+        let text = std::fs::read_to_string(&repository).unwrap();
+        assert!(text.contains("\n  grace: 7d\n"), "repository.yaml sets retention.grace");
+        let text = text.replace("\n  grace: 7d\n", &format!("\n  grace: {grace}\n"));
         std::fs::write(&repository, text).unwrap();
     })
 }
