@@ -407,6 +407,11 @@ describe('the public surface: CloudFront reads the repository paths, nothing els
     const rules = bucket.LifecycleConfiguration.Rules;
     expect(rules.some((r: any) => r.NoncurrentVersionExpiration?.NoncurrentDays > 0)).toBe(true);
     expect(rules.some((r: any) => r.AbortIncompleteMultipartUpload?.DaysAfterInitiation > 0)).toBe(true);
+    // What retention deletes (pool files, manifests) is reclaimed, not kept as noncurrent versions.
+    for (const prefix of ['pool/', 'generations/']) {
+      const rule = rules.find((r: any) => r.Prefix === prefix);
+      expect(rule).toMatchObject({ Status: 'Enabled', NoncurrentVersionExpiration: { NoncurrentDays: 7 }, ExpiredObjectDeleteMarker: true });
+    }
     expect(bucket.LoggingConfiguration.DestinationBucketName).toBeDefined();
     expect(bucket.WebsiteConfiguration).toBeUndefined();
   });
