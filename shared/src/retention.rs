@@ -67,7 +67,17 @@ pub struct Ledger {
     pub unreferenced: BTreeMap<String, i64>,
     #[serde(default)]
     pub retired: Vec<Retired>,
+    /// Unix seconds of the last publish that deleted (or set out to delete)
+    /// an artifact. build-index checks that the artifacts of entries recorded
+    /// before then still exist; entries recorded later cannot have lost theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_deletion: Option<i64>,
 }
+
+/// How much later than [`Ledger::last_deletion`] an entry's recording time
+/// must be for build-index to trust its artifact without a check: the clocks
+/// of two Lambda functions may differ a little.
+pub const CLOCK_SLACK_SECS: i64 = 300;
 
 /// One generation as the ledger sees it.
 #[derive(Debug, Clone, Copy)]
@@ -286,6 +296,7 @@ mod tests {
             through: Some(5),
             unreferenced: BTreeMap::from([("pool/a_1.deb".to_owned(), 0)]),
             retired: vec![Retired { generation: 5, manifest_key: "m5".into(), since: 0 }],
+            last_deletion: None,
         };
         assert_eq!(ledger.due(100 * DAY, 0, generation(5, &refs, "m5")), Due::default());
     }

@@ -163,39 +163,70 @@ async fn build(
     // Retention deletes the artifacts of entries no index lists any more,
     // but the store keeps the entries (check-sources must not fetch them
     // again). An index that lists such an entry again (a raised `keep`, a
-    // bottle back in the API) would name a file that is gone: so every
-    // artifact this generation lists and the live one did not is checked
-    // to exist, and an entry whose artifact is gone is left out — after
-    // which `keep` may list an older one, checked in turn. Everything the
-    // live generation lists exists (retention never deletes what a
-    // generation within its grace period references), and on most runs
-    // the new artifacts are the few just downloaded: a HEAD each. When the
-    // live generation lists no references (nothing published yet, a
-    // manifest from before retention, or one lost) and retention never kept
-    // a ledger, nothing was ever collected and nothing is checked; with a
-    // ledger, every listed artifact is.
-    let check = !live_refs.is_empty() || ctx.private.exists(&crate::retention::ledger_key(&suite)).await?;
+    // bottle back in the API) would name a file that is gone. So the
+    // artifacts of entries recorded before the last deletion (the ledger
+    // says when) that this generation lists and the live one did not are
+    // checked to exist (a HEAD each), and an entry whose artifact is gone is
+    // left out — after which `keep` may list an older one, checked in turn.
+    // Everything the live generation lists exists (retention never deletes
+    // what a generation within its grace period references); an entry
+    // recorded after the last deletion cannot have lost its file (a
+    // deletion only takes what an earlier generation listed); a repository
+    // that never deleted anything checks nothing (nor does the idle run,
+    // which never gets here).
+    let ledger_key = crate::retention::ledger_key(&suite);
+    let last_deletion = match ctx.private.get_bytes(&ledger_key).await {
+        Ok(bytes) => match serde_json::from_slice::<crate::retention::Ledger>(&bytes) {
+            Ok(ledger) => ledger.last_deletion,
+            // Unreadable: anything may have been deleted.
+            Err(e) => {
+                tracing::warn!(ledger = %ledger_key, "retention ledger unreadable, every listed artifact is checked: {e}");
+                Some(i64::MAX)
+            }
+        },
+        Err(crate::blob::BlobError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let recorded_before = |entry: &crate::model::PackageEntry, t: i64| {
+        use time::format_description::well_known::Rfc3339;
+        time::OffsetDateTime::parse(&entry.processed_timestamp, &Rfc3339)
+            .map_or(true, |at| at.unix_timestamp() <= t.saturating_add(crate::retention::CLOCK_SLACK_SECS))
+    };
     let mut gone: HashSet<String> = HashSet::new();
     let mut checked: HashSet<String> = HashSet::new();
     let rendered = loop {
         let mut builder =
             ctx.format.index_builder_with(reuse.clone(), generation_input.clone()).map_err(StepError::Internal)?;
         builder.live_references(&live_refs);
+        // Artifacts that may be gone: of entries recorded before the last deletion.
+        let mut suspect: HashSet<String> = HashSet::new();
         ctx.store
             .for_each_entry(&mut |entry| {
                 let artifact_gone = !gone.is_empty()
                     && (gone.contains(&entry.filename) || entry.companions.iter().any(|c| gone.contains(&c.key)));
-                if !artifact_gone {
-                    builder.add(entry)
+                if artifact_gone {
+                    return;
                 }
+                if let Some(t) = last_deletion
+                    && recorded_before(&entry, t)
+                    && !live_refs.contains(&entry.filename)
+                {
+                    suspect.insert(entry.filename.clone());
+                    suspect.extend(entry.companions.iter().map(|c| c.key.clone()));
+                }
+                builder.add(entry)
             })
             .await?;
         let rendered = builder.finish(now()).map_err(StepError::Internal)?;
-        if !check {
+        let unchecked: Vec<String> = rendered
+            .artifacts
+            .iter()
+            .filter(|k| suspect.contains(*k) && !live_refs.contains(*k) && !checked.contains(*k))
+            .cloned()
+            .collect();
+        if unchecked.is_empty() {
             break rendered;
         }
-        let unchecked: Vec<String> =
-            rendered.artifacts.iter().filter(|k| !live_refs.contains(*k) && !checked.contains(*k)).cloned().collect();
         checked.extend(unchecked.iter().cloned());
         let newly_gone = missing(ctx, unchecked).await?;
         if newly_gone.is_empty() {

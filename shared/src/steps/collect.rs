@@ -141,6 +141,13 @@ pub(super) async fn collect(
             })
             .take(MAX_DELETES)
             .collect();
+        // Say so before the first delete: build-index checks the artifacts of
+        // entries recorded before the last deletion, and a publish that dies
+        // midway must not leave a deleted file unannounced.
+        if !objects.is_empty() {
+            ledger.last_deletion = Some(now);
+            write_ledger(ctx, &key, &ledger).await;
+        }
         let results: Vec<(String, Result<(), BlobError>)> = futures_util::stream::iter(objects)
             .map(|k| async move {
                 let r = ctx.public.delete(&k).await;
@@ -179,14 +186,7 @@ pub(super) async fn collect(
     let still_due = ledger.due(now, grace_secs, current);
     report.in_grace = ledger.unreferenced.len().saturating_sub(still_due.objects.len());
     report.generations_in_grace = ledger.retired.len().saturating_sub(still_due.manifests.len());
-    match serde_json::to_vec(&ledger) {
-        Ok(json) => {
-            if let Err(e) = ctx.private.put_bytes(&key, json, WriteMode::Overwrite).await {
-                tracing::warn!(ledger = %key, "retention ledger not written (the next publish restarts pending grace periods): {e}");
-            }
-        }
-        Err(e) => tracing::warn!(ledger = %key, "retention ledger not serialisable: {e}"),
-    }
+    write_ledger(ctx, &key, &ledger).await;
     tracing::info!(
         deleted = report.deleted,
         deleted_generations = report.deleted_generations,
@@ -196,4 +196,17 @@ pub(super) async fn collect(
         "retention"
     );
     report
+}
+
+/// Write the ledger; a failure is logged (the next publish sees the gap and
+/// restarts the pending grace periods: later deletion, never earlier).
+async fn write_ledger(ctx: &Context, key: &str, ledger: &Ledger) {
+    match serde_json::to_vec(ledger) {
+        Ok(json) => {
+            if let Err(e) = ctx.private.put_bytes(key, json, WriteMode::Overwrite).await {
+                tracing::warn!(ledger = %key, "retention ledger not written (the next publish restarts pending grace periods): {e}");
+            }
+        }
+        Err(e) => tracing::warn!(ledger = %key, "retention ledger not serialisable: {e}"),
+    }
 }
