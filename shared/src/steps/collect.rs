@@ -9,16 +9,20 @@
 //!   live generation" means this one; and the suite's lease is still held,
 //!   so no build-index runs meanwhile. A build never lists an artifact that
 //!   is being deleted under it: build-index checks each artifact its
-//!   generation lists and the live one did not, and that check cannot
-//!   interleave with these deletes.
+//!   generation lists and the live one did not (of entries recorded before
+//!   the ledger's `last_deletion`), and that check cannot interleave with
+//!   these deletes.
 //! - **The ledger advances on every publish, deletes only on a clean one.**
 //!   A run with failures (a source that could not be asked, a candidate that
 //!   failed) may have left the index incomplete; it deletes nothing, but its
 //!   generation still went live, and the ledger must hear of it or its
 //!   times would be wrong.
-//! - **Deletes before the ledger is written.** A crash in between leaves the
-//!   deleted keys in the ledger: deleted again (a no-op) next time. Writing
-//!   first would lose them (a leak). A ledger written by a publish that then
+//! - **Deletes before the ledger is written.** The ledger is written once
+//!   before the first delete, saying only that deletion begins
+//!   (`last_deletion`, which build-index's check relies on), and once after,
+//!   without what was deleted. A crash in between leaves the deleted keys in
+//!   the ledger: deleted again (a no-op) next time. Forgetting them first
+//!   would lose them (a leak). A ledger written by a publish that then
 //!   fails to record itself accounts through a generation that never
 //!   became "live" in the store: the next publish sees the gap and restarts
 //!   every pending grace period ([`crate::retention::Ledger::advance`]).
