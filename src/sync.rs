@@ -71,14 +71,8 @@ async fn run_one(ctx: &pkgrelay_core::steps::Context, dirs: &Dirs, force_rebuild
             for w in &p.warnings {
                 println!("  warning: {w}");
             }
-            if let Some(r) = &p.retention {
-                println!(
-                    "retention (grace {} s): deleted {}, in grace {}, manifests deleted {}, manifests in grace {}, deferred {}",
-                    r.grace_seconds, r.deleted, r.in_grace, r.deleted_generations, r.generations_in_grace, r.deferred
-                );
-                if let Some(why) = &r.held {
-                    println!("  held: {why}");
-                }
+            for line in p.retention.iter().flat_map(|r| r.lines()) {
+                println!("{line}");
             }
         }
         None => println!("repository unchanged (nothing new, index still fresh)"),

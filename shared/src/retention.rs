@@ -212,6 +212,26 @@ pub struct RetentionReport {
     pub held: Option<String>,
 }
 
+impl RetentionReport {
+    /// One line for a person (`pkgrelay sync`, `pkgrelay aws start`), and
+    /// why nothing was deleted when something was due.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "retention (grace {} s): deleted {}, in grace {}, manifests deleted {}, manifests in grace {}, deferred {}",
+            self.grace_seconds,
+            self.deleted,
+            self.in_grace,
+            self.deleted_generations,
+            self.generations_in_grace,
+            self.deferred
+        )];
+        if let Some(why) = &self.held {
+            out.push(format!("  held: {why}"));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
