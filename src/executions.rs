@@ -277,6 +277,7 @@ impl Outcome {
                     lines.push(format!("  published {} entries an earlier run had recorded", s.unpublished));
                 }
                 lines.push(format!("  packages in the index: {}, valid until {}", p.packages, p.valid_until));
+                lines.extend(p.retention.iter().flat_map(|r| r.lines()).map(|l| format!("  {l}")));
                 rejections(s, &mut lines);
             }
             (None, Some(s)) => {

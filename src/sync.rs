@@ -71,6 +71,9 @@ async fn run_one(ctx: &pkgrelay_core::steps::Context, dirs: &Dirs, force_rebuild
             for w in &p.warnings {
                 println!("  warning: {w}");
             }
+            for line in p.retention.iter().flat_map(|r| r.lines()) {
+                println!("{line}");
+            }
         }
         None => println!("repository unchanged (nothing new, index still fresh)"),
     }

@@ -197,3 +197,82 @@ fn a_new_name_for_a_stored_digest_downloads_nothing() {
     assert_eq!(b.tag, "arm64_sequoia");
     assert_eq!(sha256(&flat.fetch_bottle(&b).unwrap().bytes), shared);
 }
+
+/// Retention on a mirror: a bottle the published API files no longer
+/// reference leaves the index at once and the bucket after the grace period
+/// (the mirror's own `retention.grace`), but not in a run with a failure,
+/// however long ago it was left out; brew, meanwhile, pours everything the
+/// published API files name.
+#[test]
+fn an_unreferenced_bottle_leaves_after_the_grace_period_and_survives_a_failed_run() {
+    let up = Upstream::start();
+    let fake = FakeBrew::start(fixture_formulae());
+    let ws = Workspace::new(&up);
+    configure_mirror(&ws, &fake, &["arm64_sonoma"]);
+    let settings = ws.path("config/homebrew.yaml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(&settings, format!("{text}retention:\n  grace: 3s\n")).unwrap();
+    let out = ws.sync(&["--repository", "brew"]);
+    assert!(out.contains("failed: 0") && out.contains("retention (grace 3 s)"), "{out}");
+    let old = fake.formula("hello");
+    let old_blob = ws.path(&format!("public/brew/blobs/sha256/{}", old.bottle("arm64_sonoma").unwrap().sha256));
+    assert!(old_blob.exists());
+
+    // hello 2.13.0 replaces 2.12.2 upstream.
+    let upgrade = |mut formulae: Vec<Formula>, extra: Vec<Formula>| {
+        formulae.retain(|f| f.name != "hello");
+        formulae.push(formula("hello", "2.13.0").bottles(&["arm64_sonoma"], Cellar::AnySkipRelocation).build());
+        formulae.extend(extra);
+        formulae
+    };
+    fake.publish(upgrade(fixture_formulae(), vec![]));
+    let out = ws.sync(&["--repository", "brew"]);
+    assert!(out.contains("hello#2.13.0#arm64_sonoma") && out.contains("failed: 0"), "{out}");
+    assert!(out.contains("retention (grace 3 s): deleted 0,"), "within grace: {out}");
+    let hashes: serde_json::Value = serde_json::from_slice(&ws.read("public/brew/bottles_hash.json")).unwrap();
+    assert!(hashes.get(old.flat_name("arm64_sonoma")).is_none(), "no longer listed: {hashes}");
+    assert!(old_blob.exists(), "kept within the grace period");
+
+    // Past the grace period, a run with a failure (one new bottle cannot be
+    // fetched, another can) publishes, and deletes nothing.
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let wget = formula("wget", "1.25.0").bottles(&["arm64_sonoma"], Cellar::Any).build();
+    let curl = formula("curl", "8.16.0").bottles(&["arm64_sonoma"], Cellar::Any).build();
+    fake.publish(upgrade(fixture_formulae(), vec![wget.clone(), curl.clone()]));
+    let broken = curl.bottle("arm64_sonoma").unwrap().sha256.clone();
+    let held = fake.withhold_blob(&broken);
+    let out = ws.sync(&["--repository", "brew"]);
+    assert!(out.contains("wget#1.25.0#arm64_sonoma") && out.contains("failed: 1"), "{out}");
+    assert!(out.contains("held: the run had failures"), "{out}");
+    assert!(old_blob.exists(), "an unreferenced bottle survives a run with a failure");
+    // brew pours what the published API files (still the previous ones) name.
+    let served = ws.serve();
+    let mirror = format!("{}/brew", served.url.trim_end_matches('/'));
+    let pour_all = |expect: &[&str]| {
+        for client in [
+            BrewClient::new("arm64_sonoma", &format!("{mirror}/api")).bottle_domain(&format!("{mirror}/bottles")),
+            BrewClient::new("arm64_sonoma", &format!("{mirror}/api")).artifact_domain(&mirror),
+        ] {
+            let index = client.packages_index().unwrap();
+            for name in expect {
+                let b = index.bottle(name, "arm64_sonoma").unwrap_or_else(|| panic!("{name} not in the API"));
+                let got = client.fetch_bottle(&b).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(sha256(&got.bytes), b.sha256);
+            }
+        }
+    };
+    pour_all(&["hello", "openssl@3", "gtk+3", "ca-certificates"]);
+
+    // The bottle is back: a run without failures publishes the new API files
+    // and deletes what no generation within the grace period references.
+    fake.restore_blob(&broken, held);
+    let out = ws.sync(&["--repository", "brew"]);
+    assert!(out.contains("curl#8.16.0#arm64_sonoma") && out.contains("failed: 0"), "{out}");
+    assert!(!out.contains("held"), "{out}");
+    assert!(!old_blob.exists(), "past its grace period after a clean run: {out}");
+    pour_all(&["hello", "openssl@3", "gtk+3", "ca-certificates", "wget", "curl"]);
+    for f in [&wget, &curl] {
+        let blob = ws.path(&format!("public/brew/blobs/sha256/{}", f.bottle("arm64_sonoma").unwrap().sha256));
+        assert!(blob.exists(), "{}", f.name);
+    }
+}

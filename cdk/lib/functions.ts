@@ -79,6 +79,15 @@ export interface Resources {
   readonly mirrorPrefixes: string[];
   /** The key value store of the mirrors' flat bottle names (CloudFront), when there is a mirror. */
   readonly bottleNamesArn?: string;
+  /** Each Homebrew mirror's name: its generations and retention ledger are under generations/<name>/. */
+  readonly mirrorNames: string[];
+  /** The APT repository's suite: its by-hash files and generations are under it. */
+  readonly suite: string;
+}
+
+/** `brew-2` -> `Brew2`: a statement id part (letters and digits only). */
+function pascal(name: string): string {
+  return name.split(/[^A-Za-z0-9]/).map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('');
 }
 
 function allow(sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>) {
@@ -203,6 +212,11 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
         ...(r.mirrorPrefixes.length === 0 ? [] : [allow('ReadMirrorSnapshot', ['s3:GetObject'], objects(brewSnapshots))]),
         // Its own manifest, and the live one (compressed files to reuse).
         allow('StageGeneration', ['s3:GetObject', 's3:PutObject'], objects(generations)),
+        // Retention deletes pool files no index lists; an entry listed again
+        // (a raised keep) is checked to still have its file (HeadObject, which
+        // S3 authorizes as GetObject) and left out if it is gone.
+        allow('CheckListedArtifacts', ['s3:GetObject'], objects('pool/*')),
+        ...mirrorGrants('CheckListedMirrorBlobs', ['s3:GetObject'], 'blobs/*'),
         // The Distributed Map's results, summarised into the run's report.
         allow('ReadItemResults', ['s3:GetObject'], objects(`${RESULTS_PREFIX}*`)),
         allow('ReadSigningKey', ['secretsmanager:GetSecretValue'], [r.signingKeySecretArn]),
@@ -230,6 +244,31 @@ export function functionPermissions(name: FunctionName, r: Resources): iam.Polic
               ),
             ]
           : []),
+        // Retention (shared/src/steps/collect.rs): the suite's ledger of what
+        // no generation references any more, rewritten by each publish…
+        allow('WriteRetentionLedger', ['s3:PutObject'], objects(`${GENERATIONS_PREFIX}${r.suite}/retention.json`)),
+        // …and what is past its grace period leaves: pool files no index lists,
+        // the suite's by-hash index files, replaced generations' manifests.
+        // Nothing else: never a fixed name (InRelease, Packages, the root files).
+        allow(
+          'CollectUnreferenced',
+          ['s3:DeleteObject'],
+          objects('pool/*', `dists/${r.suite}/*/by-hash/*`, `${GENERATIONS_PREFIX}${r.suite}/*`),
+        ),
+        // The same for each mirror: its ledger, and its bottles, by-hash files
+        // and manifests once past the grace period.
+        ...r.mirrorNames.map((name) =>
+          allow(`WriteRetentionLedger${pascal(name)}`, ['s3:PutObject'], objects(`${GENERATIONS_PREFIX}${name}/retention.json`)),
+        ),
+        ...(r.mirrorPrefixes.length === 0
+          ? []
+          : [
+              allow(
+                'CollectUnreferencedMirrorFiles',
+                ['s3:DeleteObject'],
+                objects(...mirror('blobs/*', 'by-hash/*'), ...r.mirrorNames.map((n) => `${GENERATIONS_PREFIX}${n}/*`)),
+              ),
+            ]),
         listForNotFound(r.bucket),
       ];
   }

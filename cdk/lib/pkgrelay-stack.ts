@@ -42,6 +42,7 @@ import {
   CONFIG_LOCATION,
   FUNCTION_NAMES,
   FunctionName,
+  GENERATIONS_PREFIX,
   PACKAGE_NAME_INDEX,
   RUNS_PREFIX,
   STAGING_PREFIX,
@@ -178,6 +179,20 @@ export class PkgrelayStack extends Stack {
           expiration: Duration.days(14),
           noncurrentVersionExpiration: Duration.days(1),
         },
+        // Retention (shared/src/steps/collect.rs) deletes pool files no index
+        // lists and manifests of replaced generations once their grace period
+        // is over. The bucket is versioned, so a delete leaves the bytes as a
+        // noncurrent version, which the bucket-wide rule would keep (it keeps
+        // the three newest of every key): these keys are write-once, their only
+        // noncurrent version is the deleted one; kept a week for recovery, then
+        // the space is reclaimed, with the delete marker. (Overlapping the
+        // bucket-wide rule as expire-run-files does: S3 applies the shorter.)
+        ...['pool/', GENERATIONS_PREFIX].map((prefix) => ({
+          id: `expire-collected-${prefix.replace('/', '')}`,
+          prefix,
+          noncurrentVersionExpiration: Duration.days(7),
+          expiredObjectDeleteMarker: true,
+        })),
       ],
       // Never deleted with the stack: it holds the published repository.
       removalPolicy: RemovalPolicy.RETAIN,
@@ -403,6 +418,8 @@ export class PkgrelayStack extends Stack {
                 publishedMarker: `dists/${settings.suite}/InRelease`,
                 mirrorPrefixes: mirrors.map((r) => r.prefix),
                 bottleNamesArn: this.bottleNames?.keyValueStoreArn,
+                mirrorNames: mirrors.map((r) => r.name),
+                suite: settings.suite,
               }),
             ],
           }),

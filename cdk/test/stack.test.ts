@@ -230,6 +230,8 @@ describe('function roles grant exactly what each step uses', () => {
         's3:GetObject BUCKET.Arn/generations/*',
         's3:PutObject BUCKET.Arn/generations/*',
         's3:GetObject BUCKET.Arn/runs/results/*',
+        // Retention: an entry listed again is checked to still have its pool file.
+        's3:GetObject BUCKET.Arn/pool/*',
         'secretsmanager:GetSecretValue SIGNING_KEY',
         // HeadObject of a by-hash key not written yet must answer 404, not 403.
         's3:ListBucket BUCKET.Arn',
@@ -238,7 +240,7 @@ describe('function roles grant exactly what each step uses', () => {
     );
   });
 
-  test('publish: reads generations/, pool/, dists/; writes dists/ and the root files', () => {
+  test('publish: reads generations/, pool/, dists/; writes dists/, the root files and the retention ledger; deletes only pool files, by-hash files and manifests', () => {
     const keyring = REPOSITORY_YAML.keyring_name;
     expect(keyring).toBe('kiro-archive-keyring.gpg');
     expect(grants(functionRoleStatements('publish'))).toEqual(
@@ -255,6 +257,10 @@ describe('function roles grant exactly what each step uses', () => {
         's3:PutObject BUCKET.Arn/index.html',
         `s3:PutObject BUCKET.Arn/${REPOSITORY_YAML.convenience_copy}.deb`,
         `s3:PutObject BUCKET.Arn/${keyring}`,
+        `s3:PutObject BUCKET.Arn/generations/${REPOSITORY_YAML.suite}/retention.json`,
+        's3:DeleteObject BUCKET.Arn/pool/*',
+        `s3:DeleteObject BUCKET.Arn/dists/${REPOSITORY_YAML.suite}/*/by-hash/*`,
+        `s3:DeleteObject BUCKET.Arn/generations/${REPOSITORY_YAML.suite}/*`,
         's3:ListBucket BUCKET.Arn',
         ...OWN_LOGS,
       ].sort(),
@@ -276,10 +282,23 @@ describe('nobody in the stack', () => {
     const actions = statements.flatMap((s) => s.Action);
     expect(actions.filter((a) => /^dynamodb:(DeleteItem|BatchWriteItem|\*)$/.test(a))).toEqual([]);
     expect(actions.filter((a) => a === '*' || a === 's3:*' || a === 'dynamodb:*' || /^s3:(Delete|Put)\w*\*$/.test(a))).toEqual([]);
-    // The only deletion: a staged upload leaving the inbox (recorded, or moved to staging/rejected/).
+    // The only deletions: a staged upload leaving the inbox (recorded, or
+    // moved to staging/rejected/), and publish's retention (write-once
+    // objects past their grace period; never a fixed name such as InRelease).
     const deletes = statements.filter((s) => s.Action.some((a) => /^s3:Delete/.test(a)));
     expect(new Set(deletes.flatMap((s) => s.Action))).toEqual(new Set(['s3:DeleteObject']));
-    expect(new Set(deletes.flatMap((s) => s.Resource))).toEqual(new Set(['BUCKET.Arn/staging/*']));
+    const suite = REPOSITORY_YAML.suite;
+    expect(new Set(deletes.flatMap((s) => s.Resource))).toEqual(
+      new Set([
+        'BUCKET.Arn/staging/*',
+        'BUCKET.Arn/pool/*',
+        `BUCKET.Arn/dists/${suite}/*/by-hash/*`,
+        `BUCKET.Arn/generations/${suite}/*`,
+      ]),
+    );
+    for (const fixed of [`dists/${suite}/InRelease`, `dists/${suite}/main/binary-amd64/Packages`, 'index.html']) {
+      expect(deletes.flatMap((s) => s.Resource).some((r) => patternMatches(r, `BUCKET.Arn/${fixed}`))).toBe(false);
+    }
   });
 
   test('can put anything into staging/ (only uploads by the operator land there; refused ones move to staging/rejected/)', () => {
@@ -392,6 +411,11 @@ describe('the public surface: CloudFront reads the repository paths, nothing els
     const rules = bucket.LifecycleConfiguration.Rules;
     expect(rules.some((r: any) => r.NoncurrentVersionExpiration?.NoncurrentDays > 0)).toBe(true);
     expect(rules.some((r: any) => r.AbortIncompleteMultipartUpload?.DaysAfterInitiation > 0)).toBe(true);
+    // What retention deletes (pool files, manifests) is reclaimed, not kept as noncurrent versions.
+    for (const prefix of ['pool/', 'generations/']) {
+      const rule = rules.find((r: any) => r.Prefix === prefix);
+      expect(rule).toMatchObject({ Status: 'Enabled', NoncurrentVersionExpiration: { NoncurrentDays: 7 }, ExpiredObjectDeleteMarker: true });
+    }
     expect(bucket.LoggingConfiguration.DestinationBucketName).toBeDefined();
     expect(bucket.WebsiteConfiguration).toBeUndefined();
   });

@@ -77,6 +77,45 @@ pub struct RepositoryConfig {
     /// fields keep their defaults.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// When objects no index lists any more leave the bucket (see
+    /// [`crate::retention`]); a Homebrew mirror's settings may set their own.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// `retention:` in `repository.yaml` (or a Homebrew mirror's settings).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How long an object (a pool file, a bottle, a by-hash index file, a
+    /// generation's manifest) stays after the last published generation that
+    /// referenced it was replaced: clients and caches hold older indexes
+    /// (apt's lists, a CDN's copy of InRelease) and fetch what they name.
+    /// `7d` by default; `0s` collects at the next clean publish (tests).
+    #[serde(default = "RetentionConfig::default_grace")]
+    pub grace: String,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { grace: Self::default_grace() }
+    }
+}
+
+impl RetentionConfig {
+    fn default_grace() -> String {
+        "7d".into()
+    }
+
+    /// The grace period (validated at load).
+    pub fn grace(&self) -> Duration {
+        parse_duration_or_zero(&self.grace).expect("validated at load")
+    }
+
+    /// Check `grace`; `field`: where it was set, for the error.
+    pub fn check(&self, file: &Path, field: &str) -> Result<(), ConfigError> {
+        parse_duration_or_zero(&self.grace).map(drop).map_err(|e| err(file, Some(field), e))
+    }
 }
 
 /// A compressed form of an index file.
@@ -134,7 +173,9 @@ pub struct PackageConfig {
     pub depends: Vec<String>,
     /// Retention: how many versions of this package the index lists per
     /// architecture, the newest by Debian order. Absent: every recorded one.
-    /// The store keeps them all (a raised `keep` lists older ones again).
+    /// The store keeps them all (a raised `keep` lists older ones again);
+    /// the pool file of a version left out is deleted after the grace
+    /// period ([`RetentionConfig`]), and such a version is not listed again.
     #[serde(default)]
     pub keep: Option<usize>,
     pub source: SourceConfig,
@@ -350,7 +391,11 @@ fn load_repositories(
         match r.format {
             FormatName::Apt => {
                 if list[..i].iter().any(|o| o.format == FormatName::Apt) {
-                    return Err(err(&file, Some(&field(i, "format")), "one APT repository per deployment (repository.yaml)"));
+                    return Err(err(
+                        &file,
+                        Some(&field(i, "format")),
+                        "one APT repository per deployment (repository.yaml)",
+                    ));
                 }
                 if !r.prefix.is_empty() || r.config.is_some() {
                     return Err(err(
@@ -366,22 +411,40 @@ fn load_repositories(
                     && !p.is_empty()
                     && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
                     && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_/".contains(c));
-                let reserved = ["pool/", "dists/"].iter().chain(crate::blob::PRIVATE_PREFIXES).any(|x| r.prefix.starts_with(x));
+                let reserved =
+                    ["pool/", "dists/"].iter().chain(crate::blob::PRIVATE_PREFIXES).any(|x| r.prefix.starts_with(x));
                 if !ok_prefix || reserved {
                     return Err(err(
                         &file,
                         Some(&field(i, "prefix")),
-                        format!("{:?}: a directory of its own (`brew/`), outside pool/, dists/ and the private prefixes", r.prefix),
+                        format!(
+                            "{:?}: a directory of its own (`brew/`), outside pool/, dists/ and the private prefixes",
+                            r.prefix
+                        ),
                     ));
                 }
-                if let Some(o) = list[..i].iter().find(|o| !o.prefix.is_empty() && (o.prefix.starts_with(&r.prefix) || r.prefix.starts_with(&o.prefix))) {
-                    return Err(err(&file, Some(&field(i, "prefix")), format!("{:?} overlaps {}'s {:?}", r.prefix, o.name, o.prefix)));
+                if let Some(o) = list[..i].iter().find(|o| {
+                    !o.prefix.is_empty() && (o.prefix.starts_with(&r.prefix) || r.prefix.starts_with(&o.prefix))
+                }) {
+                    return Err(err(
+                        &file,
+                        Some(&field(i, "prefix")),
+                        format!("{:?} overlaps {}'s {:?}", r.prefix, o.name, o.prefix),
+                    ));
                 }
                 if r.name == apt.suite {
-                    return Err(err(&file, Some(&field(i, "name")), format!("{:?} is the APT suite's state record", r.name)));
+                    return Err(err(
+                        &file,
+                        Some(&field(i, "name")),
+                        format!("{:?} is the APT suite's state record", r.name),
+                    ));
                 }
                 let Some(settings) = &r.config else {
-                    return Err(err(&file, Some(&field(i, "config")), "a Homebrew mirror names its settings file (homebrew.yaml)"));
+                    return Err(err(
+                        &file,
+                        Some(&field(i, "config")),
+                        "a Homebrew mirror names its settings file (homebrew.yaml)",
+                    ));
                 };
                 homebrew.insert(r.name.clone(), crate::brew::config::HomebrewConfig::load(dir, settings, limits)?);
             }
@@ -467,6 +530,7 @@ fn validate_repository(r: &RepositoryConfig, file: &Path) -> Result<(), ConfigEr
         check_base_url(file, &format!("environments.{name}.base_url"), &env.base_url)?;
     }
     parse_duration(&r.valid_for).map_err(|e| err(file, Some("valid_for"), e))?;
+    r.retention.check(file, "retention.grace")?;
     if !check_word(&r.keyring_name) || !r.keyring_name.ends_with(".gpg") {
         return Err(err(
             file,
@@ -542,6 +606,15 @@ fn validate_package(p: &mut PackageConfig, file: &Path, limits: &Limits) -> Resu
 /// Parse `7d`, `36h`, `90m`, `45s`. Hand-written: four suffixes do not warrant a
 /// dependency.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration_or_zero(text)?;
+    if d.is_zero() {
+        return Err(format!("{:?}: must be longer than zero", text.trim()));
+    }
+    Ok(d)
+}
+
+/// [`parse_duration`], zero allowed (a grace period may be none at all).
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (num, unit) = text.split_at(split);
@@ -553,9 +626,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => n,
         _ => return Err(format!("{text:?}: unit must be d, h, m or s")),
     };
-    if secs == 0 {
-        return Err(format!("{text:?}: must be longer than zero"));
-    }
     Ok(Duration::from_secs(secs))
 }
 

@@ -16,6 +16,7 @@
 //! - [`blob`]: object storage (`ObjectStore`), a directory locally;
 //! - [`steps`]: the five pipeline steps as plain async functions;
 //! - [`context`]: the one place a step's context is built from config and backends;
+//! - [`retention`]: when objects no published index lists any more may leave (the ledger publish keeps);
 //! - [`pipeline`]: the in-process runner that chains the steps like the state machine does;
 //! - [`migrate`]: the one-time migration of the earlier single-package system's store.
 //!
@@ -37,6 +38,7 @@ pub mod model;
 pub mod notify;
 pub mod pipeline;
 pub mod repository;
+pub mod retention;
 pub mod sign;
 pub mod sources;
 pub mod steps;

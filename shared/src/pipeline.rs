@@ -5,7 +5,6 @@
 //! [`MAX_CONCURRENCY`] at once: DownloadPackage -> RecordMetadata (a failure is
 //! reported and the others go on) -> BuildIndex -> Publish.
 
-
 use crate::steps::{
     self, BuildIndexInput, CheckSourcesInput, Context, PublishInput, PublishOutput, RecordOutcome, StepError,
 };
@@ -139,7 +138,9 @@ pub async fn run(ctx: &Context, input: CheckSourcesInput) -> Result<RunSummary, 
                     let _ = ctx.private.delete(&key).await;
                 }
                 match result {
-                    Ok(recorded) if recorded.outcome == RecordOutcome::Inserted => summary.new.push(recorded.package_id),
+                    Ok(recorded) if recorded.outcome == RecordOutcome::Inserted => {
+                        summary.new.push(recorded.package_id)
+                    }
                     Ok(_) => summary.already_processed += 1,
                     Err(e) => fail(&mut summary, what.clone(), e.context(&what)),
                 }
@@ -155,7 +156,16 @@ pub async fn run(ctx: &Context, input: CheckSourcesInput) -> Result<RunSummary, 
     if summary.new.is_empty() && !force && !checked.refresh_due && checked.unpublished == 0 {
         return Ok(summary);
     }
-    let built = steps::build_index(ctx, BuildIndexInput { force_rebuild: force, items: None }).await?;
+    // Retention deletes only after a run without failures: sources that
+    // could not be asked and candidates that failed count; refused staged
+    // uploads do not (they are the uploader's, and nothing published
+    // depends on them).
+    let failed = summary.failed.iter().filter(|f| f.error_type != "Rejected").count();
+    let built = steps::build_index(
+        ctx,
+        BuildIndexInput { force_rebuild: force, items: None, source_failures: Vec::new(), failed },
+    )
+    .await?;
     let published =
         steps::publish(ctx, PublishInput { generation: built.generation, manifest_key: built.manifest_key }).await?;
     summary.published = Some(published);

@@ -110,6 +110,14 @@ pub struct RenderedIndex {
     pub date: String,
     pub valid_until: String,
     pub packages: usize,
+    /// The artifacts this generation's index names (APT: each listed
+    /// version's pool file and companions; Homebrew: each listed bottle's
+    /// blob): public keys retention must keep while the generation is
+    /// within its grace period ([`crate::retention`]).
+    pub artifacts: Vec<String>,
+    /// The content-addressed index files this generation publishes from
+    /// (by-hash keys, new or reused): kept the same way.
+    pub index_files: Vec<String>,
 }
 
 /// What a format reads from a downloaded artifact: its identity, its own
@@ -166,6 +174,12 @@ pub trait RepositoryFormat: Send + Sync {
     fn base_url(&self) -> Option<String> {
         None
     }
+    /// The grace period of this repository's retention when the format's
+    /// own settings give one (a Homebrew mirror's `retention.grace`);
+    /// `None`: `repository.yaml`'s.
+    fn retention_grace(&self) -> Option<std::time::Duration> {
+        None
+    }
     /// The public object whose absence means the repository is not (or no
     /// longer) published, e.g. APT's InRelease: its loss makes a run republish.
     fn published_marker(&self) -> Option<String> {
@@ -177,6 +191,11 @@ pub trait RepositoryFormat: Send + Sync {
 /// in any order, then `finish` renders and signs.
 pub trait IndexBuilder: Send {
     fn add(&mut self, entry: PackageEntry);
+    /// What the live generation references ([`Manifest::references`]),
+    /// before any entry is added: a format whose listing follows an
+    /// upstream file it may keep from the live generation (a mirror's API
+    /// files) lists what the live one listed. Default: not needed.
+    fn live_references(&mut self, _references: &std::collections::HashSet<String>) {}
     fn finish(self: Box<Self>, now: OffsetDateTime) -> anyhow::Result<RenderedIndex>;
 }
 
@@ -200,4 +219,15 @@ pub struct Manifest {
     /// The suite's `recorded` mark when the build read the store.
     #[serde(default)]
     pub recorded: u64,
+    /// Every public key this generation references that retention collects
+    /// once no generation within the grace period does (artifacts and
+    /// by-hash files; see [`crate::retention`]), sorted. Empty in
+    /// manifests written before retention: nothing is learnt from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
+    /// The run that built it had no failures (no source failed, no
+    /// candidate failed): only then may its publish delete anything.
+    /// Absent (older manifests): false.
+    #[serde(default)]
+    pub clean: bool,
 }

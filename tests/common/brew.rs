@@ -1840,6 +1840,17 @@ impl FakeBrew {
         st.formulae = formulae;
     }
 
+    /// Make the blob host answer 404 for the blob `sha256` (a bottle whose
+    /// download fails while the others succeed) until [`FakeBrew::restore_blob`];
+    /// what it held.
+    pub fn withhold_blob(&self, sha256: &str) -> Arc<Vec<u8>> {
+        self.state.lock().unwrap().blob_store.remove(sha256).unwrap_or_else(|| panic!("no blob {sha256}"))
+    }
+
+    pub fn restore_blob(&self, sha256: &str, bytes: Arc<Vec<u8>>) {
+        self.state.lock().unwrap().blob_store.insert(sha256.to_owned(), bytes);
+    }
+
     /// `HOMEBREW_API_DOMAIN` for this fake.
     pub fn api_domain(&self) -> String {
         self.api.url("/api")

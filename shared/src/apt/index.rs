@@ -56,11 +56,18 @@ struct Collected {
     stanzas: HashMap<String, Stanzas>,
     entries: usize,
     newest: BTreeMap<String, Newest>,
+    /// Pool keys of the entries listed (and of their companions).
+    artifacts: Vec<String>,
 }
 
 impl Collected {
     fn add(&mut self, entry: PackageEntry) {
         self.entries += 1;
+        // Referenced even when its architecture is not one the suite lists
+        // (it then appears nowhere): retention collects what `keep` leaves
+        // out, not what a configuration change hides.
+        self.artifacts.push(entry.filename.clone());
+        self.artifacts.extend(entry.companions.iter().map(|c| c.key.clone()));
         if !self.stanzas.contains_key(&entry.architecture) {
             self.stanzas.insert(entry.architecture.clone(), Stanzas::default());
         }
@@ -213,6 +220,7 @@ impl IndexBuilder for AptIndexBuilder {
         let valid_until = now + cfg.validity();
         let mut out = RenderedIndex { date: rfc3339(now), valid_until: rfc3339(valid_until), ..Default::default() };
         out.packages = collected.entries;
+        out.artifacts = std::mem::take(&mut collected.artifacts);
 
         out.plan.push(PlanEntry::inline(&cfg.keyring_name, ObjectRef::bytes(&key.public_keyring()?)));
 
@@ -257,6 +265,7 @@ impl IndexBuilder for AptIndexBuilder {
         for (files, compressed) in per_directory {
             for file in files {
                 out.plan.push(PlanEntry::public(&format!("{dists}/{}", file.path), &file.key));
+                out.index_files.push(file.key.clone());
                 if let Some(bytes) = file.bytes {
                     out.immutable.push((file.key, bytes));
                 }

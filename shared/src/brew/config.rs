@@ -78,6 +78,10 @@ pub struct HomebrewConfig {
     /// default 10). Locally downloads run one after another.
     #[serde(default)]
     pub max_concurrency: Option<u32>,
+    /// The mirror's own grace period for bottles and files no generation
+    /// lists any more (absent: `repository.yaml`'s, 7 days by default).
+    #[serde(default)]
+    pub retention: Option<crate::config::RetentionConfig>,
     /// The file, relative to the configuration directory; set at load.
     #[serde(skip)]
     pub file: String,
@@ -193,6 +197,9 @@ impl HomebrewConfig {
             return Err(e("base_url", format!("{:?}: must be an http(s) URL without query", c.base_url)));
         }
         c.effective_limits = limits.with(&c.limits, file, false).map_err(|err| e(&err.field, err.message))?;
+        if let Some(r) = &c.retention {
+            r.check(&path, "retention.grace")?;
+        }
         Ok(c)
     }
 }

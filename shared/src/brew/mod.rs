@@ -280,6 +280,7 @@ impl RepositoryFormat for BrewRepository {
             reuse,
             snapshot,
             entries: Vec::new(),
+            live: None,
         }))
     }
 
@@ -289,6 +290,9 @@ impl RepositoryFormat for BrewRepository {
 
     fn base_url(&self) -> Option<String> {
         Some(self.config.base_url.clone())
+    }
+    fn retention_grace(&self) -> Option<std::time::Duration> {
+        self.config.retention.as_ref().map(crate::config::RetentionConfig::grace)
     }
 
     /// The first API file: brew learns of the mirror's bottles from the API
@@ -308,6 +312,8 @@ pub struct BrewIndex {
     reuse: Vec<Compressed>,
     snapshot: Option<ApiSnapshot>,
     entries: Vec<(BrewMetadata, u64)>,
+    /// What the live generation references, if it says (see `finish`).
+    live: Option<std::collections::HashSet<String>>,
 }
 
 impl IndexBuilder for BrewIndex {
@@ -317,7 +323,51 @@ impl IndexBuilder for BrewIndex {
         }
     }
 
-    fn finish(self: Box<Self>, now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
+    fn live_references(&mut self, references: &std::collections::HashSet<String>) {
+        if !references.is_empty() {
+            self.live = Some(references.clone());
+        }
+    }
+
+    fn finish(mut self: Box<Self>, now: OffsetDateTime) -> anyhow::Result<RenderedIndex> {
+        // Which API files this generation publishes: the snapshot's once
+        // every bottle they reference is recorded, else the live ones.
+        type ApiKey = (String, String, String);
+        let owned = |b: &BrewMetadata| -> ApiKey {
+            let (f, t, s) = b.api_key();
+            (f.to_owned(), t.to_owned(), s.to_owned())
+        };
+        let recorded: std::collections::HashSet<ApiKey> = self.entries.iter().map(|(m, _)| owned(m)).collect();
+        let fresh = match &self.snapshot {
+            Some(s) => {
+                let missing: Vec<String> =
+                    s.bottles.iter().filter(|b| !recorded.contains(&owned(b))).map(BrewMetadata::filename).collect();
+                if let Some(first) = missing.first() {
+                    tracing::warn!(
+                        repository = %self.name,
+                        missing = missing.len(),
+                        first = %first,
+                        "the API files fetched last reference bottles the mirror does not hold: the published ones stay"
+                    );
+                }
+                missing.is_empty()
+            }
+            None => false,
+        };
+        // Retention: the mirror lists the bottles its published API files
+        // reference, and no others (those leave the bucket once no
+        // generation within the grace period lists them). With the
+        // snapshot's files: the snapshot's bottles. With the live files:
+        // what the live generation listed (its references); a live
+        // generation from before retention says nothing, so every recorded
+        // bottle stays listed, as it always was.
+        if fresh {
+            let wanted: std::collections::HashSet<ApiKey> =
+                self.snapshot.iter().flat_map(|s| s.bottles.iter().map(owned)).collect();
+            self.entries.retain(|(m, _)| wanted.contains(&owned(m)));
+        } else if let Some(live) = &self.live {
+            self.entries.retain(|(m, _)| live.contains(&blob_key(&m.sha256)));
+        }
         let mut out = RenderedIndex {
             date: crate::model::rfc3339(now),
             // brew has no notion of validity; this only paces the pipeline's
@@ -326,6 +376,10 @@ impl IndexBuilder for BrewIndex {
             packages: self.entries.len(),
             ..RenderedIndex::default()
         };
+        let mut artifacts: Vec<String> = self.entries.iter().map(|(m, _)| blob_key(&m.sha256)).collect();
+        artifacts.sort();
+        artifacts.dedup();
+        out.artifacts = artifacts;
         let mut immutable = std::collections::BTreeMap::new();
         let mut by_hash = |bytes: Vec<u8>| {
             let sha = crate::digest::sha256_hex(&bytes);
@@ -352,8 +406,10 @@ impl IndexBuilder for BrewIndex {
             });
             let key = by_hash(serde_json::to_vec_pretty(&index)?);
             let note = Some(format!("{image} {reference}: {} bottles", bottles.len()));
-            for at in [format!("bottles/{image}/manifests/{reference}"), format!("v2/homebrew/core/{image}/manifests/{reference}")]
-            {
+            for at in [
+                format!("bottles/{image}/manifests/{reference}"),
+                format!("v2/homebrew/core/{image}/manifests/{reference}"),
+            ] {
                 out.plan.push(PlanEntry { note: note.clone(), unordered: true, ..PlanEntry::public(&at, &key) });
             }
         }
@@ -370,23 +426,7 @@ impl IndexBuilder for BrewIndex {
         });
 
         // 3. The API files, only once every bottle they reference is here.
-        let recorded: std::collections::BTreeSet<(&str, &str, &str)> =
-            self.entries.iter().map(|(m, _)| m.api_key()).collect();
-        let fresh = self.snapshot.as_ref().and_then(|s| {
-            let missing: Vec<String> =
-                s.bottles.iter().filter(|b| !recorded.contains(&b.api_key())).map(BrewMetadata::filename).collect();
-            if missing.is_empty() {
-                Some(s)
-            } else {
-                tracing::warn!(
-                    repository = %self.name,
-                    missing = missing.len(),
-                    first = %missing[0],
-                    "the API files fetched last reference bottles the mirror does not hold: the published ones stay"
-                );
-                None
-            }
-        });
+        let fresh = if fresh { self.snapshot.as_ref() } else { None };
         let api: Vec<Compressed> = match fresh {
             Some(s) => s
                 .files
@@ -416,6 +456,16 @@ impl IndexBuilder for BrewIndex {
         for c in ordered {
             out.plan.push(PlanEntry { note: Some(c.of_sha256.clone()), ..PlanEntry::public(&c.path, &c.key) });
         }
+        out.index_files = out
+            .plan
+            .iter()
+            .filter_map(|p| match &p.from {
+                crate::repository::ObjectRef::Public(key) => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        out.index_files.sort();
+        out.index_files.dedup();
         out.compressed = api;
         out.immutable = immutable.into_iter().collect();
         Ok(out)
@@ -495,7 +545,12 @@ mod tests {
             .map(|name| ApiFile {
                 name: name.to_string(),
                 key: by_hash_key(&"c".repeat(64)),
-                checksums: crate::digest::Checksums { size: 1, md5: String::new(), sha1: String::new(), sha256: "c".repeat(64) },
+                checksums: crate::digest::Checksums {
+                    size: 1,
+                    md5: String::new(),
+                    sha1: String::new(),
+                    sha256: "c".repeat(64),
+                },
             })
             .collect();
         let bottles = bottles.iter().map(|b| BrewMetadata { descriptor: None, ..b.clone() }).collect();
@@ -546,7 +601,10 @@ mod tests {
         let gz = dir.path().join("b");
         std::fs::write(&gz, [0x1f, 0x8b, 8, 0]).unwrap();
         let d = repo.describe_artifact(&candidate, &gz).unwrap();
-        assert_eq!((d.name.as_str(), d.version.as_str(), d.architecture.as_str()), ("openssl@3", "1.0_1", "arm64_sonoma"));
+        assert_eq!(
+            (d.name.as_str(), d.version.as_str(), d.architecture.as_str()),
+            ("openssl@3", "1.0_1", "arm64_sonoma")
+        );
         assert_eq!(d.key, blob_key(&m.sha256));
 
         let text = dir.path().join("t");
@@ -593,7 +651,12 @@ mod tests {
             path: "api/formula.jws.json".into(),
             of_sha256: "d".repeat(64),
             key: by_hash_key(&"d".repeat(64)),
-            checksums: crate::digest::Checksums { size: 1, md5: String::new(), sha1: String::new(), sha256: "d".repeat(64) },
+            checksums: crate::digest::Checksums {
+                size: 1,
+                md5: String::new(),
+                sha1: String::new(),
+                sha256: "d".repeat(64),
+            },
         };
         let kept = render(&[&sonoma, &sequoia], vec![live.clone()]);
         assert_eq!(kept.compressed, [live]);

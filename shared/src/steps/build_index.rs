@@ -4,15 +4,16 @@
 //! live generation) and keep the rest of the generation (signed Release files,
 //! index.html) in its manifest, private until publish.
 
+use super::items::{ItemsSummary, MapResults};
 use super::{Context, LEASE_SECONDS, StepError, StepResult, now};
 use crate::blob::WriteMode;
 use crate::model::rfc3339;
 use crate::repository::{Compressed, Manifest};
 use crate::store::Allocation;
-use super::items::{ItemsSummary, MapResults};
 use anyhow::anyhow;
 use futures_util::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BuildIndexInput {
@@ -23,6 +24,18 @@ pub struct BuildIndexInput {
     /// their outcomes are summarised into the output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<MapResults>,
+    /// check-sources' source failures (the state machine passes
+    /// `$.check.failures`): a run with any deletes nothing ([`crate::retention`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_failures: Vec<super::SourceFailure>,
+    /// Candidates that failed in this run, when the caller counted them
+    /// itself (the in-process pipeline; on AWS `items` says).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,14 +58,37 @@ pub fn generation_prefix(suite: &str, generation: u64) -> String {
 /// The live generation's compressed index files that are still in the public
 /// store (a forced rebuild recompresses any that went missing). No live
 /// generation, or an unreadable manifest: nothing to reuse.
-async fn reusable(ctx: &Context, live: Option<&crate::model::Publication>) -> StepResult<Vec<Compressed>> {
-    let Some(manifest) = super::live_manifest(ctx, live).await? else {
+async fn reusable(ctx: &Context, live: Option<&Manifest>) -> StepResult<Vec<Compressed>> {
+    let Some(manifest) = live else {
         return Ok(Vec::new());
     };
     let mut out = Vec::with_capacity(manifest.compressed.len());
-    for c in manifest.compressed {
+    for c in &manifest.compressed {
         if ctx.public.exists(&c.key).await? {
-            out.push(c);
+            out.push(c.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// HEADs made at once when checking that newly listed artifacts exist.
+const EXISTS_CONCURRENCY: usize = 16;
+
+/// Of `keys`, those the public store does not hold.
+async fn missing(ctx: &Context, keys: Vec<String>) -> StepResult<Vec<String>> {
+    use futures_util::StreamExt;
+    let checked: Vec<(String, Result<bool, crate::blob::BlobError>)> = futures_util::stream::iter(keys)
+        .map(|key| async move {
+            let found = ctx.public.exists(&key).await;
+            (key, found)
+        })
+        .buffer_unordered(EXISTS_CONCURRENCY)
+        .collect()
+        .await;
+    let mut out = Vec::new();
+    for (key, found) in checked {
+        if !found? {
+            out.push(key);
         }
     }
     Ok(out)
@@ -75,18 +111,25 @@ pub async fn build_index(ctx: &Context, input: BuildIndexInput) -> StepResult<Bu
             )));
         }
     };
+    // Whether the run had failures: retention deletes only after a run
+    // without any. Unreadable results count as failures.
+    let mut clean = input.source_failures.is_empty() && input.failed == 0;
     let items = match &input.items {
         Some(results) => match ItemsSummary::from_map_results(ctx, results).await {
-            Ok(summary) => Some(summary),
+            Ok(summary) => {
+                clean &= summary.failed_count == 0;
+                Some(summary)
+            }
             // The summary is a report: an unreadable one never stops the index.
             Err(e) => {
                 tracing::warn!("the candidates' results are unreadable: {e}");
+                clean = false;
                 None
             }
         },
         None => None,
     };
-    let result = build(ctx, input, &suite, generation).await.map(|out| BuildIndexOutput { items, ..out });
+    let result = build(ctx, input, &suite, generation, clean).await.map(|out| BuildIndexOutput { items, ..out });
     if result.is_ok() {
         super::crash_point("build-index");
     }
@@ -98,12 +141,19 @@ pub async fn build_index(ctx: &Context, input: BuildIndexInput) -> StepResult<Bu
     result
 }
 
-async fn build(ctx: &Context, input: BuildIndexInput, suite: &str, generation: u64) -> StepResult<BuildIndexOutput> {
+async fn build(
+    ctx: &Context,
+    input: BuildIndexInput,
+    suite: &str,
+    generation: u64,
+    clean: bool,
+) -> StepResult<BuildIndexOutput> {
     let suite = suite.to_owned();
     // Read before the scan: whatever is recorded after this mark may be missing
     // from this generation, and the next run will see it as unpublished.
     let state = ctx.store.suite(&suite).await?;
-    let reuse = reusable(ctx, state.published.as_ref()).await?;
+    let live = super::live_manifest(ctx, state.published.as_ref()).await?;
+    let reuse = reusable(ctx, live.as_ref()).await?;
     let generation_input = match ctx.format.generation_input() {
         Some(key) => match ctx.private.get_bytes(&key).await {
             Ok(bytes) => Some(bytes),
@@ -112,9 +162,90 @@ async fn build(ctx: &Context, input: BuildIndexInput, suite: &str, generation: u
         },
         None => None,
     };
-    let mut builder = ctx.format.index_builder_with(reuse, generation_input).map_err(StepError::Internal)?;
-    ctx.store.for_each_entry(&mut |entry| builder.add(entry)).await?;
-    let rendered = builder.finish(now()).map_err(StepError::Internal)?;
+    let live_refs: HashSet<String> = live.as_ref().map(|m| m.references.iter().cloned().collect()).unwrap_or_default();
+
+    // Retention deletes the artifacts of entries no index lists any more,
+    // but the store keeps the entries (check-sources must not fetch them
+    // again). An index that lists such an entry again (a raised `keep`, a
+    // bottle back in the API) would name a file that is gone. So the
+    // artifacts of entries recorded before the last deletion (the ledger
+    // says when) that this generation lists and the live one did not are
+    // checked to exist (a HEAD each), and an entry whose artifact is gone is
+    // left out — after which `keep` may list an older one, checked in turn.
+    // Everything the live generation lists exists (retention never deletes
+    // what a generation within its grace period references); an entry
+    // recorded after the last deletion cannot have lost its file (a
+    // deletion only takes what an earlier generation listed); a repository
+    // that never deleted anything checks nothing (nor does the idle run,
+    // which never gets here).
+    let ledger_key = crate::retention::ledger_key(&suite);
+    let last_deletion = match ctx.private.get_bytes(&ledger_key).await {
+        Ok(bytes) => match serde_json::from_slice::<crate::retention::Ledger>(&bytes) {
+            Ok(ledger) => ledger.last_deletion,
+            // Unreadable: anything may have been deleted.
+            Err(e) => {
+                tracing::warn!(ledger = %ledger_key, "retention ledger unreadable, every listed artifact is checked: {e}");
+                Some(i64::MAX)
+            }
+        },
+        Err(crate::blob::BlobError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let recorded_before = |entry: &crate::model::PackageEntry, t: i64| {
+        use time::format_description::well_known::Rfc3339;
+        time::OffsetDateTime::parse(&entry.processed_timestamp, &Rfc3339)
+            .map_or(true, |at| at.unix_timestamp() <= t.saturating_add(crate::retention::CLOCK_SLACK_SECS))
+    };
+    let mut gone: HashSet<String> = HashSet::new();
+    let mut checked: HashSet<String> = HashSet::new();
+    let rendered = loop {
+        let mut builder =
+            ctx.format.index_builder_with(reuse.clone(), generation_input.clone()).map_err(StepError::Internal)?;
+        builder.live_references(&live_refs);
+        // Artifacts that may be gone: of entries recorded before the last deletion.
+        let mut suspect: HashSet<String> = HashSet::new();
+        ctx.store
+            .for_each_entry(&mut |entry| {
+                let artifact_gone = !gone.is_empty()
+                    && (gone.contains(&entry.filename) || entry.companions.iter().any(|c| gone.contains(&c.key)));
+                if artifact_gone {
+                    return;
+                }
+                if let Some(t) = last_deletion
+                    && recorded_before(&entry, t)
+                    && !live_refs.contains(&entry.filename)
+                {
+                    suspect.insert(entry.filename.clone());
+                    suspect.extend(entry.companions.iter().map(|c| c.key.clone()));
+                }
+                builder.add(entry)
+            })
+            .await?;
+        let rendered = builder.finish(now()).map_err(StepError::Internal)?;
+        let unchecked: Vec<String> = rendered
+            .artifacts
+            .iter()
+            .filter(|k| suspect.contains(*k) && !live_refs.contains(*k) && !checked.contains(*k))
+            .cloned()
+            .collect();
+        if unchecked.is_empty() {
+            break rendered;
+        }
+        checked.extend(unchecked.iter().cloned());
+        let newly_gone = missing(ctx, unchecked).await?;
+        if newly_gone.is_empty() {
+            break rendered;
+        }
+        tracing::warn!(
+            count = newly_gone.len(),
+            first = %newly_gone[0],
+            "entries whose artifact retention deleted are listed again: left out of the index"
+        );
+        gone.extend(newly_gone);
+    };
+    let mut references: Vec<String> = rendered.artifacts.iter().chain(&rendered.index_files).cloned().collect();
+    references.sort();
+    references.dedup();
 
     // Content-addressed: an object that exists already has these bytes (an
     // unchanged architecture's Packages costs no write). A forced rebuild writes
@@ -140,6 +271,8 @@ async fn build(ctx: &Context, input: BuildIndexInput, suite: &str, generation: u
         plan: rendered.plan,
         compressed: rendered.compressed,
         recorded: state.recorded,
+        references,
+        clean,
     };
     let manifest_key = format!("{}/manifest.json", generation_prefix(&suite, generation));
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StepError::Internal(e.into()))?;

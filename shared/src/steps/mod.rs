@@ -12,6 +12,7 @@
 
 mod build_index;
 mod check_sources;
+pub mod collect;
 mod download_package;
 pub mod items;
 mod publish;

@@ -37,6 +37,10 @@ pub struct PublishOutput {
     pub valid_until: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What retention did (objects deleted, kept in grace, …); absent when
+    /// this publish did not make its generation live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::retention::RetentionReport>,
 }
 
 pub async fn publish(ctx: &Context, input: PublishInput) -> StepResult<PublishOutput> {
@@ -62,6 +66,7 @@ pub async fn publish(ctx: &Context, input: PublishInput) -> StepResult<PublishOu
         packages: manifest.packages,
         valid_until: manifest.valid_until.clone(),
         warnings: vec![],
+        retention: None,
     };
     let state = ctx.store.suite(&suite).await?;
     let live = state.published.as_ref().map_or(0, |p| p.generation);
@@ -90,8 +95,8 @@ pub async fn publish(ctx: &Context, input: PublishInput) -> StepResult<PublishOu
 
     // The lease is this generation's: give it back if anything below fails, so
     // that the next run need not wait for it to run out.
-    let warnings = match write_plan_and_record(ctx, &input, &manifest, &suite).await {
-        Ok(Some(warnings)) => warnings,
+    let (warnings, retention) = match write_plan_and_record(ctx, &input, &manifest, &suite).await {
+        Ok(Some(done)) => done,
         Ok(None) => {
             return Ok(superseded(ctx.store.suite(&suite).await?.published.map_or(0, |p| p.generation)));
         }
@@ -112,6 +117,7 @@ pub async fn publish(ctx: &Context, input: PublishInput) -> StepResult<PublishOu
         packages: manifest.packages,
         valid_until: manifest.valid_until,
         warnings,
+        retention: Some(retention),
     })
 }
 
@@ -203,20 +209,23 @@ async fn write_entry(
     }
 }
 
-/// Copy the plan in order, then record the publication (which releases the
-/// lease). `None`: a newer generation was recorded meanwhile.
+/// Copy the plan in order, let retention account for the new generation
+/// (and delete what is due; see [`super::collect`]), then record the
+/// publication (which releases the lease). `None`: a newer generation was
+/// recorded meanwhile.
 async fn write_plan_and_record(
     ctx: &Context,
     input: &PublishInput,
     manifest: &Manifest,
     suite: &str,
-) -> StepResult<Option<Vec<String>>> {
+) -> StepResult<Option<(Vec<String>, crate::retention::RetentionReport)>> {
     // The live generation's plan, by key: what it wrote needs no second write,
     // and its notes say how noted objects change. Unreadable: every entry is
     // written, which is always safe.
     let live = ctx.store.suite(suite).await?.published;
-    let previous = super::live_manifest(ctx, live.as_ref()).await.ok().flatten().map(|m| m.plan).unwrap_or_default();
-    let previous: HashMap<&str, &PlanEntry> = previous.iter().map(|p| (p.key.as_str(), p)).collect();
+    let live_manifest = super::live_manifest(ctx, live.as_ref()).await.ok().flatten();
+    let previous: HashMap<&str, &PlanEntry> =
+        live_manifest.as_ref().map(|m| m.plan.iter().map(|p| (p.key.as_str(), p)).collect()).unwrap_or_default();
     let mut warnings = Vec::new();
     let plan = &manifest.plan;
     let mut i = 0;
@@ -238,6 +247,14 @@ async fn write_plan_and_record(
         warnings.extend(written.into_iter().flatten());
         i = end;
     }
+    let retention = super::collect::collect(
+        ctx,
+        suite,
+        live.as_ref().map(|p| (p, live_manifest.as_ref())),
+        &input.manifest_key,
+        manifest,
+    )
+    .await;
     let publication = Publication {
         generation: input.generation,
         date: manifest.date.clone(),
@@ -246,7 +263,7 @@ async fn write_plan_and_record(
         recorded: manifest.recorded,
     };
     match ctx.store.record_published(suite, &publication).await? {
-        PublishRecord::Recorded => Ok(Some(warnings)),
+        PublishRecord::Recorded => Ok(Some((warnings, retention))),
         PublishRecord::Superseded { .. } => Ok(None),
         PublishRecord::LeaseLost => Err(StepError::Internal(anyhow!(
             "generation {} of {suite} lost the suite's lease while publishing; the next run rebuilds",

@@ -15,6 +15,11 @@ fn deb(name: &str, version: &str) -> Vec<u8> {
 }
 
 fn setup() -> (tempfile::TempDir, Context) {
+    setup_with(|_| {})
+}
+
+/// [`setup`], with the copied configuration edited before it is loaded.
+fn setup_with(edit: impl FnOnce(&std::path::Path)) -> (tempfile::TempDir, Context) {
     let dir = tempfile::tempdir().unwrap();
     // The repository's own configuration, with only the staging source.
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
@@ -24,6 +29,7 @@ fn setup() -> (tempfile::TempDir, Context) {
     std::fs::copy(shipped.join("packages/kiro-repo.yaml"), config_dir.join("packages/kiro-repo.yaml")).unwrap();
     let paths =
         LocalPaths { config: config_dir.clone(), state: dir.path().join("state"), out: dir.path().join("public") };
+    edit(&config_dir);
     let config = Config::load(&config_dir).unwrap();
     let (key, _) = load_or_generate_key(&config, &paths).unwrap();
     let ctx = context(config, &paths, key, std::sync::Arc::new(Quiet)).unwrap();
@@ -112,8 +118,11 @@ async fn staged_upload_with_other_bytes_is_a_conflict() {
     other.file("/etc/x", 0o644, "x");
     ctx.private.put_bytes("staging/again.deb", other.build().unwrap(), WriteMode::Overwrite).await.unwrap();
     let checked = check_sources(&ctx, CheckSourcesInput::default()).await.unwrap();
-    let again =
-        candidates(&ctx, &checked).await.into_iter().find(|c| c.url == "staging/again.deb").expect("a new location is a candidate");
+    let again = candidates(&ctx, &checked)
+        .await
+        .into_iter()
+        .find(|c| c.url == "staging/again.deb")
+        .expect("a new location is a candidate");
     let err = download_package(&ctx, again).await.unwrap_err();
     assert_eq!(err.error_type(), "PackageConflict", "{err}");
     let pool = DirStore::new(_dir.path().join("public")).unwrap();
@@ -210,10 +219,15 @@ async fn adding_one_package_writes_only_what_changed() {
     publish(&ctx, PublishInput { generation: built.generation, manifest_key: built.manifest_key }).await.unwrap();
     let writes = writes.lock().unwrap().clone();
     // The run's candidate list (private: it goes through the private store so
-    // that no state of the state machine carries it), 12 public objects, and
-    // the staged file leaving the inbox.
-    assert_eq!(writes.iter().filter(|w| w.starts_with("delete ")).collect::<Vec<_>>(), ["delete staging/bench_2.0_amd64.deb"]);
-    assert!(writes.len() <= 14, "{} writes: {writes:#?}", writes.len());
+    // that no state of the state machine carries it), 12 public objects, the
+    // retention ledger (nothing is past its grace period: nothing deleted),
+    // and the staged file leaving the inbox.
+    assert_eq!(
+        writes.iter().filter(|w| w.starts_with("delete ")).collect::<Vec<_>>(),
+        ["delete staging/bench_2.0_amd64.deb"]
+    );
+    assert!(writes.len() <= 15, "{} writes: {writes:#?}", writes.len());
+    assert!(writes.iter().any(|w| w == "generations/stable/retention.json"), "{writes:#?}");
     assert_eq!(writes.iter().filter(|w| w.starts_with("runs/")).count(), 1, "{writes:#?}");
     assert!(writes.iter().any(|w| w == "pool/main/b/bench/bench_2.0_amd64.deb"));
     assert!(writes.iter().any(|w| w == "dists/stable/InRelease"));
@@ -243,7 +257,7 @@ async fn unchanged_packages_reuse_the_live_compressed_files() {
     let writes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let public = ctx.public.clone();
     ctx.public = std::sync::Arc::new(Counting { inner: public.clone(), writes: writes.clone() });
-    let built = build_index(&ctx, BuildIndexInput { force_rebuild: true, items: None }).await.unwrap();
+    let built = build_index(&ctx, BuildIndexInput { force_rebuild: true, ..Default::default() }).await.unwrap();
     let second = manifest_of(built.manifest_key.clone()).await;
     publish(&ctx, PublishInput { generation: built.generation, manifest_key: built.manifest_key }).await.unwrap();
     assert_eq!(second.compressed, first.compressed);
@@ -258,7 +272,7 @@ async fn unchanged_packages_reuse_the_live_compressed_files() {
     let bytes = public.get_bytes(&lost.key).await.unwrap();
     public.delete(&lost.key).await.unwrap();
     writes.lock().unwrap().clear();
-    let built = build_index(&ctx, BuildIndexInput { force_rebuild: true, items: None }).await.unwrap();
+    let built = build_index(&ctx, BuildIndexInput { force_rebuild: true, ..Default::default() }).await.unwrap();
     assert_eq!(manifest_of(built.manifest_key.clone()).await.compressed, first.compressed);
     assert!(writes.lock().unwrap().contains(&lost.key));
     assert_eq!(public.get_bytes(&lost.key).await.unwrap(), bytes);
@@ -318,4 +332,146 @@ async fn a_large_control_paragraph_travels_through_the_private_store() {
     assert_eq!(recorded.outcome, RecordOutcome::Inserted);
     let entry = ctx.store.get("kiro-repo#2.0#all").await.unwrap().unwrap();
     assert!(entry.apt().unwrap().control.get("Description").unwrap().len() > 200_000);
+}
+
+/// `keep: 1` on kiro-repo and the given grace period.
+fn retention_setup(grace: &str) -> (tempfile::TempDir, Context) {
+    setup_with(|config| {
+        let package = config.join("packages/kiro-repo.yaml");
+        let text = std::fs::read_to_string(&package).unwrap().replacen("source:", "keep: 1\nsource:", 1);
+        std::fs::write(&package, text).unwrap();
+        let repository = config.join("repository.yaml");
+        let text = std::fs::read_to_string(&repository).unwrap();
+        assert!(text.contains("\n  grace: 7d\n"), "repository.yaml sets retention.grace");
+        let text = text.replace("\n  grace: 7d\n", &format!("\n  grace: {grace}\n"));
+        std::fs::write(&repository, text).unwrap();
+    })
+}
+
+/// Stage `version`, run the steps through publish; `failed`: candidates the
+/// run counts as failed.
+async fn release(ctx: &Context, version: &str, failed: usize) -> PublishOutput {
+    stage(ctx, version).await;
+    ingest_all(ctx).await;
+    let built = build_index(ctx, BuildIndexInput { failed, ..Default::default() }).await.unwrap();
+    publish(ctx, PublishInput { generation: built.generation, manifest_key: built.manifest_key }).await.unwrap()
+}
+
+async fn rebuild(ctx: &Context) -> PublishOutput {
+    let built = build_index(ctx, BuildIndexInput { force_rebuild: true, ..Default::default() }).await.unwrap();
+    publish(ctx, PublishInput { generation: built.generation, manifest_key: built.manifest_key }).await.unwrap()
+}
+
+fn by_hash_files(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut stack = vec![dir.join("public/dists")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else if e.path().to_string_lossy().contains("/by-hash/") {
+                out.insert(e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn nothing_leaves_within_the_grace_period() {
+    let (dir, ctx) = retention_setup("7d");
+    release(&ctx, "1.0", 0).await;
+    let by_hash_before = by_hash_files(dir.path());
+    let out = release(&ctx, "1.1", 0).await;
+    let r = out.retention.unwrap();
+    assert_eq!((r.deleted, r.deleted_generations, r.deferred), (0, 0, 0), "{r:?}");
+    assert_eq!(r.grace_seconds, 7 * 86_400);
+    // 1.0's pool file and the replaced Packages' by-hash files wait; so does
+    // generation 1's manifest.
+    assert!(r.in_grace >= 2, "{r:?}");
+    assert_eq!(r.generations_in_grace, 1, "{r:?}");
+    assert!(dir.path().join("public/pool/main/k/kiro-repo/kiro-repo_1.0_all.deb").exists());
+    assert!(by_hash_files(dir.path()).is_superset(&by_hash_before));
+    assert!(dir.path().join("state/generations/stable/00000001/manifest.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_grace_period_what_no_generation_references_leaves() {
+    let (dir, ctx) = retention_setup("0s");
+    release(&ctx, "1.0", 0).await;
+    let gen1_by_hash = by_hash_files(dir.path());
+    let out = release(&ctx, "1.1", 0).await;
+    let r = out.retention.unwrap();
+    let pool = |v: &str| dir.path().join(format!("public/pool/main/k/kiro-repo/kiro-repo_{v}_all.deb"));
+    assert!(!pool("1.0").exists(), "pruned by keep and past its grace period: {r:?}");
+    assert!(pool("1.1").exists());
+    // Generation 1's Packages files (every architecture lists kiro-repo
+    // `all`) are replaced: their by-hash copies left; generation 2's stay.
+    let now = by_hash_files(dir.path());
+    assert!(gen1_by_hash.iter().any(|k| !now.contains(k)), "{gen1_by_hash:?} {now:?}");
+    assert_eq!(r.deleted, 1 + gen1_by_hash.difference(&now).count(), "{r:?}");
+    let manifest = crate::steps::build_index::generation_prefix("stable", 1) + "/manifest.json";
+    // The manifest of the generation replaced just now waits for the next publish.
+    assert!(dir.path().join("state").join(&manifest).exists());
+    // Nothing the live generation references is gone.
+    let live: crate::repository::Manifest =
+        serde_json::from_slice(&ctx.private.get_bytes(&out_manifest(&ctx).await).await.unwrap()).unwrap();
+    for key in &live.references {
+        assert!(ctx.public.exists(key).await.unwrap(), "{key} is referenced and must exist");
+    }
+    let r = rebuild(&ctx).await.retention.unwrap();
+    assert_eq!(r.deleted_generations, 1, "{r:?}");
+    assert!(!dir.path().join("state").join(&manifest).exists());
+    assert!(dir.path().join("state/generations/stable/00000002/manifest.json").exists(), "kept one more publish");
+    // The repository as a client sees it is whole.
+    verify_public(dir.path(), &ctx).await;
+}
+
+/// `pkgrelay verify` over the public directory: every index file and pool
+/// file the published InRelease leads to is there, with its size.
+async fn verify_public(dir: &std::path::Path, ctx: &Context) {
+    let store = DirStore::new(dir.join("public")).unwrap();
+    let reader = crate::apt::verify::StoreReader { store: &store, location: "public".into(), work_dir: dir.to_owned() };
+    let options = crate::apt::verify::Options::default();
+    let report = crate::apt::verify::verify(&reader, &ctx.config.repository, &options).await;
+    assert!(report.ok(), "{:?}", report.errors);
+}
+
+async fn out_manifest(ctx: &Context) -> String {
+    ctx.store.suite("stable").await.unwrap().published.unwrap().manifest_key
+}
+
+#[tokio::test]
+async fn a_run_with_failures_deletes_nothing_and_the_next_clean_one_does() {
+    let (dir, ctx) = retention_setup("0s");
+    release(&ctx, "1.0", 0).await;
+    let r = release(&ctx, "1.1", 1).await.retention.unwrap();
+    assert_eq!((r.deleted, r.deleted_generations), (0, 0), "{r:?}");
+    assert!(r.held.as_deref().is_some_and(|h| h.contains("failures")), "{r:?}");
+    assert!(r.deferred >= 1, "{r:?}");
+    let pool = dir.path().join("public/pool/main/k/kiro-repo/kiro-repo_1.0_all.deb");
+    assert!(pool.exists(), "an unreferenced file survives a run with failures");
+    let r = rebuild(&ctx).await.retention.unwrap();
+    assert!(r.deleted >= 1 && r.held.is_none(), "{r:?}");
+    assert!(!pool.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_listed_again_after_its_file_left_is_left_out() {
+    let (dir, mut ctx) = retention_setup("0s");
+    release(&ctx, "1.0", 0).await;
+    release(&ctx, "1.1", 0).await;
+    assert!(!dir.path().join("public/pool/main/k/kiro-repo/kiro-repo_1.0_all.deb").exists());
+    // keep raised: the store still has 1.0, its file is gone.
+    let config = dir.path().join("config");
+    let package = config.join("packages/kiro-repo.yaml");
+    let text = std::fs::read_to_string(&package).unwrap().replace("keep: 1\n", "");
+    std::fs::write(&package, text).unwrap();
+    let paths = LocalPaths { config: config.clone(), state: dir.path().join("state"), out: dir.path().join("public") };
+    let loaded = Config::load(&config).unwrap();
+    let (key, _) = load_or_generate_key(&loaded, &paths).unwrap();
+    ctx = context(loaded, &paths, key, std::sync::Arc::new(Quiet)).unwrap();
+    let out = rebuild(&ctx).await;
+    assert_eq!(out.packages, 1, "1.0 is not listed: its file is gone");
+    verify_public(dir.path(), &ctx).await;
 }
