@@ -6,6 +6,7 @@
 
 mod aws_cmd;
 mod aws_outputs;
+mod brew_cmd;
 mod config_package;
 mod executions;
 mod keys;
@@ -107,6 +108,11 @@ enum Command {
     Status(status::StatusArgs),
     /// Forget refused candidates: the next run fetches them again.
     ClearRejection(status::ClearArgs),
+    /// A Homebrew mirror's tools: seed its store from an earlier mirror's bottles_hash.json.
+    Brew {
+        #[command(subcommand)]
+        action: brew_cmd::BrewAction,
+    },
     /// The archive signing key.
     Key {
         #[command(subcommand)]
@@ -142,6 +148,7 @@ async fn main() -> ExitCode {
         Command::ConfigPackage { action } => config_package::run(action).await,
         Command::Migrate(args) => migrate::run(args).await,
         Command::Aws { action } => aws_cmd::run(action).await,
+        Command::Brew { action } => brew_cmd::run(action).await,
         Command::Status(args) => status::status(args).await,
         Command::ClearRejection(args) => status::clear(args).await,
     };
