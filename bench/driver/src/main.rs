@@ -13,10 +13,16 @@
 //! pkgrelay-bench scale-run DB CONFIG MODE       read all + render: MODE noxz | full | read | compress
 //! pkgrelay-bench publish-cost N                 object writes when 1 package is added to N
 //! pkgrelay-bench compress-file FILE [MAX]       gzip levels / xz presets on a file (e.g. a real Packages)
+//! pkgrelay-bench brew-upstream FORMULA_JSON DIR a Homebrew upstream as static files, small real bottles
+//! pkgrelay-bench brew-big-upstream BYTES DIR CACHE   the same with one bottle of BYTES
+//! pkgrelay-bench brew-plan FORMULA_JSON TAG...  planning from formula.json alone: plan_s, bottles
 //! ```
+//! `serve` appends one line per request (`METHOD TARGET STATUS`) to the file
+//! `BENCH_SERVE_LOG` names, if set.
 //! Measurements print `key=value` lines that the scripts parse.
 
 mod bigdeb;
+mod brew;
 mod publish_cost;
 mod scale;
 mod serve;
@@ -87,6 +93,9 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "publish-cost" => runtime()?.block_on(publish_cost::run(num(1)?)),
+        "brew-upstream" => brew::upstream(Path::new(arg(1)?), Path::new(arg(2)?)),
+        "brew-big-upstream" => brew::big_upstream(num(1)? as u64, Path::new(arg(2)?), Path::new(arg(3)?)),
+        "brew-plan" => brew::plan(Path::new(arg(1)?), &args[2..]),
         other => bail!("unknown command {other:?}; see the usage in bench/driver/src/main.rs"),
     }
 }
