@@ -17,8 +17,9 @@
 #                (Fetcher::download alone) beside them. Target: >= 60 % of
 #                curl's throughput, peak RSS <= 64 MiB.
 #   3. weekly    a mirror of every formula × the six tags (~30,000 small
-#                real bottles behind the full formula.json), synced once,
-#                then the weekly run with nothing new: requests to the
+#                real bottles behind the full formula.json), seeded from an
+#                earlier mirror (`pkgrelay brew import-hash`: timed too) and
+#                synced once, then the weekly run with nothing new: requests to the
 #                upstream (by kind) and files created or changed in the
 #                published directory and the state directory are counted.
 #                Target: no bottle downloaded, only what changed written.
@@ -212,7 +213,7 @@ if [[ " $PARTS " == *" download "* ]]; then
             rm -rf "$ST"
             mkdir -p "$ST"
             sync
-            measure "big-fetch-$rep" "$DRIVER" fetch "$SERVER_URL/$BLOB" "$ST/fetched"
+            measure "big-fetch-$rep" "$DRIVER" fetch "$SERVER_URL/$BLOB" "$ST/fetched" sha256
             dw[fetch]+="$(awk -F= '/^fetch_s=/ { print $2 }' "$WORK/big-fetch-$rep.log") "
             dr[fetch]+="$M_RSS "
             rm -rf "$ST"
@@ -231,7 +232,7 @@ if [[ " $PARTS " == *" download "* ]]; then
             mr=$(maxof "${r[@]}")
             case $what in
                 sync) label="pkgrelay sync --repository brew (end to end)" ;;
-                fetch) label="Fetcher::download alone (4 digests)" ;;
+                fetch) label="Fetcher::download alone (SHA-256 only)" ;;
                 curl) label="curl -o /dev/null" ;;
             esac
             printf '%-48s %9.3f %9.1f %9.1f %8.0f%%\n' "$label" "$mw" \
@@ -249,15 +250,15 @@ fi
 if [[ " $PARTS " == *" weekly "* ]]; then
     echo
     UP=$WORK/up-full
-    mkdir -p "$UP"
-    "$DRIVER" brew-upstream "$FULL" "$UP" >"$WORK/full.txt"
+    ST=$WORK/full-state
+    mkdir -p "$UP" "$ST/state" "$ST/public/brew"
+    # The upstream, and an earlier mirror of all its bottles with its hash file.
+    "$DRIVER" brew-upstream "$FULL" "$UP" "$ST/public/brew" "$WORK/old-bottles_hash.json" >"$WORK/full.txt"
     cat "$WORK/full.txt"
     export BENCH_SERVE_LOG=$WORK/full-requests.log
     start_server "$UP"
     unset BENCH_SERVE_LOG
     mirror_config "$WORK/config-full" "$SERVER_URL/api" "$SERVER_URL/v2/homebrew/core" all "${TAGS[@]}"
-    ST=$WORK/full-state
-    mkdir -p "$ST/state"
     "$DRIVER" gen-key "$ST/state/signing-key.asc"
     kinds() {
         awk '{ t = $2; k = "other"
@@ -266,10 +267,17 @@ if [[ " $PARTS " == *" weekly "* ]]; then
                n[k]++ } END { for (k in n) printf "%s %d, ", k, n[k] }' "$1" | sed 's/, $//'
     }
     echo "-- 3. weekly run over the full formula set, six tags"
+    # Seeded from the earlier mirror (what a first sync would download, at a
+    # fraction of its requests), then the first sync publishes it.
+    : >"$WORK/full-requests.log"
+    measure full-import env PKGRELAY_LOG=warn "$PKGRELAY" brew import-hash "$WORK/old-bottles_hash.json" --strict \
+        --repository brew --config "$WORK/config-full" --state "$ST/state" --out "$ST/public"
+    echo "brew import-hash: $M_WALL s, $(awk -v k="$M_RSS" 'BEGIN { printf "%.1f", k / 1024 }') MiB; $(tail -n 2 "$WORK/full-import.log" | grep entries)"
+    echo "  requests: $(kinds "$WORK/full-requests.log")"
     : >"$WORK/full-requests.log"
     measure full-first env PKGRELAY_LOG=warn "$PKGRELAY" sync --strict --repository brew \
         --config "$WORK/config-full" --state "$ST/state" --out "$ST/public"
-    echo "first sync (everything new): $M_WALL s, $(awk -v k="$M_RSS" 'BEGIN { printf "%.1f", k / 1024 }') MiB; $(grep -m1 '^new:' "$WORK/full-first.log"); failed: $(awk '/^failed:/ { print $2; exit }' "$WORK/full-first.log")"
+    echo "first sync (all imported, none published): $M_WALL s, $(awk -v k="$M_RSS" 'BEGIN { printf "%.1f", k / 1024 }') MiB; $(grep -m1 '^new:' "$WORK/full-first.log"); failed: $(awk '/^failed:/ { print $2; exit }' "$WORK/full-first.log"); $(grep -m1 -E '^(published|repository unchanged)' "$WORK/full-first.log" | cut -c1-60)"
     echo "  requests: $(kinds "$WORK/full-requests.log")"
     tree_state "$ST" >"$WORK/tree-before"
     : >"$WORK/full-requests.log"

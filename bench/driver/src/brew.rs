@@ -28,7 +28,12 @@ pub const PLATFORM_TAGS: [&str; 6] =
 /// whose digests are made up), each bottle file replaced by a small real one
 /// (a gzip magic and its own name: the digests are real, the sizes are not)
 /// and `formula.json` rewritten to name them.
-pub fn upstream(formula_json: &Path, dir: &Path) -> anyhow::Result<()> {
+///
+/// With `old`, also an earlier mirror holding every one of those bottles:
+/// `<old.0>/bottles/<flat name>` and its hash file `old.1` (flat name →
+/// SHA-256), what `pkgrelay brew import-hash` seeds a mirror from.
+pub fn upstream(formula_json: &Path, dir: &Path, old: Option<(&Path, &Path)>) -> anyhow::Result<()> {
+    let mut hashes: BTreeMap<String, String> = BTreeMap::new();
     let text = std::fs::read(formula_json).with_context(|| formula_json.display().to_string())?;
     let mut doc: Value = serde_json::from_slice(&text)?;
     let Some(formulae) = doc.as_array_mut() else { bail!("{}: not an array", formula_json.display()) };
@@ -47,6 +52,11 @@ pub fn upstream(formula_json: &Path, dir: &Path) -> anyhow::Result<()> {
             let sha = sha256_hex(&bytes);
             let image = naming::image_name(&name);
             write(dir, &format!("v2/homebrew/core/{image}/blobs/sha256:{sha}"), &bytes)?;
+            if let Some((mirror, _)) = old {
+                let flat = naming::bottle_filename(&name, &pkg_version, tag, rebuild);
+                write(mirror, &format!("bottles/{flat}"), &bytes)?;
+                hashes.insert(flat, sha.clone());
+            }
             file["sha256"] = json!(sha);
             file["url"] = json!(format!("https://ghcr.io/v2/homebrew/core/{image}/blobs/sha256:{sha}"));
             entries.push(descriptor(&naming::image_ref_name(&pkg_version, tag, rebuild), &sha, bytes.len()));
@@ -65,7 +75,14 @@ pub fn upstream(formula_json: &Path, dir: &Path) -> anyhow::Result<()> {
     }
     let formula_json = serde_json::to_vec(&doc)?;
     api_files(dir, &formula_json)?;
-    println!("formulae={} bottles={bottles} images={images} formula_json_bytes={}", formulae_len(&doc), formula_json.len());
+    if let Some((_, hash_file)) = old {
+        std::fs::write(hash_file, serde_json::to_vec_pretty(&hashes)?)?;
+    }
+    println!(
+        "formulae={} bottles={bottles} images={images} formula_json_bytes={}",
+        formulae_len(&doc),
+        formula_json.len()
+    );
     Ok(())
 }
 
@@ -140,8 +157,7 @@ fn descriptor(ref_name: &str, sha: &str, size: usize) -> Value {
 fn api_files(dir: &Path, formula_json: &[u8]) -> anyhow::Result<()> {
     write(dir, "api/formula.json", formula_json)?;
     let stamp = sha256_hex(formula_json);
-    let mut names: Vec<String> =
-        pkgrelay_core::brew::config::DEFAULT_API_FILES.iter().map(|s| s.to_string()).collect();
+    let mut names: Vec<String> = pkgrelay_core::brew::config::DEFAULT_API_FILES.iter().map(|s| s.to_string()).collect();
     names.extend(PLATFORM_TAGS.iter().map(|t| format!("internal/packages.{t}.jws.json")));
     for name in names {
         write(dir, &format!("api/{name}"), format!("{{\"payload\": \"{name} {stamp}\"}}").as_bytes())?;
