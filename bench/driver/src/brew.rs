@@ -44,7 +44,9 @@ pub fn upstream(formula_json: &Path, dir: &Path, old: Option<(&Path, &Path)>) ->
         let revision = f["revision"].as_u64().unwrap_or(0) as u32;
         let rebuild = f["bottle"]["stable"]["rebuild"].as_u64().unwrap_or(0) as u32;
         let pkg_version = naming::pkg_version(&version, revision);
-        let Some(files) = f["bottle"]["stable"]["files"].as_object_mut() else { continue };
+        // `get_mut`, not indexing: `v["k"]` on a missing key inserts a null.
+        let files = f.get_mut("bottle").and_then(|b| b.get_mut("stable")).and_then(|s| s.get_mut("files"));
+        let Some(files) = files.and_then(Value::as_object_mut) else { continue };
         let mut entries = Vec::new();
         for (tag, file) in files.iter_mut() {
             let mut bytes = vec![0x1f, 0x8b, 8, 0];
