@@ -584,6 +584,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn adopt_links_checked_bytes_and_leaves_anything_else_alone() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path()).unwrap();
+        store.put_bytes("bottles/a.tar.gz", b"bottle".to_vec(), WriteMode::Overwrite).await.unwrap();
+        let sha = crate::digest::sha256_hex(b"bottle");
+        let blob = format!("blobs/sha256/{sha}");
+
+        // Other bytes than expected (digest or size): nothing is written.
+        let wrong = store.adopt("bottles/a.tar.gz", &blob, &"0".repeat(64), None).await.unwrap();
+        assert!(!wrong.placed && wrong.checksums.sha256 == sha);
+        let short = store.adopt("bottles/a.tar.gz", &blob, &sha, Some(5)).await.unwrap();
+        assert!(!short.placed);
+        assert!(!store.exists(&blob).await.unwrap());
+
+        // The expected bytes: the same file under a second name, no copy.
+        let ok = store.adopt("bottles/a.tar.gz", &blob, &sha, Some(6)).await.unwrap();
+        assert!(ok.placed && ok.checksums.size == 6);
+        let (a, b) = (dir.path().join("bottles/a.tar.gz"), dir.path().join(&blob));
+        assert_eq!(std::fs::metadata(&a).unwrap().ino(), std::fs::metadata(&b).unwrap().ino());
+        // Again, or from another name of the same bytes: accepted as it is.
+        store.put_bytes("bottles/b.tar.gz", b"bottle".to_vec(), WriteMode::Overwrite).await.unwrap();
+        assert!(store.adopt("bottles/b.tar.gz", &blob, &sha, None).await.unwrap().placed);
+        // A key holding other bytes is never replaced.
+        store.put_bytes("bottles/c.tar.gz", b"other".to_vec(), WriteMode::Overwrite).await.unwrap();
+        let other = crate::digest::sha256_hex(b"other");
+        store.put_bytes(&format!("blobs/sha256/{other}"), b"taken".to_vec(), WriteMode::Overwrite).await.unwrap();
+        let e = store.adopt("bottles/c.tar.gz", &format!("blobs/sha256/{other}"), &other, None).await.unwrap_err();
+        assert!(matches!(e, BlobError::Conflict { .. }), "{e}");
+        assert!(matches!(
+            store.adopt("bottles/missing.tar.gz", &blob, &sha, None).await.unwrap_err(),
+            BlobError::NotFound { .. }
+        ));
+    }
+
+    #[tokio::test]
     async fn list_copy_and_missing() {
         let dir = tempfile::tempdir().unwrap();
         let s = DirStore::new(dir.path()).unwrap();
