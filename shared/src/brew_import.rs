@@ -154,6 +154,11 @@ fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The registry's image indexes fetched so far, by (formula, reference):
+/// one request per formula version, however many of its bottles are
+/// imported (a failure is kept too, and refuses them all by the same reason).
+type Indexes = tokio::sync::Mutex<HashMap<(String, String), Result<std::sync::Arc<Vec<u8>>, String>>>;
+
 /// One entry checked and placed, waiting to be recorded.
 struct Placed {
     file: String,
@@ -207,8 +212,7 @@ pub async fn import(
     }
 
     // Image indexes are per formula version: each fetched once.
-    let indexes: tokio::sync::Mutex<HashMap<(String, String), Result<std::sync::Arc<Vec<u8>>, String>>> =
-        Default::default();
+    let indexes: Indexes = Default::default();
     let mut placed = futures_util::stream::iter(work)
         .map(|(file, b)| {
             let indexes = &indexes;
@@ -276,7 +280,7 @@ async fn place(
     ctx: &Context,
     mirror: &HomebrewConfig,
     b: &PlannedBottle,
-    indexes: &tokio::sync::Mutex<HashMap<(String, String), Result<std::sync::Arc<Vec<u8>>, String>>>,
+    indexes: &Indexes,
 ) -> Result<Option<Placed>, String> {
     let m = BrewMetadata {
         formula: b.formula.clone(),
