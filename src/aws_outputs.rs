@@ -19,6 +19,9 @@ pub struct StackOutputs {
     pub staging_prefix: String,
     /// Where apt reaches the repository (CloudFront); older stacks lack the output.
     pub repository_url: Option<String>,
+    /// The packages table of every other repository of repositories.yaml
+    /// (output `PackagesTables`, JSON; absent when the APT repository is alone).
+    pub packages_tables: std::collections::BTreeMap<String, String>,
 }
 
 impl StackOutputs {
@@ -46,6 +49,12 @@ impl StackOutputs {
             state_machine_arn: get("StateMachineArn")?,
             staging_prefix: get("StagingPrefix")?,
             repository_url: outputs.get("RepositoryUrl").and_then(|v| v.as_str()).map(str::to_owned),
+            packages_tables: match outputs.get("PackagesTables").and_then(|v| v.as_str()) {
+                Some(json) => serde_json::from_str(json).with_context(|| {
+                    format!("{}: output PackagesTables of stack {stack} is not a JSON object of names", file.display())
+                })?,
+                None => Default::default(),
+            },
             stack,
         })
     }
@@ -80,6 +89,33 @@ impl StackOutputs {
         work_dir: PathBuf,
         observer: Arc<dyn Observer>,
     ) -> anyhow::Result<Context> {
+        self.repository_context(sdk, config, None, work_dir, observer)
+    }
+
+    /// [`StackOutputs::context`] for repository `repository` of
+    /// repositories.yaml (`None`: the APT repository), over its own packages
+    /// table.
+    pub fn repository_context(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        config: Config,
+        repository: Option<&str>,
+        work_dir: PathBuf,
+        observer: Arc<dyn Observer>,
+    ) -> anyhow::Result<Context> {
+        let entry = pkgrelay_core::context::entry(&config, repository)?;
+        let packages_table = if entry.format == pkgrelay_core::config::FormatName::Apt {
+            self.packages_table.clone()
+        } else {
+            self.packages_tables.get(&entry.name).cloned().ok_or_else(|| {
+                anyhow!(
+                    "stack {} has no packages table for repository {} (output PackagesTables); redeploy the \
+                     current cdk/ app with this repositories.yaml",
+                    self.stack,
+                    entry.name
+                )
+            })?
+        };
         let bucket: Arc<dyn ObjectStore> = Arc::new(
             pkgrelay_aws::s3::S3Store::new(pkgrelay_aws::s3::client(sdk, path_style()), &self.bucket)
                 .with_layout(pkgrelay_core::context::bucket_layout(&config)?),
@@ -87,7 +123,7 @@ impl StackOutputs {
         let backends = pkgrelay_core::context::Backends {
             store: Arc::new(pkgrelay_aws::dynamo::DynamoStore::new(
                 pkgrelay_aws::dynamo::client(sdk),
-                &self.packages_table,
+                &packages_table,
                 &self.state_table,
             )),
             public: bucket.clone(),
@@ -95,7 +131,7 @@ impl StackOutputs {
             // The operator's commands never publish.
             edge_names: None,
         };
-        pkgrelay_core::context::build(config, None, backends, None, work_dir, observer)
+        pkgrelay_core::context::build(config, repository, backends, None, work_dir, observer)
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod aws_cmd;
 mod aws_outputs;
+mod brew_cmd;
 mod config_package;
 mod executions;
 mod keys;
@@ -112,6 +113,10 @@ enum Command {
     Media {
         #[command(subcommand)]
         action: MediaAction,
+    /// A Homebrew mirror's tools: seed its store from an earlier mirror's bottles_hash.json.
+    Brew {
+        #[command(subcommand)]
+        action: brew_cmd::BrewAction,
     },
     /// The archive signing key.
     Key {
@@ -154,6 +159,7 @@ async fn main() -> ExitCode {
         Command::ConfigPackage { action } => config_package::run(action).await,
         Command::Migrate(args) => migrate::run(args).await,
         Command::Aws { action } => aws_cmd::run(action).await,
+        Command::Brew { action } => brew_cmd::run(action).await,
         Command::Status(args) => status::status(args).await,
         Command::ClearRejection(args) => status::clear(args).await,
         Command::Media { action: MediaAction::Sync(args) } => media_cmd::sync(args).await,

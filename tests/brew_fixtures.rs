@@ -601,3 +601,13 @@ fn full_formula_json_is_full_size() {
     let idx = ApiIndex::from_formula_json(&bytes).unwrap();
     assert_eq!(idx.formulae.len(), 7_000);
 }
+
+/// Not a check: bench/brew.sh runs this to write its input, the full-size
+/// formula.json above, to the file `PKGRELAY_BENCH_FORMULA_JSON` names
+/// (ignored otherwise).
+#[test]
+#[ignore = "writes bench/brew.sh's input; run by the benchmark"]
+fn write_full_formula_json_for_the_benchmark() {
+    let Some(path) = std::env::var_os("PKGRELAY_BENCH_FORMULA_JSON") else { return };
+    std::fs::write(&path, full_formula_json(7_000)).unwrap();
+}

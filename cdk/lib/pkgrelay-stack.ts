@@ -681,6 +681,14 @@ export class PkgrelayStack extends Stack {
     new CfnOutput(this, 'BucketName', { value: bucket.bucketName, description: 'Repository bucket' });
     new CfnOutput(this, 'PackagesTableName', { value: this.packagesTable.tableName });
     new CfnOutput(this, 'StateTableName', { value: this.stateTable.tableName });
+    // The other repositories' tables, for the CLI against the stack (`pkgrelay brew import-hash --outputs-file`).
+    if (Object.keys(this.repositoryTables).length > 0) {
+      new CfnOutput(this, 'PackagesTables', {
+        value: Stack.of(this).toJsonString(
+          Object.fromEntries(Object.entries(this.repositoryTables).map(([n, t]) => [n, t.tableName])),
+        ),
+      });
+    }
     new CfnOutput(this, 'StateMachineArn', { value: pipeline.stateMachineArn });
     new CfnOutput(this, 'StagingPrefix', { value: STAGING_PREFIX, description: 'Drop .deb files here to have them published' });
     new CfnOutput(this, 'RepositoryUrl', { value: `https://${distribution.distributionDomainName}/`, description: 'Where apt reaches the repository' });

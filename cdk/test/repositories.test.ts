@@ -78,6 +78,10 @@ describe('a Homebrew mirror beside the APT repository', () => {
       (fn: any) => fn.Properties.Environment?.Variables?.PACKAGES_TABLES !== undefined,
     );
     expect(withTables).toHaveLength(5);
+    // And the CLI against the stack (`pkgrelay brew import-hash --outputs-file`), by the same names.
+    const output = template.toJSON().Outputs.PackagesTables.Value;
+    expect(render(output)).toContain('"brew":"');
+    expect(JSON.stringify(output)).toContain(id);
     // The steps may use it as they use the APT one's.
     const onTable = allIdentityStatements(template).filter((s) => s.Resource.some((r: string) => r.includes(id)));
     expect(new Set(onTable.flatMap((s) => s.Action))).toEqual(

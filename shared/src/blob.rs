@@ -162,6 +162,9 @@ impl ObjectStore for Prefixed {
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         self.inner.delete(&self.key(key)?).await
     }
+    async fn adopt(&self, from: &str, to: &str, sha256: &str, size: Option<u64>) -> Result<Adopted, BlobError> {
+        self.inner.adopt(&self.key(from)?, &self.key(to)?, sha256, size).await
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +207,43 @@ pub trait ObjectStore: Send + Sync {
     /// Every object whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BlobError>;
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
+    /// Give the object at `from` the write-once name `to` as well, if its
+    /// bytes are what the caller expects (`sha256`, and `size` when known):
+    /// the object is read through once for its checksums, and `to` is
+    /// written only when they match. `from` is left as it is. What a mirror
+    /// that stored its files under other names is seeded from
+    /// (`pkgrelay brew import-hash`).
+    ///
+    /// This default copies (the object into a local file, then `put_file`);
+    /// a backend that can give an object a second name without a second copy
+    /// of its bytes does so instead: a hard link in a directory, a
+    /// server-side copy on S3.
+    async fn adopt(&self, from: &str, to: &str, sha256: &str, size: Option<u64>) -> Result<Adopted, BlobError> {
+        let tmp = tempfile::NamedTempFile::new().map_err(|e| BlobError::io(from, e))?.into_temp_path();
+        self.get_to_file(from, &tmp).await?;
+        let checksums = crate::digest::Checksums::of_file(&tmp).map_err(|e| BlobError::io(from, e))?;
+        let placed = Adopted::matches(&checksums, sha256, size);
+        if placed {
+            self.put_file(to, &tmp, sha256, WriteMode::WriteOnce).await?;
+        }
+        Ok(Adopted { checksums, placed })
+    }
+}
+
+/// What [`ObjectStore::adopt`] found: the checksums of the bytes read, and
+/// whether the new name now holds them (false: they were not what the
+/// caller expected, and nothing was written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    pub checksums: crate::digest::Checksums,
+    pub placed: bool,
+}
+
+impl Adopted {
+    /// `checksums` are the expected bytes.
+    pub fn matches(checksums: &crate::digest::Checksums, sha256: &str, size: Option<u64>) -> bool {
+        checksums.sha256.eq_ignore_ascii_case(sha256) && size.is_none_or(|s| s == checksums.size)
+    }
 }
 
 /// Keys must be plain relative paths: no `..`, no empty or `.` component, no
@@ -346,6 +386,45 @@ impl DirStore {
     }
 }
 
+impl DirStore {
+    fn adopt_sync(&self, from: &str, to: &str, sha256: &str, size: Option<u64>) -> Result<Adopted, BlobError> {
+        let (src, dest) = (self.path(from)?, self.path(to)?);
+        let stat = |p: &Path, key: &str| {
+            let m = std::fs::metadata(p).map_err(|e| not_found_or_io(key, e))?;
+            if !m.is_file() {
+                return Err(BlobError::NotFound { key: key.to_owned() });
+            }
+            Ok((m.len(), m.modified().ok()))
+        };
+        let before = stat(&src, from)?;
+        let checksums = crate::digest::Checksums::of_file(&src).map_err(|e| not_found_or_io(from, e))?;
+        if !Adopted::matches(&checksums, sha256, size) || src == dest {
+            let placed = src == dest && Adopted::matches(&checksums, sha256, size);
+            return Ok(Adopted { checksums, placed });
+        }
+        std::fs::create_dir_all(dest.parent().expect("keys have a parent under root"))
+            .map_err(|e| BlobError::io(to, e))?;
+        match std::fs::hard_link(&src, &dest) {
+            Ok(()) => {
+                // The file checked is the file linked: a writer that replaced
+                // or rewrote it meanwhile shows in its size or time.
+                if stat(&dest, to)? != before {
+                    let _ = std::fs::remove_file(&dest);
+                    return Err(BlobError::io(from, "the file changed while it was being checked; nothing was linked"));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::compare_existing(to, &dest, sha256)?,
+            // Another filesystem, or one without hard links: a copy.
+            Err(_) => {
+                let tmp = self.temp_for(to)?.into_temp_path();
+                std::fs::copy(&src, &tmp).map_err(|e| not_found_or_io(from, e))?;
+                self.commit(to, tmp, Some(sha256), WriteMode::WriteOnce)?;
+            }
+        }
+        Ok(Adopted { checksums, placed: true })
+    }
+}
+
 /// Two files with the same bytes (compared in [`READ_CHUNK`](crate::digest::READ_CHUNK)
 /// pieces). Any error reads as "not the same".
 fn same_content(a: &Path, b: &Path) -> bool {
@@ -444,6 +523,16 @@ impl ObjectStore for DirStore {
         Ok(out)
     }
 
+    /// A hard link: the one file gets a second name, no byte is copied (a
+    /// copy only where links cannot be made: another filesystem).
+    async fn adopt(&self, from: &str, to: &str, sha256: &str, size: Option<u64>) -> Result<Adopted, BlobError> {
+        let (store, from, to, sha256) = (self.clone(), from.to_owned(), to.to_owned(), sha256.to_owned());
+        // Reading a bottle of a gigabyte takes seconds: off the async workers.
+        tokio::task::spawn_blocking(move || store.adopt_sync(&from, &to, &sha256, size))
+            .await
+            .map_err(|e| BlobError::io("adopt", e))?
+    }
+
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         match std::fs::remove_file(self.path(key)?) {
             Ok(()) => Ok(()),
@@ -505,6 +594,42 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn adopt_links_checked_bytes_and_leaves_anything_else_alone() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path()).unwrap();
+        store.put_bytes("bottles/a.tar.gz", b"bottle".to_vec(), WriteMode::Overwrite).await.unwrap();
+        let sha = crate::digest::sha256_hex(b"bottle");
+        let blob = format!("blobs/sha256/{sha}");
+
+        // Other bytes than expected (digest or size): nothing is written.
+        let wrong = store.adopt("bottles/a.tar.gz", &blob, &"0".repeat(64), None).await.unwrap();
+        assert!(!wrong.placed && wrong.checksums.sha256 == sha);
+        let short = store.adopt("bottles/a.tar.gz", &blob, &sha, Some(5)).await.unwrap();
+        assert!(!short.placed);
+        assert!(!store.exists(&blob).await.unwrap());
+
+        // The expected bytes: the same file under a second name, no copy.
+        let ok = store.adopt("bottles/a.tar.gz", &blob, &sha, Some(6)).await.unwrap();
+        assert!(ok.placed && ok.checksums.size == 6);
+        let (a, b) = (dir.path().join("bottles/a.tar.gz"), dir.path().join(&blob));
+        assert_eq!(std::fs::metadata(&a).unwrap().ino(), std::fs::metadata(&b).unwrap().ino());
+        // Again, or from another name of the same bytes: accepted as it is.
+        store.put_bytes("bottles/b.tar.gz", b"bottle".to_vec(), WriteMode::Overwrite).await.unwrap();
+        assert!(store.adopt("bottles/b.tar.gz", &blob, &sha, None).await.unwrap().placed);
+        // A key holding other bytes is never replaced.
+        store.put_bytes("bottles/c.tar.gz", b"other".to_vec(), WriteMode::Overwrite).await.unwrap();
+        let other = crate::digest::sha256_hex(b"other");
+        store.put_bytes(&format!("blobs/sha256/{other}"), b"taken".to_vec(), WriteMode::Overwrite).await.unwrap();
+        let e = store.adopt("bottles/c.tar.gz", &format!("blobs/sha256/{other}"), &other, None).await.unwrap_err();
+        assert!(matches!(e, BlobError::Conflict { .. }), "{e}");
+        assert!(matches!(
+            store.adopt("bottles/missing.tar.gz", &blob, &sha, None).await.unwrap_err(),
+            BlobError::NotFound { .. }
+        ));
     }
 
     #[tokio::test]

@@ -210,12 +210,22 @@ impl PackageConfig {
 
     /// The rules of a metadata document, a certificate or signature, a probe.
     pub fn document_rules(&self) -> Result<FetchRules, String> {
-        Ok(FetchRules { hosts: self.hosts()?, limits: self.effective_limits.documents(), headers: Vec::new() })
+        Ok(FetchRules {
+            hosts: self.hosts()?,
+            limits: self.effective_limits.documents(),
+            headers: Vec::new(),
+            sha256_only: false,
+        })
     }
 
     /// The rules of an artifact download.
     pub fn artifact_rules(&self) -> Result<FetchRules, String> {
-        Ok(FetchRules { hosts: self.hosts()?, limits: self.effective_limits.artifacts(), headers: Vec::new() })
+        Ok(FetchRules {
+            hosts: self.hosts()?,
+            limits: self.effective_limits.artifacts(),
+            headers: Vec::new(),
+            sha256_only: false,
+        })
     }
 
     pub fn fields(&self) -> ConfigFields {

@@ -206,9 +206,69 @@ impl ParallelHasher {
     }
 }
 
+/// The digests of a download, chosen by what its index needs: all of
+/// [`Checksums`] (APT lists size, MD5, SHA1 and SHA256), or size and SHA-256
+/// alone (a Homebrew bottle: brew and the mirror's index know nothing else),
+/// which leaves MD5 and SHA1 empty and spares the two slowest passes: on a
+/// bottle of a GiB, MD5's thread caps the whole stream at MD5's speed.
+pub enum StreamHasher {
+    All(ParallelHasher),
+    Sha256 { size: u64, sha256: Sha256 },
+}
+
+impl StreamHasher {
+    pub fn new(sha256_only: bool) -> StreamHasher {
+        if sha256_only {
+            StreamHasher::Sha256 { size: 0, sha256: Sha256::new() }
+        } else {
+            StreamHasher::All(ParallelHasher::new())
+        }
+    }
+
+    pub fn update(&mut self, data: &bytes::Bytes) {
+        match self {
+            StreamHasher::All(h) => h.update(data),
+            StreamHasher::Sha256 { size, sha256 } => {
+                *size += data.len() as u64;
+                sha256.update(data);
+            }
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        match self {
+            StreamHasher::All(h) => h.size(),
+            StreamHasher::Sha256 { size, .. } => *size,
+        }
+    }
+
+    pub fn finish(self) -> Checksums {
+        match self {
+            StreamHasher::All(h) => h.finish(),
+            StreamHasher::Sha256 { size, sha256 } => {
+                Checksums { size, md5: String::new(), sha1: String::new(), sha256: hex::encode(sha256.finalize()) }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sha256_only_leaves_md5_and_sha1_empty() {
+        let data = bytes::Bytes::from_static(b"abc");
+        let (mut all, mut one) = (StreamHasher::new(false), StreamHasher::new(true));
+        all.update(&data);
+        one.update(&data);
+        let (all, one) = (all.finish(), one.finish());
+        assert_eq!(all, Checksums::of(b"abc"));
+        assert_eq!(
+            (one.size, one.sha256.as_str(), one.md5.as_str(), one.sha1.as_str()),
+            (3, all.sha256.as_str(), "", "")
+        );
+    }
 
     #[test]
     fn known_digests_of_abc() {

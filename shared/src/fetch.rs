@@ -260,12 +260,20 @@ pub struct FetchRules {
     /// Headers sent with every request to the configured URL's own origin
     /// (a registry's `Authorization`), and never to a host it redirects to.
     pub headers: Vec<(String, String)>,
+    /// A download computes size and SHA-256 alone, MD5 and SHA1 left empty
+    /// (a Homebrew bottle; see [`crate::digest::StreamHasher`]).
+    pub sha256_only: bool,
 }
 
 impl FetchRules {
     /// `url`'s host only, with the default limits of an artifact (tools, benchmarks).
     pub fn only(url: &str) -> Result<FetchRules, FetchError> {
-        Ok(FetchRules { hosts: HostPolicy::only(url)?, limits: TransferLimits::default(), headers: Vec::new() })
+        Ok(FetchRules {
+            hosts: HostPolicy::only(url)?,
+            limits: TransferLimits::default(),
+            headers: Vec::new(),
+            sha256_only: false,
+        })
     }
 }
 
@@ -502,7 +510,7 @@ impl Fetcher {
         }
         let file = tokio::fs::File::create(dest).await.map_err(io)?;
         let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-        let mut hasher = crate::digest::ParallelHasher::new();
+        let mut hasher = crate::digest::StreamHasher::new(rules.sha256_only);
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = pace.next(&mut stream).await? {
             if hasher.size() + chunk.len() as u64 > limit {
@@ -954,7 +962,12 @@ mod tests {
     }
 
     fn rules(base: &str, limits: TransferLimits) -> FetchRules {
-        FetchRules { hosts: HostPolicy::only(&format!("{base}/")).unwrap(), limits, headers: Vec::new() }
+        FetchRules {
+            hosts: HostPolicy::only(&format!("{base}/")).unwrap(),
+            limits,
+            headers: Vec::new(),
+            sha256_only: false,
+        }
     }
 
     fn limits(max_bytes: u64, deadline: Duration, min_rate: u64, window: Duration) -> TransferLimits {

@@ -25,6 +25,7 @@
 pub mod apt;
 pub mod blob;
 pub mod brew;
+pub mod brew_import;
 pub mod config;
 pub mod context;
 pub mod deb;

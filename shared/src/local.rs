@@ -109,6 +109,17 @@ pub fn unsigned_context(config: Config, paths: &LocalPaths, observer: Arc<dyn Ob
     build(config, None, paths, None, observer)
 }
 
+/// The context of repository `repository` without a signing key, for work
+/// that never signs (`pkgrelay brew import-hash`); no key is generated.
+pub fn unsigned_repository_context(
+    config: Config,
+    repository: Option<&str>,
+    paths: &LocalPaths,
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<Context> {
+    build(config, repository, paths, None, observer)
+}
+
 fn build(
     config: Config,
     repository: Option<&str>,

@@ -8,15 +8,22 @@
 //! pkgrelay-bench gen-big-deb BYTES FILE         a valid .deb of about BYTES (uncompressed data.tar), streamed
 //! pkgrelay-bench kiro-metadata VERSION URL      Kiro-shaped metadata JSON on stdout
 //! pkgrelay-bench serve ROOT PORT_FILE [SECS]    static files on 127.0.0.1 (sendfile); exits after SECS (3600)
-//! pkgrelay-bench fetch URL DEST                 pkgrelay's download path alone (Fetcher::download): MB/s
+//! pkgrelay-bench fetch URL DEST [sha256]        pkgrelay's download path alone (Fetcher::download): MB/s
 //! pkgrelay-bench scale-prepare N DB             an SQLite store of N synthetic entries
 //! pkgrelay-bench scale-run DB CONFIG MODE       read all + render: MODE noxz | full | read | compress
 //! pkgrelay-bench publish-cost N                 object writes when 1 package is added to N
 //! pkgrelay-bench compress-file FILE [MAX]       gzip levels / xz presets on a file (e.g. a real Packages)
+//! pkgrelay-bench brew-upstream FORMULA_JSON DIR [OLD_MIRROR HASH_FILE]  a Homebrew upstream as static files,
+//!                                               small real bottles (+ an earlier mirror of them and its hash file)
+//! pkgrelay-bench brew-big-upstream BYTES DIR CACHE   the same with one bottle of BYTES
+//! pkgrelay-bench brew-plan FORMULA_JSON TAG...  planning from formula.json alone: plan_s, bottles
 //! ```
+//! `serve` appends one line per request (`METHOD TARGET STATUS`) to the file
+//! `BENCH_SERVE_LOG` names, if set.
 //! Measurements print `key=value` lines that the scripts parse.
 
 mod bigdeb;
+mod brew;
 mod publish_cost;
 mod scale;
 mod serve;
@@ -70,7 +77,7 @@ fn main() -> anyhow::Result<()> {
             Path::new(arg(2)?),
             args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(3600),
         ),
-        "fetch" => runtime()?.block_on(fetch(arg(1)?, Path::new(arg(2)?))),
+        "fetch" => runtime()?.block_on(fetch(arg(1)?, Path::new(arg(2)?), args.get(3).is_some_and(|a| a == "sha256"))),
         "scale-prepare" => runtime()?.block_on(scale::prepare(num(1)?, Path::new(arg(2)?))),
         "scale-run" => runtime()?.block_on(scale::run(Path::new(arg(1)?), Path::new(arg(2)?), arg(3)?)),
         "compress-file" => {
@@ -87,17 +94,27 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         "publish-cost" => runtime()?.block_on(publish_cost::run(num(1)?)),
+        "brew-upstream" => {
+            let old = match (args.get(3), args.get(4)) {
+                (Some(mirror), Some(hashes)) => Some((Path::new(mirror.as_str()), Path::new(hashes.as_str()))),
+                _ => None,
+            };
+            brew::upstream(Path::new(arg(1)?), Path::new(arg(2)?), old)
+        }
+        "brew-big-upstream" => brew::big_upstream(num(1)? as u64, Path::new(arg(2)?), Path::new(arg(3)?)),
+        "brew-plan" => brew::plan(Path::new(arg(1)?), &args[2..]),
         other => bail!("unknown command {other:?}; see the usage in bench/driver/src/main.rs"),
     }
 }
 
-/// `Fetcher::download` alone — streaming, the three digests, the file write —
-/// as download-package calls it, with the pipeline's retry policy.
-async fn fetch(url: &str, dest: &Path) -> anyhow::Result<()> {
+/// `Fetcher::download` alone — streaming, the three digests (SHA-256 alone
+/// with `sha256_only`, as for a Homebrew bottle), the file write — as
+/// download-package calls it, with the pipeline's retry policy.
+async fn fetch(url: &str, dest: &Path, sha256_only: bool) -> anyhow::Result<()> {
     use pkgrelay_core::fetch::{Expected, FetchRules, Fetcher, RetryPolicy};
     let fetcher = Fetcher::new(RetryPolicy::default())?;
     // The URL's own host, and the limits of an artifact.
-    let rules = FetchRules::only(url)?;
+    let rules = FetchRules { sha256_only, ..FetchRules::only(url)? };
     let t = std::time::Instant::now();
     let sums = fetcher.download(url, dest, &Expected::default(), &rules, &mut ()).await?;
     let secs = t.elapsed().as_secs_f64();

@@ -46,6 +46,15 @@ fn answer(conn: TcpStream, root: &Path) -> anyhow::Result<()> {
     let rel = target.split('?').next().unwrap_or("").trim_start_matches('/');
     let safe = !rel.is_empty() && rel.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
     let file = if method == "GET" && safe { std::fs::File::open(root.join(rel)).ok() } else { None };
+    // What was asked, for the benchmarks that count requests (bench/brew.sh).
+    if let Some(log) = std::env::var_os("BENCH_SERVE_LOG") {
+        let status = if file.is_some() { 200 } else { 404 };
+        let line = format!("{method} {target} {status}\n");
+        // One write per line with O_APPEND: lines of concurrent requests do not interleave.
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
     match file {
         Some(mut f) => {
             let len = f.metadata()?.len();

@@ -667,3 +667,39 @@ async fn s3_errors_carry_the_service_code() {
     // A missing bucket is not a missing key.
     assert!(matches!(store.get_bytes("index.html").await, Err(BlobError::Io { .. })));
 }
+
+/// `pkgrelay brew import-hash` on S3: an object an earlier mirror stored
+/// (no `sha256` metadata) is read once, and copied server-side to its blob
+/// key only when its bytes are the expected ones, with the metadata that
+/// write-once keys are compared by; the old object stays.
+#[tokio::test]
+async fn s3_adopt_copies_checked_bytes_server_side() {
+    let b = bucket("adopt").await;
+    let old = "brew/bottles/openssl@3-3.5.2.arm64_sonoma.bottle.tar.gz";
+    b.client
+        .put_object()
+        .bucket(&b.name)
+        .key(old)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"bottle"))
+        .send()
+        .await
+        .unwrap();
+    let sha = sha256_hex(b"bottle");
+    let blob = format!("brew/blobs/sha256/{sha}");
+
+    let wrong = b.store.adopt(old, &blob, &"0".repeat(64), None).await.unwrap();
+    assert!(!wrong.placed && wrong.checksums.sha256 == sha);
+    assert!(!b.store.adopt(old, &blob, &sha, Some(7)).await.unwrap().placed, "the size is checked too");
+    assert!(!b.store.exists(&blob).await.unwrap());
+
+    let ok = b.store.adopt(old, &blob, &sha, Some(6)).await.unwrap();
+    assert!(ok.placed && ok.checksums.size == 6);
+    assert_eq!(b.store.get_bytes(&blob).await.unwrap(), b"bottle");
+    assert_eq!(b.head(&blob).await.metadata().unwrap()["sha256"], sha);
+    assert_eq!(b.store.get_bytes(old).await.unwrap(), b"bottle", "the old name stays");
+    // Again: the blob is there with these bytes; a write-once put of them agrees.
+    assert!(b.store.adopt(old, &blob, &sha, None).await.unwrap().placed);
+    b.store.put_bytes(&blob, b"bottle".to_vec(), WriteMode::WriteOnce).await.unwrap();
+    let e = b.store.adopt("brew/bottles/missing.tar.gz", &blob, &sha, None).await.unwrap_err();
+    assert!(matches!(e, BlobError::NotFound { .. }), "{e}");
+}

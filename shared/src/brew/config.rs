@@ -126,7 +126,7 @@ impl HomebrewConfig {
     pub fn api_rules(&self) -> Result<FetchRules, String> {
         let hosts =
             HostPolicy::new(&self.api_url, &[], format!("api_url in {}", self.file)).map_err(|e| e.to_string())?;
-        Ok(FetchRules { hosts, limits: self.effective_limits.artifacts(), headers: Vec::new() })
+        Ok(FetchRules { hosts, limits: self.effective_limits.artifacts(), headers: Vec::new(), sha256_only: false })
     }
 
     /// Fetch rules for the registry: `registry_url`'s host and
@@ -135,7 +135,13 @@ impl HomebrewConfig {
         let hosts = HostPolicy::new(&self.registry_url, &self.allowed_hosts, format!("allowed_hosts in {}", self.file))
             .map_err(|e| e.to_string())?;
         let limits = if artifact { self.effective_limits.artifacts() } else { self.effective_limits.documents() };
-        Ok(FetchRules { hosts, limits, headers: vec![("authorization".into(), self.registry_authorization.clone())] })
+        Ok(FetchRules {
+            hosts,
+            limits,
+            headers: vec![("authorization".into(), self.registry_authorization.clone())],
+            // A bottle's record and brew need its SHA-256 alone.
+            sha256_only: artifact,
+        })
     }
 
     /// Load and check `dir/<file>`; `limits`: the repository-wide ones.

@@ -83,6 +83,55 @@ impl Homebrew {
     }
 }
 
+/// What mirror `mirror` must hold, from its `api_url`'s `formula.json`
+/// (tens of MB: fetched into a file in `work_dir`, planned one formula at a
+/// time, off the async workers).
+pub async fn fetch_plan(
+    fetcher: &crate::fetch::Fetcher,
+    mirror: &HomebrewConfig,
+    work_dir: &std::path::Path,
+) -> anyhow::Result<crate::brew::api::Plan> {
+    let api_rules = mirror.api_rules().map_err(|e| anyhow!(e))?;
+    let formula_json = tempfile::Builder::new().prefix("formula-").tempfile_in(work_dir)?.into_temp_path();
+    let url = format!("{}/formula.json", mirror.api_url.trim_end_matches('/'));
+    fetcher.download(&url, &formula_json, &Expected::default(), &api_rules, &mut ()).await?;
+    plan_file(mirror, formula_json.to_path_buf(), &url).await
+}
+
+/// What mirror `mirror` must hold, from the `formula.json` at `path`
+/// (`what` names it in errors).
+pub async fn plan_file(
+    mirror: &HomebrewConfig,
+    path: std::path::PathBuf,
+    what: &str,
+) -> anyhow::Result<crate::brew::api::Plan> {
+    let (selection, tags) = (mirror.selection(), mirror.tags.clone());
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).with_context(|| path.display().to_string())?;
+        crate::brew::api::plan(file, &selection, &tags).map_err(anyhow::Error::from)
+    })
+    .await
+    .map_err(|e| anyhow!("planning from {what}: {e}"))?
+    .with_context(|| format!("planning from {what}"))
+}
+
+/// The registry's image index of `formula` at `reference`
+/// (`<registry_url>/<image>/manifests/<ref>`), asked for as brew asks for it,
+/// with the registry's `Authorization`.
+pub async fn image_index(
+    fetcher: &crate::fetch::Fetcher,
+    mirror: &HomebrewConfig,
+    formula: &str,
+    reference: &str,
+) -> StepResult<Vec<u8>> {
+    let mut manifest_rules =
+        mirror.registry_rules(false).map_err(|e| StepError::InvalidPackage(anyhow!("{}: {e}", mirror.registry_url)))?;
+    manifest_rules.headers.push(("accept".into(), OCI_IMAGE_INDEX.into()));
+    let url =
+        format!("{}/{}/manifests/{reference}", mirror.registry_url.trim_end_matches('/'), naming::image_name(formula),);
+    fetcher.get_bytes(&url, &manifest_rules).await.map_err(|e| StepError::from(e).context(url))
+}
+
 /// The registry URL of a bottle: `<registry_url>/<image>/blobs/sha256:<hex>`,
 /// built as brew builds it from its root rather than taken from the API's
 /// `url` (which names ghcr.io whatever registry is configured).
@@ -97,18 +146,7 @@ impl Source for Homebrew {
         let api_rules = mirror.api_rules().map_err(|e| anyhow!(e))?;
         let api = mirror.api_url.trim_end_matches('/');
 
-        // formula.json: tens of MB, planned from a file, one formula at a time.
-        let formula_json = tempfile::Builder::new().prefix("formula-").tempfile_in(ctx.work_dir)?.into_temp_path();
-        let url = format!("{api}/formula.json");
-        ctx.fetcher.download(&url, &formula_json, &Expected::default(), &api_rules, &mut ()).await?;
-        let (selection, tags, path) = (mirror.selection(), mirror.tags.clone(), formula_json.to_path_buf());
-        let plan = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path)?;
-            crate::brew::api::plan(file, &selection, &tags).map_err(anyhow::Error::from)
-        })
-        .await
-        .map_err(|e| anyhow!("planning from {url}: {e}"))?
-        .with_context(|| format!("planning from {url}"))?;
+        let plan = fetch_plan(ctx.fetcher, mirror, ctx.work_dir).await?;
         for refused in &plan.refused {
             tracing::warn!(repository = %self.repository, "formula not mirrored: {refused}");
         }
@@ -210,16 +248,9 @@ impl Source for Homebrew {
             return Err(StepError::InvalidPackage(anyhow!("{}: not a bottle candidate", candidate.package_id())));
         };
         let bad = |e: String| StepError::InvalidPackage(anyhow!("{}: {e}", candidate.url));
-        let mut manifest_rules = mirror.registry_rules(false).map_err(bad)?;
-        manifest_rules.headers.push(("accept".into(), OCI_IMAGE_INDEX.into()));
-        let manifest_url = format!(
-            "{}/{}/manifests/{}",
-            mirror.registry_url.trim_end_matches('/'),
-            naming::image_name(&m.formula),
-            m.version()
-        );
-        let index = ctx.fetcher.get_bytes(&manifest_url, &manifest_rules).await?;
-        let descriptor = descriptor_of(&index, m).map_err(|e| bad(format!("{manifest_url}: {e}")))?;
+        let index = image_index(&ctx.fetcher, mirror, &m.formula, &m.version()).await?;
+        let descriptor = descriptor_of(&index, m)
+            .map_err(|e| bad(format!("{}/manifests/{}: {e}", naming::image_name(&m.formula), m.version())))?;
 
         let metadata = Some(EntryMetadata::Brew(BrewMetadata { descriptor: Some(descriptor), ..m.clone() }));
         let tmp = tempfile::Builder::new().prefix("bottle-").tempfile_in(&ctx.work_dir)?.into_temp_path();
@@ -255,7 +286,7 @@ impl Source for Homebrew {
 /// (`Resource::BottleManifest`): `sh.brew.bottle.digest` is its SHA-256 and
 /// `org.opencontainers.image.ref.name` is `<pkg_version>.<tag>[.<rebuild>]`;
 /// it must carry the tab brew reads.
-fn descriptor_of(index: &[u8], m: &BrewMetadata) -> Result<serde_json::Value, String> {
+pub fn descriptor_of(index: &[u8], m: &BrewMetadata) -> Result<serde_json::Value, String> {
     let index: serde_json::Value =
         serde_json::from_slice(index).map_err(|e| format!("the image index is not JSON: {e}"))?;
     let want = m.ref_name();

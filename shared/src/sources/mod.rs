@@ -16,7 +16,7 @@
 
 mod external_download;
 mod github_release;
-mod homebrew;
+pub mod homebrew;
 mod latest_url;
 mod staging_upload;
 
