@@ -113,6 +113,7 @@ enum Command {
     Media {
         #[command(subcommand)]
         action: MediaAction,
+    },
     /// A Homebrew mirror's tools: seed its store from an earlier mirror's bottles_hash.json.
     Brew {
         #[command(subcommand)]
