@@ -184,6 +184,9 @@ pub trait EdgeNames: Send + Sync {
     /// Make each `(key, value)` resolvable (keys are public keys, with the
     /// repository's prefix; values what the rewrite reads), all before returning.
     async fn put(&self, entries: &[(String, String)]) -> Result<(), BlobError>;
+    /// Forget `keys` (retention, once no generation within the grace period
+    /// names them); a key not there is no error.
+    async fn delete(&self, keys: &[String]) -> Result<(), BlobError>;
 }
 
 #[async_trait]

@@ -185,6 +185,14 @@ pub trait RepositoryFormat: Send + Sync {
     fn published_marker(&self) -> Option<String> {
         None
     }
+
+    /// Whether a key this format references is a name that a rewrite in
+    /// front of the public store resolves ([`crate::blob::EdgeNames`]: a
+    /// mirror's flat bottle names), not an object: retention removes it from
+    /// the rewrite's table rather than from the store.
+    fn is_edge_name(&self, _key: &str) -> bool {
+        false
+    }
 }
 
 /// One generation of an index in the making: every store entry is added once,

@@ -12,7 +12,7 @@
 use async_trait::async_trait;
 use aws_sdk_cloudfrontkeyvaluestore as kvs;
 use kvs::config::endpoint::{Params, ResolveEndpoint};
-use kvs::types::PutKeyRequestListItem;
+use kvs::types::{DeleteKeyRequestListItem, PutKeyRequestListItem};
 use pkgrelay_core::blob::{BlobError, EdgeNames};
 
 /// Puts per `UpdateKeys` request: the API takes at most 50 changes at once.
@@ -32,6 +32,50 @@ impl KeyValueStore {
             config = config.endpoint_resolver(AsGiven(kvs::config::endpoint::DefaultResolver::new()));
         }
         KeyValueStore { client: kvs::Client::from_conf(config.build()), arn: arn.to_owned() }
+    }
+
+    /// One UpdateKeys, conditional on `etag`; on a conflict (another writer
+    /// in between) the ETag is read again and the batch sent again. The new ETag.
+    async fn update(
+        &self,
+        etag: &str,
+        puts: Option<Vec<PutKeyRequestListItem>>,
+        deletes: Option<Vec<DeleteKeyRequestListItem>>,
+        keys: &[String],
+    ) -> Result<String, BlobError> {
+        let mut etag = etag.to_owned();
+        let mut conflicts = 0;
+        loop {
+            let sent = self
+                .client
+                .update_keys()
+                .kvs_arn(&self.arn)
+                .if_match(&etag)
+                .set_puts(puts.clone())
+                .set_deletes(deletes.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(out) => return Ok(out.e_tag().to_owned()),
+                Err(e)
+                    if e.as_service_error().is_some_and(|s| s.is_conflict_exception()) && conflicts < CONFLICT_RETRIES =>
+                {
+                    conflicts += 1;
+                    etag = self.etag().await?;
+                }
+                Err(e) => {
+                    return Err(BlobError::io(
+                        &self.arn,
+                        format!(
+                            "UpdateKeys ({} names, first {}): {}",
+                            keys.len(),
+                            keys.first().map_or("-", String::as_str),
+                            aws_sdk_s3::error::DisplayErrorContext(&e)
+                        ),
+                    ));
+                }
+            }
+        }
     }
 
     async fn etag(&self) -> Result<String, BlobError> {
@@ -55,43 +99,27 @@ impl EdgeNames for KeyValueStore {
                 .map(|(k, v)| PutKeyRequestListItem::builder().key(k).value(v).build())
                 .collect::<Result<_, _>>()
                 .map_err(|e| BlobError::io(&self.arn, format!("key value store entry: {e}")))?;
-            let mut conflicts = 0;
-            loop {
-                let sent = self
-                    .client
-                    .update_keys()
-                    .kvs_arn(&self.arn)
-                    .if_match(&etag)
-                    .set_puts(Some(puts.clone()))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(out) => {
-                        etag = out.e_tag().to_owned();
-                        break;
-                    }
-                    Err(e)
-                        if e.as_service_error().is_some_and(|s| s.is_conflict_exception())
-                            && conflicts < CONFLICT_RETRIES =>
-                    {
-                        conflicts += 1;
-                        etag = self.etag().await?;
-                    }
-                    Err(e) => {
-                        return Err(BlobError::io(
-                            &self.arn,
-                            format!(
-                                "UpdateKeys ({} names, first {}): {}",
-                                batch.len(),
-                                batch[0].0,
-                                aws_sdk_s3::error::DisplayErrorContext(&e)
-                            ),
-                        ));
-                    }
-                }
-            }
+            let keys: Vec<String> = batch.iter().map(|(k, _)| k.clone()).collect();
+            etag = self.update(&etag, Some(puts), None, &keys).await?;
         }
         tracing::info!(names = entries.len(), kvs = %self.arn, "bottle names written to the key value store");
+        Ok(())
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<(), BlobError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut etag = self.etag().await?;
+        for batch in keys.chunks(BATCH) {
+            let deletes: Vec<DeleteKeyRequestListItem> = batch
+                .iter()
+                .map(|k| DeleteKeyRequestListItem::builder().key(k).build())
+                .collect::<Result<_, _>>()
+                .map_err(|e| BlobError::io(&self.arn, format!("key value store entry: {e}")))?;
+            etag = self.update(&etag, None, Some(deletes), batch).await?;
+        }
+        tracing::info!(names = keys.len(), kvs = %self.arn, "bottle names removed from the key value store");
         Ok(())
     }
 }

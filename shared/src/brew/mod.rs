@@ -301,6 +301,11 @@ impl RepositoryFormat for BrewRepository {
     fn published_marker(&self) -> Option<String> {
         self.config.all_api_files().first().map(|f| format!("api/{f}"))
     }
+
+    /// `bottles/<flat bottle file name>`: a name, never stored (see [`rewrite`]).
+    fn is_edge_name(&self, key: &str) -> bool {
+        key.strip_prefix("bottles/").is_some_and(|n| !n.contains('/') && n.ends_with(".tar.gz"))
+    }
 }
 
 /// One generation of a mirror in the making: the recorded bottles, the API
@@ -377,6 +382,11 @@ impl IndexBuilder for BrewIndex {
             ..RenderedIndex::default()
         };
         let mut artifacts: Vec<String> = self.entries.iter().map(|(m, _)| blob_key(&m.sha256)).collect();
+        // The flat names the rewrite in front of the store resolves are
+        // referenced too: retention removes a name from its table once no
+        // generation within the grace period lists the bottle (without it,
+        // the table would only grow: CloudFront's holds 5 MB).
+        artifacts.extend(self.entries.iter().map(|(m, _)| format!("bottles/{}", m.filename())));
         artifacts.sort();
         artifacts.dedup();
         out.artifacts = artifacts;

@@ -131,10 +131,27 @@ pub(super) async fn collect(
         tracing::info!(due = due_count, "retention: the run had failures, nothing deleted");
     } else if due_count > 0 {
         use futures_util::StreamExt;
+        // Names a rewrite in front of the store resolves (a mirror's flat
+        // bottle names) leave its table, not the store; without such a
+        // rewrite (locally) there is nothing to remove.
+        let (names, objects): (Vec<String>, Vec<String>) =
+            due.objects.into_iter().partition(|k| ctx.format.is_edge_name(k));
+        if !names.is_empty() {
+            let full: Vec<String> = names.iter().map(|k| format!("{}{k}", ctx.repository.prefix)).collect();
+            match &ctx.edge_names {
+                Some(table) => match table.delete(&full).await {
+                    Ok(()) => {
+                        tracing::info!(names = names.len(), "retention: names removed from the rewrite's table");
+                        deleted_objects.extend(names);
+                    }
+                    Err(e) => tracing::warn!("retention: could not remove names, left for the next publish: {e}"),
+                },
+                None => deleted_objects.extend(names),
+            }
+        }
         // The format must call each object write-once; anything else is a
         // fixed name a publish replaces, never collected.
-        let objects: Vec<String> = due
-            .objects
+        let objects: Vec<String> = objects
             .into_iter()
             .filter(|k| {
                 let immutable = ctx.format.object_meta(k).caching == Caching::Immutable;
