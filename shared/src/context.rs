@@ -127,6 +127,7 @@ pub fn build(
         public,
         private: backends.private,
         fetcher: Fetcher::new(RetryPolicy::default())?,
+        staged_checks: Default::default(),
         work_dir,
         observer,
         repository: entry,

@@ -110,6 +110,9 @@ pub struct SourceContext<'a> {
     /// What reading a staged package may unpack (repository-wide settings:
     /// a staged file is read before its package is known).
     pub deb_limits: crate::deb::DebLimits,
+    /// Where a staged file checked whole is left for download-package
+    /// ([`Context::staged_checks`]).
+    pub staged_checks: &'a std::sync::Mutex<std::collections::HashMap<String, crate::deb::Checked>>,
 }
 
 /// An artifact download-package brought in, not yet checked.
@@ -124,6 +127,10 @@ pub struct Fetched {
     /// to check and record (a Homebrew bottle: its entry in the registry's
     /// image index).
     pub metadata: Option<crate::model::EntryMetadata>,
+    /// The file was checked whole already, in this process, and still has
+    /// those bytes (a staged .deb: [`Context::staged_checks`]); the format
+    /// may take the check instead of reading the file again.
+    pub checked: Option<crate::deb::Checked>,
 }
 
 /// What a source made of a candidate refused for its content.
@@ -176,6 +183,7 @@ pub trait Source: Send + Sync + std::fmt::Debug {
             checksums,
             validators: None,
             metadata: None,
+            checked: None,
         })
     }
 
