@@ -115,10 +115,39 @@ pub struct SourceContext<'a> {
     pub staged_checks: &'a std::sync::Mutex<std::collections::HashMap<String, crate::deb::Checked>>,
 }
 
+/// Where the bytes of a fetched artifact are.
+pub enum ArtifactFile {
+    /// A temporary file in the step's scratch space (removed when dropped).
+    Temp(tempfile::TempPath),
+    /// The staged file itself, open: its inode is pinned by the descriptor
+    /// (a new upload under its name since changes nothing here), and it
+    /// goes to the pool by [`crate::blob::ObjectStore::put_open_file`]
+    /// (locally one link, no temporary name).
+    Open(std::fs::File),
+}
+
+impl ArtifactFile {
+    /// A path that opens these bytes (an open file: its descriptor's path
+    /// under /proc, so the same inode).
+    pub fn path(&self) -> std::path::PathBuf {
+        match self {
+            ArtifactFile::Temp(path) => path.to_path_buf(),
+            ArtifactFile::Open(file) => {
+                std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(file)))
+            }
+        }
+    }
+}
+
+impl From<tempfile::TempPath> for ArtifactFile {
+    fn from(path: tempfile::TempPath) -> ArtifactFile {
+        ArtifactFile::Temp(path)
+    }
+}
+
 /// An artifact download-package brought in, not yet checked.
 pub struct Fetched {
-    /// A temporary file in the step's scratch space (removed when dropped).
-    pub file: tempfile::TempPath,
+    pub file: ArtifactFile,
     pub checksums: Checksums,
     /// The validators of the response it came in (a source that records them).
     pub validators: Option<Validators>,
@@ -179,7 +208,7 @@ pub trait Source: Send + Sync + std::fmt::Debug {
         expected: &Expected,
     ) -> StepResult<Fetched> {
         download(ctx, package, candidate, expected).await.map(|(file, checksums, _)| Fetched {
-            file,
+            file: file.into(),
             checksums,
             validators: None,
             metadata: None,

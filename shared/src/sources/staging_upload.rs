@@ -13,7 +13,7 @@
 //! (`statemachine/staging-rule.json`) does not match copies, so moving a file
 //! into `staging/rejected/` starts no run.
 
-use super::{Fetched, Refused, STAGING_PREFIX, Source, SourceContext};
+use super::{ArtifactFile, Fetched, Refused, STAGING_PREFIX, Source, SourceContext};
 use crate::blob::{BlobError, ObjectStore, WriteMode};
 use crate::config::PackageConfig;
 use crate::digest::Checksums;
@@ -252,11 +252,19 @@ impl Source for StagingUpload {
             .collect())
     }
 
-    /// The staged object itself. On a directory store it is linked, not
-    /// copied: the pool file becomes the same inode, and once recorded the
-    /// staging name goes ([`Source::recorded`]). No file is created for it
-    /// at all, not even a temporary one: on ext4 allocating an inode
-    /// dominated a bulk import.
+    /// The staged object itself. On a directory store it is never copied:
+    /// the pool file becomes the same inode, and once recorded the staging
+    /// name goes ([`Source::recorded`]). No file is created for it at all,
+    /// not even a temporary one: on ext4 allocating an inode dominated a
+    /// bulk import.
+    ///
+    /// A file check-sources checked whole in this process is opened, and if
+    /// it still has the bytes that were checked (SHA256 alone decides it;
+    /// the other digests are those bytes' too), the open file is the
+    /// artifact: its descriptor pins the inode that was hashed, and the
+    /// pool links it from there (one directory operation). Anything else
+    /// is hard-linked into the scratch directory (which pins the inode
+    /// too), or copied from a store that is not a directory, and hashed.
     async fn fetch(
         &self,
         ctx: &Context,
@@ -264,7 +272,22 @@ impl Source for StagingUpload {
         candidate: &Candidate,
         expected: &Expected,
     ) -> StepResult<Fetched> {
-        let linked = ctx.private.local_path(&candidate.url).and_then(|path| {
+        let local = ctx.private.local_path(&candidate.url);
+        let checked = ctx.staged_checks.lock().unwrap().remove(&candidate.url);
+        if let (Some(checked), Some(path)) = (checked, &local)
+            && expected.sha256.as_deref().is_none_or(|want| want == checked.checksums.sha256)
+            && let Ok(file) = std::fs::File::open(path)
+            && crate::digest::sha256_open(&file)? == checked.checksums.sha256
+        {
+            return Ok(Fetched {
+                file: ArtifactFile::Open(file),
+                checksums: checked.checksums.clone(),
+                validators: None,
+                metadata: None,
+                checked: Some(checked),
+            });
+        }
+        let linked = local.and_then(|path| {
             static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
             let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let name = ctx.work_dir.join(format!("staged-{}-{n}", std::process::id()));
@@ -278,17 +301,7 @@ impl Source for StagingUpload {
                 file
             }
         };
-        // Checked whole by check-sources in this process: the check holds if
-        // the linked inode still has the bytes that were checked (SHA256
-        // alone decides it; the other digests are those bytes' too).
-        let mut checked = ctx.staged_checks.lock().unwrap().remove(&candidate.url);
-        let checksums = match &checked {
-            Some(c) if crate::digest::sha256_file(&file)? == c.checksums.sha256 => c.checksums.clone(),
-            _ => {
-                checked = None;
-                Checksums::of_file(&file)?
-            }
-        };
+        let checksums = Checksums::of_file(&file)?;
         if let Some(want) = &expected.sha256
             && want != &checksums.sha256
         {
@@ -300,7 +313,7 @@ impl Source for StagingUpload {
                 checksums.sha256
             )));
         }
-        Ok(Fetched { file, checksums, validators: None, metadata: None, checked })
+        Ok(Fetched { file: file.into(), checksums, validators: None, metadata: None, checked: None })
     }
 
     /// A refused upload leaves the inbox for `staging/rejected/`, its
