@@ -392,21 +392,32 @@ impl DirStore {
         use std::os::fd::AsRawFd;
         let dest = self.path(key)?;
         let dir = dest.parent().expect("keys have a parent under root");
-        std::fs::create_dir_all(dir).map_err(|e| BlobError::io(key, e))?;
         if mode == WriteMode::WriteOnce {
             let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
-            match rustix::fs::linkat(
-                rustix::fs::CWD,
-                proc_path.as_str(),
-                rustix::fs::CWD,
-                &dest,
-                rustix::fs::AtFlags::SYMLINK_FOLLOW,
-            ) {
+            let link = || {
+                rustix::fs::linkat(
+                    rustix::fs::CWD,
+                    proc_path.as_str(),
+                    rustix::fs::CWD,
+                    &dest,
+                    rustix::fs::AtFlags::SYMLINK_FOLLOW,
+                )
+            };
+            // The directory is made only when the link says it is missing:
+            // in a bulk import it nearly always exists, and a mkdir per
+            // package is one more path walk for nothing.
+            let mut linked = link();
+            if linked == Err(rustix::io::Errno::NOENT) && !dir.is_dir() {
+                std::fs::create_dir_all(dir).map_err(|e| BlobError::io(key, e))?;
+                linked = link();
+            }
+            match linked {
                 Ok(()) => return Ok(()),
                 Err(rustix::io::Errno::EXIST) => return Self::compare_existing(key, &dest, sha256),
                 Err(_) => {}
             }
         }
+        std::fs::create_dir_all(dir).map_err(|e| BlobError::io(key, e))?;
         let tmp = copy_to_temp(key, file, Some(dir))?;
         self.commit(key, tmp, Some(sha256), mode)
     }
