@@ -137,6 +137,15 @@ impl ObjectStore for Prefixed {
     async fn put_file(&self, key: &str, path: &Path, sha256: &str, mode: WriteMode) -> Result<(), BlobError> {
         self.inner.put_file(&self.key(key)?, path, sha256, mode).await
     }
+    async fn put_open_file(
+        &self,
+        key: &str,
+        file: &std::fs::File,
+        sha256: &str,
+        mode: WriteMode,
+    ) -> Result<(), BlobError> {
+        self.inner.put_open_file(&self.key(key)?, file, sha256, mode).await
+    }
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError> {
         self.inner.get_bytes(&self.key(key)?).await
     }
@@ -196,6 +205,21 @@ pub trait ObjectStore: Send + Sync {
     /// Store the file at `path` (whose SHA256 the caller computed) at `key`. The
     /// file is consumed: it may be moved rather than copied.
     async fn put_file(&self, key: &str, path: &Path, sha256: &str, mode: WriteMode) -> Result<(), BlobError>;
+    /// Store the bytes of the open `file` (whose SHA256 the caller computed)
+    /// at `key`. A directory store links the file's inode itself (a staged
+    /// upload, pinned by its descriptor, becomes the pool file without a
+    /// copy); the default writes a temporary copy and stores it with
+    /// [`ObjectStore::put_file`].
+    async fn put_open_file(
+        &self,
+        key: &str,
+        file: &std::fs::File,
+        sha256: &str,
+        mode: WriteMode,
+    ) -> Result<(), BlobError> {
+        let tmp = copy_to_temp(key, file, None)?;
+        self.put_file(key, &tmp, sha256, mode).await
+    }
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError>;
     /// Copy the object into a local file (streaming; objects can be gigabytes).
     async fn get_to_file(&self, key: &str, path: &Path) -> Result<(), BlobError>;
@@ -247,6 +271,21 @@ impl Adopted {
     pub fn matches(checksums: &crate::digest::Checksums, sha256: &str, size: Option<u64>) -> bool {
         checksums.sha256.eq_ignore_ascii_case(sha256) && size.is_none_or(|s| s == checksums.size)
     }
+}
+
+/// The whole content of the open `file` (from its start) copied into a new
+/// temporary file, in `dir` or the system's temporary directory.
+fn copy_to_temp(key: &str, file: &std::fs::File, dir: Option<&Path>) -> Result<tempfile::TempPath, BlobError> {
+    use std::io::Seek;
+    let tmp = match dir {
+        Some(dir) => tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir),
+        None => tempfile::NamedTempFile::new(),
+    }
+    .map_err(|e| BlobError::io(key, e))?;
+    let mut source = file;
+    source.seek(std::io::SeekFrom::Start(0)).map_err(|e| BlobError::io(key, e))?;
+    std::io::copy(&mut source, &mut tmp.as_file()).map_err(|e| BlobError::io(key, e))?;
+    Ok(tmp.into_temp_path())
 }
 
 /// Keys must be plain relative paths: no `..`, no empty or `.` component, no
@@ -426,6 +465,55 @@ impl DirStore {
         }
         Ok(Adopted { checksums, placed: true })
     }
+
+    /// [`ObjectStore::put_open_file`]: a write-once key gets the open file's
+    /// own inode by one `linkat` of its descriptor (through
+    /// `/proc/self/fd/N`, which Linux lets any process link with
+    /// `AT_SYMLINK_FOLLOW`; `AT_EMPTY_PATH` would need a capability), which
+    /// fails where the key exists, as write-once wants. The inode is the one
+    /// the caller opened and read, whatever happened to its name since. Where
+    /// that is not possible (another filesystem, no /proc, an overwrite, or
+    /// an inode whose last name is gone: Linux links no such inode), a copy
+    /// of the open file is written and committed as any other file.
+    fn put_open_file_sync(
+        &self,
+        key: &str,
+        file: &std::fs::File,
+        sha256: &str,
+        mode: WriteMode,
+    ) -> Result<(), BlobError> {
+        use std::os::fd::AsRawFd;
+        let dest = self.path(key)?;
+        let dir = dest.parent().expect("keys have a parent under root");
+        if mode == WriteMode::WriteOnce {
+            let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+            let link = || {
+                rustix::fs::linkat(
+                    rustix::fs::CWD,
+                    proc_path.as_str(),
+                    rustix::fs::CWD,
+                    &dest,
+                    rustix::fs::AtFlags::SYMLINK_FOLLOW,
+                )
+            };
+            // The directory is made only when the link says it is missing:
+            // in a bulk import it nearly always exists, and a mkdir per
+            // package is one more path walk for nothing.
+            let mut linked = link();
+            if linked == Err(rustix::io::Errno::NOENT) && !dir.is_dir() {
+                std::fs::create_dir_all(dir).map_err(|e| BlobError::io(key, e))?;
+                linked = link();
+            }
+            match linked {
+                Ok(()) => return Ok(()),
+                Err(rustix::io::Errno::EXIST) => return Self::compare_existing(key, &dest, sha256),
+                Err(_) => {}
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(|e| BlobError::io(key, e))?;
+        let tmp = copy_to_temp(key, file, Some(dir))?;
+        self.commit(key, tmp, Some(sha256), mode)
+    }
 }
 
 /// Two files with the same bytes (compared in [`READ_CHUNK`](crate::digest::READ_CHUNK)
@@ -466,6 +554,16 @@ impl ObjectStore for DirStore {
 
     async fn put_file(&self, key: &str, path: &Path, sha256: &str, mode: WriteMode) -> Result<(), BlobError> {
         self.put_file_sync(key, path, sha256, mode)
+    }
+
+    async fn put_open_file(
+        &self,
+        key: &str,
+        file: &std::fs::File,
+        sha256: &str,
+        mode: WriteMode,
+    ) -> Result<(), BlobError> {
+        self.put_open_file_sync(key, file, sha256, mode)
     }
 
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError> {
@@ -585,6 +683,38 @@ mod tests {
         assert!(matches!(e, BlobError::Conflict { .. }), "{e}");
         s.put_file("index.html", &file("d", b"page"), &sha(b"page"), WriteMode::Overwrite).await.unwrap();
         assert_eq!(s.get_bytes("index.html").await.unwrap(), b"page");
+    }
+
+    /// An open file becomes a write-once key as its own inode, never
+    /// replaces other bytes, and an overwrite is a copy. Replaced under its
+    /// name after it was opened (its inode has no name left, and Linux links
+    /// no such inode), it is still its own bytes that are stored.
+    #[tokio::test]
+    async fn put_open_file_links_the_open_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let s = DirStore::new(dir.path().join("root")).unwrap();
+        let sha = |d: &[u8]| crate::digest::sha256_hex(d);
+        let staged = dir.path().join("staged.deb");
+        std::fs::write(&staged, b"one").unwrap();
+        let open = std::fs::File::open(&staged).unwrap();
+        s.put_open_file("pool/x.deb", &open, &sha(b"one"), WriteMode::WriteOnce).await.unwrap();
+        assert_eq!(s.get_bytes("pool/x.deb").await.unwrap(), b"one");
+        let pool = std::fs::metadata(s.root().join("pool/x.deb")).unwrap();
+        assert_eq!(pool.ino(), open.metadata().unwrap().ino(), "the same inode, no copy");
+        s.put_open_file("pool/x.deb", &open, &sha(b"one"), WriteMode::WriteOnce).await.unwrap();
+        // A new upload under the same name after the open.
+        std::fs::write(dir.path().join("new"), b"two").unwrap();
+        std::fs::rename(dir.path().join("new"), &staged).unwrap();
+        s.put_open_file("pool/y.deb", &open, &sha(b"one"), WriteMode::WriteOnce).await.unwrap();
+        assert_eq!(s.get_bytes("pool/y.deb").await.unwrap(), b"one", "the bytes opened, not the new upload");
+        let other = std::fs::File::open(&staged).unwrap();
+        let e = s.put_open_file("pool/x.deb", &other, &sha(b"two"), WriteMode::WriteOnce).await.unwrap_err();
+        assert!(matches!(e, BlobError::Conflict { .. }), "{e}");
+        assert_eq!(s.get_bytes("pool/x.deb").await.unwrap(), b"one");
+        s.put_open_file("index.html", &other, &sha(b"two"), WriteMode::Overwrite).await.unwrap();
+        assert_eq!(s.get_bytes("index.html").await.unwrap(), b"two");
+        assert_ne!(std::fs::metadata(s.root().join("index.html")).unwrap().ino(), other.metadata().unwrap().ino());
     }
 
     #[tokio::test]

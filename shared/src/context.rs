@@ -131,6 +131,7 @@ pub fn build(
         private: backends.private,
         edge_names: backends.edge_names,
         fetcher: Fetcher::new(RetryPolicy::default())?,
+        staged_checks: Default::default(),
         work_dir,
         observer,
         repository: entry,

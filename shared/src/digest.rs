@@ -100,6 +100,14 @@ pub fn sha256_file(path: &std::path::Path) -> io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// SHA256 alone of an open file, read from where it stands (a file just
+/// opened: from its start), hex encoded.
+pub fn sha256_open(file: &std::fs::File) -> io::Result<String> {
+    let mut hasher = Sha256::new();
+    each_chunk_of(chunk_for(file), file, |chunk| hasher.update(chunk))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
 /// Size of the reads of files that are digested or compared: files can be
 /// gigabytes, and are never read whole.
 pub const READ_CHUNK: usize = 256 * 1024;

@@ -137,6 +137,19 @@ pub trait RepositoryFormat: Send + Sync {
     /// what the candidate announced, and name its public key. Errors here mean
     /// the artifact is bad, not that the system is.
     fn describe_artifact(&self, candidate: &Candidate, path: &Path) -> anyhow::Result<ArtifactDescription>;
+    /// [`RepositoryFormat::describe_artifact`] of a .deb whose bytes were
+    /// already checked whole ([`crate::deb::check_package_hashed`]: a staged
+    /// file, by check-sources in this process); the caller has made sure the
+    /// file still has those bytes. `None`: this format does not take such a
+    /// check (other caps, or not a .deb format), and the file is described
+    /// from its path as usual.
+    fn describe_checked(
+        &self,
+        _candidate: &Candidate,
+        _checked: &crate::deb::Checked,
+    ) -> Option<anyhow::Result<ArtifactDescription>> {
+        None
+    }
     /// Start a generation of the index. `reuse`: compressed files of the live
     /// generation that are still in the public store.
     fn index_builder(&self, reuse: Vec<Compressed>) -> anyhow::Result<Box<dyn IndexBuilder>>;

@@ -100,6 +100,44 @@ impl RepositoryFormat for AptRepository {
         // the pool is write-once, so what is accepted here is kept for good.
         let control =
             crate::deb::check_package(path, &self.config.limits().deb()).with_context(|| candidate.url.clone())?;
+        self.describe_control(candidate, control)
+    }
+
+    /// A staged .deb check-sources checked whole already, within the same
+    /// caps as [`AptRepository::describe_artifact`] would: only the fields
+    /// are left to check against the candidate.
+    fn describe_checked(
+        &self,
+        candidate: &Candidate,
+        checked: &crate::deb::Checked,
+    ) -> Option<anyhow::Result<ArtifactDescription>> {
+        if !checked.within(&self.config.limits().deb()) {
+            return None;
+        }
+        Some(self.describe_control(candidate, checked.control.clone()))
+    }
+
+    fn object_meta(&self, key: &str) -> ObjectMeta {
+        AptLayout.meta(key)
+    }
+
+    fn published_marker(&self) -> Option<String> {
+        Some(format!("dists/{}/InRelease", self.config.suite))
+    }
+
+    fn index_builder(&self, reuse: Vec<Compressed>) -> anyhow::Result<Box<dyn IndexBuilder>> {
+        let key = self.key.clone().ok_or_else(|| anyhow!("no signing key: this process cannot render the index"))?;
+        Ok(Box::new(index::AptIndexBuilder::new(self.config.clone(), key, reuse, self.keep.clone())))
+    }
+}
+
+impl AptRepository {
+    /// The checks of a .deb's control paragraph against its candidate, and its pool key.
+    fn describe_control(
+        &self,
+        candidate: &Candidate,
+        control: crate::deb::ControlParagraph,
+    ) -> anyhow::Result<ArtifactDescription> {
         let field = |name: &str| control.get(name).unwrap_or_default().trim().to_owned();
         let (name, version, architecture) = (field("Package"), field("Version"), field("Architecture"));
         check_package_name(&name).map_err(|e| anyhow!("{}: control field Package: {e}", candidate.url))?;
@@ -139,20 +177,13 @@ impl RepositoryFormat for AptRepository {
             );
         }
         let key = pool_key(&self.config.components[0], &name, &version, &architecture);
-        Ok(ArtifactDescription { name, version, architecture, metadata: EntryMetadata::Apt(AptMetadata { control }), key })
-    }
-
-    fn object_meta(&self, key: &str) -> ObjectMeta {
-        AptLayout.meta(key)
-    }
-
-    fn published_marker(&self) -> Option<String> {
-        Some(format!("dists/{}/InRelease", self.config.suite))
-    }
-
-    fn index_builder(&self, reuse: Vec<Compressed>) -> anyhow::Result<Box<dyn IndexBuilder>> {
-        let key = self.key.clone().ok_or_else(|| anyhow!("no signing key: this process cannot render the index"))?;
-        Ok(Box::new(index::AptIndexBuilder::new(self.config.clone(), key, reuse, self.keep.clone())))
+        Ok(ArtifactDescription {
+            name,
+            version,
+            architecture,
+            metadata: EntryMetadata::Apt(AptMetadata { control }),
+            key,
+        })
     }
 }
 

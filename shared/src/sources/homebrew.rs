@@ -269,7 +269,7 @@ impl Source for Homebrew {
                 .map_err(|e| StepError::Internal(anyhow!("{stored}: {e}")))??;
             if checksums.sha256 == m.sha256 {
                 tracing::info!(package_id = %candidate.package_id(), key = %stored, "bottle already stored under its digest: not downloaded");
-                return Ok(Fetched { file: tmp, checksums, validators: None, metadata });
+                return Ok(Fetched { file: tmp.into(), checksums, validators: None, metadata, checked: None });
             }
             tracing::warn!(key = %stored, sha256 = %checksums.sha256, "a stored bottle does not match its key: downloading it");
         }
@@ -278,7 +278,7 @@ impl Source for Homebrew {
         let label = format!("{} {} {}", candidate.package, candidate.version, candidate.architecture);
         let mut progress = ctx.observer.download(&label);
         let checksums = ctx.fetcher.download(&candidate.url, &tmp, expected, &rules, progress.as_mut()).await?;
-        Ok(Fetched { file: tmp, checksums, validators: None, metadata })
+        Ok(Fetched { file: tmp.into(), checksums, validators: None, metadata, checked: None })
     }
 }
 

@@ -127,7 +127,7 @@ impl Source for LatestUrl {
             // downloaded is what gets recorded, with its own validators.
             tracing::info!(url = %candidate.url, ?probed, downloaded = ?validators, "the file changed again since check-sources");
         }
-        Ok(Fetched { file, checksums, validators: Some(validators), metadata: None })
+        Ok(Fetched { file: file.into(), checksums, validators: Some(validators), metadata: None, checked: None })
     }
 
     async fn candidates(&self, package: &PackageConfig, ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Candidate>> {

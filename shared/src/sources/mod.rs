@@ -110,12 +110,44 @@ pub struct SourceContext<'a> {
     /// What reading a staged package may unpack (repository-wide settings:
     /// a staged file is read before its package is known).
     pub deb_limits: crate::deb::DebLimits,
+    /// Where a staged file checked whole is left for download-package
+    /// ([`Context::staged_checks`]).
+    pub staged_checks: &'a std::sync::Mutex<std::collections::HashMap<String, crate::deb::Checked>>,
+}
+
+/// Where the bytes of a fetched artifact are.
+pub enum ArtifactFile {
+    /// A temporary file in the step's scratch space (removed when dropped).
+    Temp(tempfile::TempPath),
+    /// The staged file itself, open: its inode is pinned by the descriptor
+    /// (a new upload under its name since changes nothing here), and it
+    /// goes to the pool by [`crate::blob::ObjectStore::put_open_file`]
+    /// (locally one link, no temporary name).
+    Open(std::fs::File),
+}
+
+impl ArtifactFile {
+    /// A path that opens these bytes (an open file: its descriptor's path
+    /// under /proc, so the same inode).
+    pub fn path(&self) -> std::path::PathBuf {
+        match self {
+            ArtifactFile::Temp(path) => path.to_path_buf(),
+            ArtifactFile::Open(file) => {
+                std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(file)))
+            }
+        }
+    }
+}
+
+impl From<tempfile::TempPath> for ArtifactFile {
+    fn from(path: tempfile::TempPath) -> ArtifactFile {
+        ArtifactFile::Temp(path)
+    }
 }
 
 /// An artifact download-package brought in, not yet checked.
 pub struct Fetched {
-    /// A temporary file in the step's scratch space (removed when dropped).
-    pub file: tempfile::TempPath,
+    pub file: ArtifactFile,
     pub checksums: Checksums,
     /// The validators of the response it came in (a source that records them).
     pub validators: Option<Validators>,
@@ -124,6 +156,10 @@ pub struct Fetched {
     /// to check and record (a Homebrew bottle: its entry in the registry's
     /// image index).
     pub metadata: Option<crate::model::EntryMetadata>,
+    /// The file was checked whole already, in this process, and still has
+    /// those bytes (a staged .deb: [`Context::staged_checks`]); the format
+    /// may take the check instead of reading the file again.
+    pub checked: Option<crate::deb::Checked>,
 }
 
 /// What a source made of a candidate refused for its content.
@@ -172,10 +208,11 @@ pub trait Source: Send + Sync + std::fmt::Debug {
         expected: &Expected,
     ) -> StepResult<Fetched> {
         download(ctx, package, candidate, expected).await.map(|(file, checksums, _)| Fetched {
-            file,
+            file: file.into(),
             checksums,
             validators: None,
             metadata: None,
+            checked: None,
         })
     }
 

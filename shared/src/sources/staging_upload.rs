@@ -13,7 +13,7 @@
 //! (`statemachine/staging-rule.json`) does not match copies, so moving a file
 //! into `staging/rejected/` starts no run.
 
-use super::{Fetched, Refused, STAGING_PREFIX, Source, SourceContext};
+use super::{ArtifactFile, Fetched, Refused, STAGING_PREFIX, Source, SourceContext};
 use crate::blob::{BlobError, ObjectStore, WriteMode};
 use crate::config::PackageConfig;
 use crate::digest::Checksums;
@@ -54,7 +54,8 @@ pub struct StagedRejection {
 /// `staging/`, flattened (`staging//a/b.deb` -> `a_b.deb`).
 fn rejected_key(key: &str) -> String {
     let rel = key.strip_prefix(STAGING_PREFIX).unwrap_or(key);
-    let name: String = rel.split('/').filter(|s| !s.is_empty() && *s != "." && *s != "..").collect::<Vec<_>>().join("_");
+    let name: String =
+        rel.split('/').filter(|s| !s.is_empty() && *s != "." && *s != "..").collect::<Vec<_>>().join("_");
     format!("{REJECTED_PREFIX}{}", if name.is_empty() { "unnamed" } else { &name })
 }
 
@@ -87,44 +88,125 @@ pub async fn reject_staged(private: &dyn ObjectStore, key: &str, reason: &str) -
     }
 }
 
-/// Read one staged .deb: in place when the store is a directory, through a
-/// temporary copy otherwise.
-async fn read_one(ctx: &SourceContext<'_>, key: &str) -> anyhow::Result<Staged> {
+/// A staged file read: what it is, and, read in place, its whole check.
+type ReadStaged = (Staged, Option<crate::deb::Checked>);
+
+/// Read one staged .deb through a temporary copy (a store that is not a
+/// directory), or in place where [`read_in_place`] did not already.
+async fn read_one(ctx: &SourceContext<'_>, key: &str) -> anyhow::Result<ReadStaged> {
     crate::blob::check_key(key).map_err(|_| anyhow::anyhow!("the key {key:?} is not a plain path"))?;
-    let (control, sums) = match ctx.private.local_path(key) {
-        Some(path) => (crate::deb::read_control_with(&path, &ctx.deb_limits)?, Checksums::of_file(&path)?),
-        None => {
-            let tmp = tempfile::NamedTempFile::new_in(ctx.work_dir)?;
-            ctx.private.get_to_file(key, tmp.path()).await?;
-            (crate::deb::read_control_with(tmp.path(), &ctx.deb_limits)?, Checksums::of_file(tmp.path())?)
-        }
-    };
+    if let Some(path) = ctx.private.local_path(key) {
+        return read_in_place(key, &path, &ctx.deb_limits);
+    }
+    let tmp = tempfile::NamedTempFile::new_in(ctx.work_dir)?;
+    ctx.private.get_to_file(key, tmp.path()).await?;
+    let control = crate::deb::read_control_with(tmp.path(), &ctx.deb_limits)?;
+    staged(key, control, Checksums::of_file(tmp.path())?, None)
+}
+
+/// Read one staged .deb in place (a directory store): checked whole as dpkg
+/// would in the same read that hashes it (the check is returned, for
+/// download-package to take). A file that fails that check is read as
+/// before (control paragraph and digests): download-package then refuses
+/// it with its own reason, as it does on every store.
+fn read_in_place(key: &str, path: &std::path::Path, limits: &crate::deb::DebLimits) -> anyhow::Result<ReadStaged> {
+    match crate::deb::check_package_hashed(path, limits) {
+        Ok(checked) => staged(key, checked.control.clone(), checked.checksums.clone(), Some(checked)),
+        Err(_) => staged(key, crate::deb::read_control_with(path, limits)?, Checksums::of_file(path)?, None),
+    }
+}
+
+fn staged(
+    key: &str,
+    control: crate::deb::ControlParagraph,
+    sums: Checksums,
+    checked: Option<crate::deb::Checked>,
+) -> anyhow::Result<ReadStaged> {
     for field in ["Package", "Version", "Architecture"] {
         if control.get(field).is_none_or(str::is_empty) {
             anyhow::bail!("its control paragraph has no {field}");
         }
     }
-    Ok(Staged { key: key.to_owned(), control, sums })
+    Ok((Staged { key: key.to_owned(), control, sums }, checked))
+}
+
+/// Staged files read in place at once, at most this many threads.
+const READ_THREADS: usize = 4;
+
+/// [`read_in_place`] for every file of `paths` that has one, on a few
+/// threads (each takes the next file of the list as it is done: no hand-off
+/// per file, which is what made a thread per file slower than none); the
+/// results in the order of `paths`, `None` where there is no path.
+fn read_all_in_place(
+    keys: &[String],
+    paths: &[Option<std::path::PathBuf>],
+    limits: &crate::deb::DebLimits,
+) -> Vec<Option<anyhow::Result<ReadStaged>>> {
+    let todo = paths.iter().filter(|p| p.is_some()).count();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(READ_THREADS).min(todo.div_ceil(64)).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(path) = paths.get(i) else { return done };
+            if let Some(path) = path {
+                done.push((i, read_in_place(&keys[i], path, limits)));
+            }
+        }
+    };
+    let mut out: Vec<Option<anyhow::Result<ReadStaged>>> = paths.iter().map(|_| None).collect();
+    let parts = if threads == 1 {
+        vec![work()]
+    } else {
+        std::thread::scope(|scope| {
+            let others: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            let mut parts = vec![work()];
+            parts.extend(others.into_iter().map(|h| h.join().expect("reading a staged file does not panic")));
+            parts
+        })
+    };
+    for (i, result) in parts.into_iter().flatten() {
+        out[i] = Some(result);
+    }
+    out
 }
 
 /// Read every staged .deb once; move the bad ones aside.
 async fn scan(ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Staged>> {
     let mut out = Vec::new();
-    for object in ctx.private.list(STAGING_PREFIX).await? {
-        if object.key.starts_with(REJECTED_PREFIX) || !object.key.ends_with(".deb") {
-            continue;
-        }
-        match read_one(ctx, &object.key).await {
-            Ok(staged) => {
+    let keys: Vec<String> = ctx
+        .private
+        .list(STAGING_PREFIX)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|key| !key.starts_with(REJECTED_PREFIX) && key.ends_with(".deb"))
+        .collect();
+    // A directory store: every file read in place first, several at once.
+    let paths: Vec<_> =
+        keys.iter().map(|key| crate::blob::check_key(key).ok().and_then(|()| ctx.private.local_path(key))).collect();
+    let mut read = read_all_in_place(&keys, &paths, &ctx.deb_limits);
+    for (key, read) in keys.iter().zip(read.iter_mut()) {
+        let result = match read.take() {
+            Some(result) => result,
+            None => read_one(ctx, key).await,
+        };
+        match result {
+            Ok((staged, checked)) => {
                 let package = staged.control.get("Package").unwrap_or_default();
                 if ctx.staging_packages.iter().any(|p| p == package) {
+                    if let Some(checked) = checked {
+                        ctx.staged_checks.lock().unwrap().insert(staged.key.clone(), checked);
+                    }
                     out.push(staged);
                 } else {
                     let reason = format!(
                         "it is package {package}, and no package of the configuration (config/packages/) takes \
                          {package} from staging (source type staging_upload)"
                     );
-                    let rejection = reject_staged(ctx.private, &object.key, &reason).await;
+                    let rejection = reject_staged(ctx.private, key, &reason).await;
                     ctx.rejected.lock().unwrap().push(rejection);
                 }
             }
@@ -134,11 +216,11 @@ async fn scan(ctx: &SourceContext<'_>) -> anyhow::Result<Vec<Staged>> {
                 // a file removed since the listing is simply gone).
                 match e.downcast_ref::<BlobError>() {
                     Some(BlobError::NotFound { .. }) => continue,
-                    Some(_) => return Err(e.context(format!("staged file {}", object.key))),
+                    Some(_) => return Err(e.context(format!("staged file {key}"))),
                     None => {}
                 }
                 let reason = format!("not a package pkgrelay can read: {e:#}");
-                let rejection = reject_staged(ctx.private, &object.key, &reason).await;
+                let rejection = reject_staged(ctx.private, key, &reason).await;
                 ctx.rejected.lock().unwrap().push(rejection);
             }
         }
@@ -170,11 +252,19 @@ impl Source for StagingUpload {
             .collect())
     }
 
-    /// The staged object itself. On a directory store it is linked, not
-    /// copied: the pool file becomes the same inode, and once recorded the
-    /// staging name goes ([`Source::recorded`]). No file is created for it
-    /// at all, not even a temporary one: on ext4 allocating an inode
-    /// dominated a bulk import.
+    /// The staged object itself. On a directory store it is never copied:
+    /// the pool file becomes the same inode, and once recorded the staging
+    /// name goes ([`Source::recorded`]). No file is created for it at all,
+    /// not even a temporary one: on ext4 allocating an inode dominated a
+    /// bulk import.
+    ///
+    /// A file check-sources checked whole in this process is opened, and if
+    /// it still has the bytes that were checked (SHA256 alone decides it;
+    /// the other digests are those bytes' too), the open file is the
+    /// artifact: its descriptor pins the inode that was hashed, and the
+    /// pool links it from there (one directory operation). Anything else
+    /// is hard-linked into the scratch directory (which pins the inode
+    /// too), or copied from a store that is not a directory, and hashed.
     async fn fetch(
         &self,
         ctx: &Context,
@@ -182,7 +272,22 @@ impl Source for StagingUpload {
         candidate: &Candidate,
         expected: &Expected,
     ) -> StepResult<Fetched> {
-        let linked = ctx.private.local_path(&candidate.url).and_then(|path| {
+        let local = ctx.private.local_path(&candidate.url);
+        let checked = ctx.staged_checks.lock().unwrap().remove(&candidate.url);
+        if let (Some(checked), Some(path)) = (checked, &local)
+            && expected.sha256.as_deref().is_none_or(|want| want == checked.checksums.sha256)
+            && let Ok(file) = std::fs::File::open(path)
+            && crate::digest::sha256_open(&file)? == checked.checksums.sha256
+        {
+            return Ok(Fetched {
+                file: ArtifactFile::Open(file),
+                checksums: checked.checksums.clone(),
+                validators: None,
+                metadata: None,
+                checked: Some(checked),
+            });
+        }
+        let linked = local.and_then(|path| {
             static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
             let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let name = ctx.work_dir.join(format!("staged-{}-{n}", std::process::id()));
@@ -208,7 +313,7 @@ impl Source for StagingUpload {
                 checksums.sha256
             )));
         }
-        Ok(Fetched { file, checksums, validators: None, metadata: None })
+        Ok(Fetched { file: file.into(), checksums, validators: None, metadata: None, checked: None })
     }
 
     /// A refused upload leaves the inbox for `staging/rejected/`, its

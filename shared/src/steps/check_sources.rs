@@ -165,7 +165,10 @@ pub async fn check_sources(ctx: &Context, input: CheckSourcesInput) -> StepResul
         rejected: Default::default(),
         // The control-archive caps are repository-wide: every package's are the repository's.
         deb_limits: ctx.packages().first().map(|p| p.effective_limits.deb()).unwrap_or_default(),
+        staged_checks: &ctx.staged_checks,
     };
+    // What an earlier run in this process checked and did not take is stale.
+    ctx.staged_checks.lock().unwrap().clear();
     // Sources are independent: ask them all at once.
     let answers = futures_util::future::join_all(ctx.packages().iter().map(|p| {
         let sctx = &sctx;

@@ -24,8 +24,8 @@ use crate::fetch::{Expected, FetchRules};
 use crate::model::{
     Candidate, NOTES_LIMIT, PackageEntry, Rejection, SourceState, StoredCompanion, bounded_text, package_id, rfc3339,
 };
-use crate::sources::Refused;
 use crate::repository::ArtifactDescription;
+use crate::sources::{ArtifactFile, Refused};
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
@@ -179,7 +179,7 @@ async fn stage(ctx: &Context, candidate: &Candidate, fetched: &mut Option<String
     // The source brings the artifact in (an HTTP download, the staged
     // object), with its digests and, if it keeps them, the validators of
     // the response (latest_url: recorded with the entry).
-    let crate::sources::Fetched { file: tmp, checksums, validators: seen, metadata } =
+    let crate::sources::Fetched { file: tmp, checksums, validators: seen, metadata, checked } =
         package.source.source().fetch(ctx, package, &candidate, &expected).await?;
     let mut candidate = candidate;
     if metadata.is_some() {
@@ -190,12 +190,18 @@ async fn stage(ctx: &Context, candidate: &Candidate, fetched: &mut Option<String
     // Reading the whole file (decompressing its data member) takes seconds for
     // a large package: not on an async worker, where it would stall the
     // other downloads of the run.
-    let described = {
-        let (format, for_check, path) = (ctx.format.clone(), candidate.clone(), tmp.to_path_buf());
-        tokio::task::spawn_blocking(move || format.describe_artifact(&for_check, &path))
-            .await
-            .map_err(|e| StepError::Internal(anyhow!("checking {}: {e}", candidate.url)))?
-            .map_err(StepError::InvalidPackage)?
+    // A staged file checked whole by check-sources in this process, with the
+    // same bytes still (its source compared the SHA256): only its fields
+    // are left to check, which takes microseconds.
+    let described = match checked.as_ref().and_then(|c| ctx.format.describe_checked(&candidate, c)) {
+        Some(described) => described.map_err(StepError::InvalidPackage)?,
+        None => {
+            let (format, for_check, path) = (ctx.format.clone(), candidate.clone(), tmp.path());
+            tokio::task::spawn_blocking(move || format.describe_artifact(&for_check, &path))
+                .await
+                .map_err(|e| StepError::Internal(anyhow!("checking {}: {e}", candidate.url)))?
+                .map_err(StepError::InvalidPackage)?
+        }
     };
     let id_from_artifact = package_id(&described.name, &described.version, &described.architecture);
 
@@ -266,7 +272,15 @@ async fn stage(ctx: &Context, candidate: &Candidate, fetched: &mut Option<String
     }
 
     *fetched = judged;
-    ctx.public.put_file(&described.key, &tmp, &checksums.sha256, WriteMode::WriteOnce).await.map_err(|e| match e {
+    let put = match &tmp {
+        ArtifactFile::Temp(path) => {
+            ctx.public.put_file(&described.key, path, &checksums.sha256, WriteMode::WriteOnce).await
+        }
+        ArtifactFile::Open(file) => {
+            ctx.public.put_open_file(&described.key, file, &checksums.sha256, WriteMode::WriteOnce).await
+        }
+    };
+    put.map_err(|e| match e {
         // The id is new (checked above) but its pool file name is taken: two
         // versions that differ only by epoch (2.0 and 1:2.0) share it, since
         // Debian pool file names carry no epoch.

@@ -67,6 +67,16 @@ pub struct Context {
     /// A Homebrew mirror's one package (see [`Context::packages`]); empty
     /// for the APT repository, whose packages are `config.packages`.
     pub mirror_packages: Vec<crate::config::PackageConfig>,
+    /// Staged files this process has checked whole already, by key: where
+    /// `staging/` is a directory, check-sources' scan checks each .deb as
+    /// dpkg would, hashes it and reads its control paragraph in one read,
+    /// and download-package, in the same process (`pkgrelay sync`), takes
+    /// the result instead of reading the file twice more — once it has seen
+    /// that the file still has the SHA256 that was checked. Filled only from
+    /// a directory store (never on AWS, where the steps are separate
+    /// processes), emptied at the start of each check-sources, and each
+    /// entry taken once.
+    pub staged_checks: std::sync::Mutex<std::collections::HashMap<String, crate::deb::Checked>>,
 }
 
 impl Context {

@@ -475,3 +475,34 @@ async fn an_entry_listed_again_after_its_file_left_is_left_out() {
     assert_eq!(out.packages, 1, "1.0 is not listed: its file is gone");
     verify_public(dir.path(), &ctx).await;
 }
+
+/// check-sources checks a staged file whole and download-package takes that
+/// check only for the same bytes: a file rewritten in place in between is
+/// not taken on the strength of the earlier check (nothing reaches the pool,
+/// and the next run takes the new upload); a file left alone is taken.
+#[tokio::test]
+async fn a_staged_file_rewritten_after_its_check_is_not_taken() {
+    let (dir, ctx) = setup();
+    stage(&ctx, "1.0").await;
+    stage(&ctx, "1.1").await;
+    let checked = check_sources(&ctx, CheckSourcesInput::default()).await.unwrap();
+    assert_eq!(ctx.staged_checks.lock().unwrap().len(), 2, "both checked whole by the scan");
+    let mut list = candidates(&ctx, &checked).await;
+    list.sort_by(|a, b| a.url.cmp(&b.url));
+    // Same name, other bytes: a cut copy of the package, written over the
+    // staged file's own inode.
+    let path = dir.path().join("state/staging/kiro-repo_1.1_all.deb");
+    let bytes = deb("kiro-repo", "1.1");
+    std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+    let err = download_package(&ctx, list[1].clone()).await.unwrap_err();
+    assert_eq!(err.error_type(), "TransientError", "{err}");
+    assert!(err.to_string().contains("changed since it was checked"), "{err}");
+    assert!(!ctx.public.exists("pool/main/k/kiro-repo/kiro-repo_1.1_all.deb").await.unwrap());
+    let staged = download_package(&ctx, list[0].clone()).await.unwrap();
+    record_metadata(&ctx, staged).await.unwrap();
+    assert!(ctx.staged_checks.lock().unwrap().is_empty(), "each check taken once");
+    assert_eq!(
+        ctx.public.get_bytes("pool/main/k/kiro-repo/kiro-repo_1.0_all.deb").await.unwrap(),
+        deb("kiro-repo", "1.0")
+    );
+}
