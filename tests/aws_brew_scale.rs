@@ -8,8 +8,9 @@
 //!
 //! The bottles are not downloaded here (tests/aws_brew_mirror.rs downloads
 //! real fixture bottles through the same steps): the entries are copies of
-//! one the pipeline recorded, with their own names and digests. One test
-//! binary, run once (it takes minutes).
+//! one the pipeline recorded, with their own names and digests, and the API
+//! snapshot names them all (a mirror lists what its API files reference).
+//! One test binary, run once (it takes minutes).
 
 mod common;
 
@@ -102,6 +103,18 @@ async fn a_full_mirror_is_rendered_and_published_within_the_functions_limits() {
         }
     }));
     futures_util::StreamExt::collect::<Vec<()>>(futures_util::StreamExt::buffer_unordered(writes, 8)).await;
+    // The mirror lists the bottles its API files reference (retention): the
+    // API snapshot check-sources kept names them all, as formula.json
+    // would for a full mirror.
+    let snapshot_key = pkgrelay_core::brew::snapshot_key("brew");
+    let mut snapshot: pkgrelay_core::brew::ApiSnapshot =
+        serde_json::from_slice(&aws.get(&snapshot_key).await.expect("the first run's API snapshot")).unwrap();
+    snapshot.bottles.extend((0..bottles).map(|i| {
+        let EntryMetadata::Brew(mut meta) = bottle(&template, i).metadata else { unreachable!() };
+        meta.descriptor = None;
+        meta
+    }));
+    aws.put(&snapshot_key, serde_json::to_vec(&snapshot).unwrap()).await;
     eprintln!("seeded {bottles} bottles in {:.1} s", started.elapsed().as_secs_f64());
 
     // A forced run: check-sources asks no source; build-index reads the whole

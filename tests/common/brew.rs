@@ -2795,3 +2795,34 @@ pub fn configure_mirror(ws: &super::Workspace, fake: &FakeBrew, tags: &[&str]) {
 pub fn blob_requests(fake: &FakeBrew) -> usize {
     fake.ghcr.requests().iter().filter(|r| r.path.contains("/blobs/sha256:")).count()
 }
+
+/// Every formula × tag of `fake`, poured as brew would from the mirror at
+/// `mirror` (its API at `<mirror>/api`) in both domain modes
+/// (`HOMEBREW_BOTTLE_DOMAIN=<mirror>/bottles`, `HOMEBREW_ARTIFACT_DOMAIN=<mirror>`):
+/// each bottle's bytes are upstream's, its SHA-256 the API's, its image-index
+/// entry names that digest, and every fixture bottle is poured by some
+/// platform. `each_tag` sees each platform's two clients afterwards (what
+/// they asked).
+pub fn pour_every_bottle(fake: &FakeBrew, mirror: &str, mut each_tag: impl FnMut(&str, &BrewClient, &BrewClient)) {
+    let mut poured = std::collections::BTreeSet::new();
+    for tag in PLATFORM_TAGS {
+        let flat = BrewClient::new(tag, &format!("{mirror}/api")).bottle_domain(&format!("{mirror}/bottles"));
+        let artifact = BrewClient::new(tag, &format!("{mirror}/api")).artifact_domain(mirror);
+        let index = flat.packages_index().unwrap_or_else(|e| panic!("{tag}: {e}"));
+        for f in fake.formulae() {
+            let Some(b) = index.bottle(&f.name, tag) else { continue };
+            let upstream = f.bottle(&b.tag).unwrap();
+            assert_eq!(b.sha256, upstream.sha256, "{tag} {}", f.name);
+            for client in [&flat, &artifact] {
+                let got = client.fetch_bottle(&b).unwrap_or_else(|e| panic!("{tag} {}: {e}", f.name));
+                assert_eq!(super::sha256(&got.bytes), b.sha256);
+                assert_eq!(got.bytes, *upstream.bytes);
+                assert_eq!(got.annotations.get("sh.brew.bottle.digest"), Some(&b.sha256));
+            }
+            poured.insert((f.name.clone(), b.tag.clone()));
+        }
+        each_tag(tag, &flat, &artifact);
+    }
+    let expected: std::collections::BTreeSet<(String, String)> = fake.bottle_pairs().into_iter().collect();
+    assert_eq!(poured, expected, "every fixture bottle is poured by some platform");
+}

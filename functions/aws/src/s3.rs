@@ -195,6 +195,20 @@ impl S3Store {
     }
 
     /// HeadObject; `None` when the key does not exist.
+    /// A server-side copy of `from` to `to` with the metadata `to` gets as a
+    /// public object (its Content-Type and Cache-Control, by the layout).
+    fn copy_request(&self, from: &str, to: &str) -> aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder {
+        let meta = self.layout.meta(to);
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(format!("{}/{}", self.bucket, encode_copy_source(from)))
+            .metadata_directive(MetadataDirective::Replace)
+            .content_type(meta.content_type)
+            .cache_control(meta.caching.header())
+    }
+
     async fn head(&self, key: &str) -> Result<Option<HeadObjectOutput>, BlobError> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {
             Ok(head) => Ok(Some(head)),
@@ -434,15 +448,7 @@ impl ObjectStore for S3Store {
         }
         // A single CopyObject handles objects up to 5 GiB; larger ones would
         // need a multipart upload with UploadPartCopy. Repository files stay far below.
-        let mut request = self
-            .client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(to)
-            .copy_source(format!("{}/{}", self.bucket, encode_copy_source(from)))
-            .metadata_directive(MetadataDirective::Replace)
-            .content_type(self.layout.meta(to).content_type)
-            .cache_control(self.layout.meta(to).caching.header());
+        let mut request = self.copy_request(from, to);
         if let Some(sha256) = &sha256 {
             request = request.metadata(SHA256_METADATA, sha256);
         }
@@ -513,14 +519,7 @@ impl ObjectStore for S3Store {
             ));
         }
         let mut request = self
-            .client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(to)
-            .copy_source(format!("{}/{}", self.bucket, encode_copy_source(from)))
-            .metadata_directive(MetadataDirective::Replace)
-            .content_type(self.layout.meta(to).content_type)
-            .cache_control(self.layout.meta(to).caching.header())
+            .copy_request(from, to)
             .metadata(SHA256_METADATA, &checksums.sha256)
             .if_none_match("*");
         if let Some(etag) = &etag {
