@@ -26,6 +26,7 @@ pub mod credentials;
 pub mod gopro;
 pub mod local;
 pub mod settings;
+pub mod transfer;
 
 pub use credentials::{Credentials, Secret};
 
@@ -273,6 +274,9 @@ pub enum MediaError {
     Length { what: String, expected: u64, received: u64 },
     #[error("{what}: {message}")]
     Write { what: String, message: String },
+    /// Stopped cleanly before the end (a deadline), progress kept: try again.
+    #[error("{what}: interrupted: {message}")]
+    Interrupted { what: String, message: String },
 }
 
 impl MediaError {
@@ -296,7 +300,7 @@ impl MediaError {
         match self {
             MediaError::Http { status, .. } => *status == 429 || *status >= 500,
             MediaError::Network { .. } | MediaError::Length { .. } | MediaError::UrlExpired { .. } => true,
-            MediaError::TokenRejected { .. } | MediaError::Unavailable { .. } => true,
+            MediaError::TokenRejected { .. } | MediaError::Unavailable { .. } | MediaError::Interrupted { .. } => true,
             _ => false,
         }
     }
