@@ -154,9 +154,11 @@ export async function authorizeKms({ principal, identityPolicies = [], key, acti
   if (!keyPolicyDelegates(key.policy, action, accountId)) {
     return { ...base, reason: `no resource-based policy allows the ${action} action (the key policy neither names the caller nor lets IAM policies grant it)` };
   }
-  const identity = await authorize(request, { principal, identityPolicies, resourcePolicyFor: () => undefined, accountId, region });
-  if (identity.allowed) return { allowed: true, via: 'IAM policy (the key policy delegates to the account)' };
-  return { ...identity, resource, policyType: 'identity' };
+  // (iam-simulate evaluates a key policy as KMS does: without one, or when it
+  // does not delegate, no identity policy grants anything; `both` is the
+  // evaluation of the identity policies under the delegating key policy.)
+  if (both.allowed) return { allowed: true, via: 'IAM policy (the key policy delegates to the account)' };
+  return { ...both, resource, policyType: 'identity' };
 }
 
 // ---------------------------------------------------------------------------

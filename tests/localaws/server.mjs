@@ -187,6 +187,16 @@ class Deployment {
       cloudfront_url: this.cloudfront?.url,
       distribution_arn: this.distribution?.arn,
       state_machine_arn: this.stateMachine?.arn,
+      // The state machine's role and the key its S3 and SNS calls are signed with.
+      state_machine: this.stateMachine
+        ? {
+            name: this.smName,
+            arn: this.stateMachine.arn,
+            role_arn: this.stateMachine.roleArn,
+            access_key_id: this.keys[this.smName]?.accessKeyId,
+            secret_access_key: this.keys[this.smName]?.secretAccessKey,
+          }
+        : undefined,
       outputs,
       // The shape of `cdk deploy -c env=dev --outputs-file` (what the CLI reads):
       // this deployment stands for the dev stack.

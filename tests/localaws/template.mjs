@@ -132,6 +132,8 @@ export class Stack {
         return `E${shortHash(`${this.prefix}/${logicalId}`, 13, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789')}`;
       case 'AWS::KMS::Key':
         return uuidFrom(`${this.prefix}/${logicalId}`);
+      case 'AWS::Scheduler::Schedule':
+        return p.Name ?? `${this.prefix}-${logicalId}`;
       default:
         return `${this.prefix}-${logicalId}`;
     }
