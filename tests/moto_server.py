@@ -53,6 +53,7 @@ usage: python moto_server.py HOST PORT
 """
 
 import copy
+import gc
 import os
 import sys
 import threading
@@ -76,7 +77,10 @@ class Serialized:
             result = self.app(environ, start_response)
             if not _pending_sources:
                 # Consume the response inside the lock: a streamed body is part of the request.
-                return list(result)
+                answer = list(result)
+                if _large_body(environ):
+                    _collect_request_cycles()
+                return answer
             # A GetObject answer: the object's bytes are pinned here, under the
             # lock, and read outside it (see the module's docstring).
             sources = list(_pending_sources)
@@ -84,6 +88,25 @@ class Serialized:
             for source in sources:
                 source.pin()
         return _StreamedAnswer(result, sources)
+
+
+def _large_body(environ):
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0) > _LARGE_BODY
+    except ValueError:
+        return False
+
+
+def _collect_request_cycles():
+    """moto's request and response objects form reference cycles that hold
+    the request body (an UploadPart's 100 MiB) until the cyclic garbage
+    collector happens to run: one part at a time, moto grew by a part's
+    size per request (1 GiB after ten parts). A request with a large body is
+    followed by a collection (a few ms), so that its memory is returned."""
+    gc.collect()
+
+
+_LARGE_BODY = 8 * 1024 * 1024
 
 
 class _StreamedAnswer:
