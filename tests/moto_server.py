@@ -102,8 +102,10 @@ def _collect_request_cycles():
     the request body (an UploadPart's 100 MiB) until the cyclic garbage
     collector happens to run: one part at a time, moto grew by a part's
     size per request (1 GiB after ten parts). A request with a large body is
-    followed by a collection (a few ms), so that its memory is returned."""
-    gc.collect()
+    followed by a collection of the young generations (where that request's
+    objects are: a few ms, whatever moto holds), so that its memory is
+    returned at once."""
+    gc.collect(1)
 
 
 _LARGE_BODY = 8 * 1024 * 1024
