@@ -1,0 +1,87 @@
+// tests/moto_server.py's S3 patches (checksums, multipart completion,
+// streamed GETs), driven by boto3 from moto's venv
+// (fixtures/moto_s3_check.py) against a moto started here.
+
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const MOTO_SERVER = path.resolve(HERE, '../../moto_server.py');
+const CHECK = path.resolve(HERE, '../fixtures/moto_s3_check.py');
+const CACHE = process.env.PKGRELAY_CACHE ?? path.join(os.homedir(), '.cache', 'pkgrelay');
+const MOTO_PYTHON = process.env.MOTO_PYTHON ?? path.join(CACHE, 'venv-moto-5.2.5', 'bin', 'python');
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+describe('moto_server.py: S3 at media sizes', () => {
+  let moto;
+  let found;
+  before(async () => {
+    const port = await freePort();
+    moto = spawn(MOTO_PYTHON, [MOTO_SERVER, '127.0.0.1', String(port)], { stdio: 'ignore' });
+    for (let i = 0; i < 300; i++) {
+      try {
+        if ((await fetch(`http://127.0.0.1:${port}/moto-api/`)).ok) break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    found = JSON.parse(execFileSync(MOTO_PYTHON, [CHECK, `http://127.0.0.1:${port}`], { encoding: 'utf8', timeout: 120000 }));
+  });
+  after(async () => {
+    if (moto && moto.exitCode === null) {
+      const exited = new Promise((r) => moto.once('exit', r));
+      process.kill(moto.pid, 'SIGTERM');
+      await exited;
+    }
+  });
+
+  test('CRC-64/NVME is the real one (awscrt in the venv)', () => {
+    assert.equal(found.crc64nvme_check_value, '0xae8b14860a799888');
+  });
+  test('PutObject and UploadPart: a wrong x-amz-checksum-crc64nvme is 400 BadDigest and stores nothing', () => {
+    assert.deepEqual(found.put_bad, { code: 'BadDigest', status: 400, message: 'The CRC64NVME you specified did not match the calculated checksum.' });
+    assert.equal(found.put_bad_stored, false);
+    assert.equal(found.put_default, true);
+    assert.equal(found.part_bad.code, 'BadDigest');
+    assert.deepEqual(found.list_parts, [[1, 5242880], [2, 1234567]], 'the refused part was not stored');
+  });
+  test('aws-chunked with a trailer checksum (the Rust SDK\'s shape)', () => {
+    assert.deepEqual(found.chunked_good, { status: 200, code: null, stored: true });
+    assert.deepEqual(found.chunked_bad, { status: 400, code: 'BadDigest', stored: false });
+  });
+  test('CompleteMultipartUpload checks the full-object CRC-64/NVME and names it', () => {
+    assert.equal(found.complete_bad.code, 'BadDigest');
+    assert.equal(found.complete_bad.status, 400);
+    assert.deepEqual(found.upload_kept_after_bad_complete, ['big'], 'the upload stays: the client may complete again');
+    assert.equal(found.complete_checksum, true);
+    assert.equal(found.complete_type, 'FULL_OBJECT');
+    assert.match(found.complete_etag, /^"[0-9a-f]{32}-2"$/);
+  });
+  test('the assembled object: GetObject (streamed), Range, HEAD, checksum on request', () => {
+    assert.equal(found.get_whole, true);
+    assert.equal(found.get_length, 5242880 + 1234567);
+    assert.equal(found.get_checksum, true);
+    assert.equal(found.get_range, true);
+    assert.equal(found.get_range_header, 'bytes 5242870-5242890/6477447');
+    assert.equal(found.head_length, 6477447);
+  });
+  test('ListMultipartUploads, AbortMultipartUpload', () => {
+    assert.deepEqual(found.list_uploads, ['big']);
+    assert.deepEqual(found.uploads_after_abort, []);
+  });
+});
