@@ -468,6 +468,8 @@ export class Stack {
     if (value === undefined || value === null || value === '') return null;
     const v = String(value);
     if (/^(arn:aws:kms:[^:]+:\d{12}:)?alias\/aws\//.test(v)) return null;
+    const aliasArn = /^arn:aws:kms:[^:]+:\d{12}:(alias\/.+)$/.exec(v);
+    if (aliasArn) return this.keyArn(aliasArn[1]);
     if (v.startsWith('arn:aws:kms:')) return v;
     if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v)) return `arn:aws:kms:${this.region}:${this.accountId}:key/${v}`;
     if (v.startsWith('alias/')) {
