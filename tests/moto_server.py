@@ -35,6 +35,8 @@ parts, a full-object CRC-64/NVME), without holding objects in memory:
   echoes any value). CRC-64/NVME and CRC-32C come from awscrt (tests/run
   installs it: without it moto 5.2.5 silently answers a CRC-32 as the
   CRC-64/NVME).
+- ListParts names each part's checksum and the upload's algorithm and type
+  (moto 5.2.5 keeps no part checksum).
 - aws-chunked bodies are decoded in linear time (moto appends chunk by chunk
   to an immutable bytes object: quadratic, minutes for a 100 MiB part).
 - GetObject answers from the object's file, in 8 MiB reads, instead of
@@ -234,6 +236,7 @@ import base64
 import binascii
 import codecs
 import hashlib
+import re
 import tempfile
 
 import moto.s3.models as s3_models
@@ -364,6 +367,63 @@ def _verifying(name):
 
 for _name in ("put_object", "upload_part"):
     setattr(s3_responses.S3Response, _name, _verifying(_name))
+
+_verified_upload_part = s3_responses.S3Response.upload_part
+
+
+def _upload_part(self):
+    """UploadPart, and the part's checksum kept for ListParts (AWS lists each
+    part's checksum of an upload created with a checksum algorithm; moto 5.2.5
+    neither keeps nor lists it)."""
+    answer = _verified_upload_part(self)
+    try:
+        multipart = self.backend.get_bucket(self.bucket_name).multiparts[self._get_param("uploadId")]
+        part = multipart.parts[self._get_int_param("partNumber")]
+    except KeyError:
+        return answer
+    algorithm = (multipart.metadata.get("x-amz-checksum-algorithm") or "").upper()
+    if algorithm in _ALGORITHMS:
+        body = self.body if isinstance(self.body, (bytes, bytearray)) else self.raw_body
+        checksum = _Checksum(algorithm)
+        checksum.update(body or b"")
+        part.localaws_checksum = (algorithm, checksum.base64())
+    return answer
+
+
+s3_responses.S3Response.upload_part = _upload_part
+_original_list_parts = s3_responses.S3Response.list_parts
+
+
+def _list_parts(self):
+    status, headers, body = _original_list_parts(self)
+    try:
+        multipart = self.backend.get_bucket(self.bucket_name).multiparts[self._get_param("uploadId")]
+    except KeyError:
+        return status, headers, body
+    algorithm = (multipart.metadata.get("x-amz-checksum-algorithm") or "").upper()
+    if status != 200 or algorithm not in _ALGORITHMS or not isinstance(body, (bytes, str)):
+        return status, headers, body
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    checksum_type = multipart.metadata.get("x-amz-checksum-type") or ("FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE")
+
+    def with_checksum(match):
+        part = multipart.parts.get(int(match.group(1)))
+        kept = getattr(part, "localaws_checksum", None)
+        if not kept:
+            return match.group(0)
+        return f"{match.group(0)}<Checksum{kept[0]}>{kept[1]}</Checksum{kept[0]}>"
+
+    text = re.sub(r"<PartNumber>(\d+)</PartNumber>", with_checksum, text)
+    # (moto names the root ListPartsResponse, AWS ListPartsResult)
+    text = re.sub(
+        r"(</ListParts(?:Result|Response)>\s*)$",
+        lambda m: f"<ChecksumAlgorithm>{algorithm}</ChecksumAlgorithm><ChecksumType>{checksum_type}</ChecksumType>{m.group(1)}",
+        text,
+    )
+    return status, headers, text.encode("utf-8") if isinstance(body, bytes) else text
+
+
+s3_responses.S3Response.list_parts = _list_parts
 
 # The headers of the CompleteMultipartUpload being handled (requests are serialized).
 _complete_headers = {}

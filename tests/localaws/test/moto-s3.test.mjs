@@ -59,6 +59,8 @@ describe('moto_server.py: S3 at media sizes', () => {
     assert.equal(found.put_default, true);
     assert.equal(found.part_bad.code, 'BadDigest');
     assert.deepEqual(found.list_parts, [[1, 5242880], [2, 1234567]], 'the refused part was not stored');
+    assert.deepEqual(found.list_parts_checksums, [true, true], 'ListParts names each part\'s CRC-64/NVME');
+    assert.equal(found.list_parts_algorithm, 'CRC64NVME');
   });
   test('aws-chunked with a trailer checksum (the Rust SDK\'s shape)', () => {
     assert.deepEqual(found.chunked_good, { status: 200, code: null, stored: true });
@@ -79,6 +81,7 @@ describe('moto_server.py: S3 at media sizes', () => {
     assert.equal(found.get_range, true);
     assert.equal(found.get_range_header, 'bytes 5242870-5242890/6477447');
     assert.equal(found.head_length, 6477447);
+    assert.deepEqual(found.head_checksum, [true, 'FULL_OBJECT'], 'HeadObject with checksum mode: the full-object CRC-64/NVME');
   });
   test('ListMultipartUploads, AbortMultipartUpload', () => {
     assert.deepEqual(found.list_uploads, ['big']);
