@@ -48,8 +48,10 @@ file is pinned (a duplicate of its descriptor, or the bytes of an object small
 enough to live in memory); the lock is released and the body is read from
 that pinned copy while other requests run: the GET sends the object as it was
 when the request was handled, as S3 does, even if it is overwritten or
-deleted meanwhile. Request bodies (an UploadPart's 100 MiB) are read by the
-server thread before the application runs, outside the lock.
+deleted meanwhile. A request body over 8 MiB (an UploadPart's 100 MiB) or
+chunked is read into a spooled temporary file before the lock is taken (a
+client streaming a part as it downloads it would otherwise hold every other
+request for the length of its upload); the application reads it from there.
 
 usage: python moto_server.py HOST PORT
 """
@@ -74,6 +76,7 @@ class Serialized:
         self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
+        _spool_large_body(environ)
         with self.lock:
             _pending_sources.clear()
             result = self.app(environ, start_response)
@@ -90,6 +93,37 @@ class Serialized:
             for source in sources:
                 source.pin()
         return _StreamedAnswer(result, sources)
+
+
+def _spool_large_body(environ):
+    """A large (or chunked) request body is read before the lock is taken,
+    into a spooled temporary file the application then reads from: a client
+    that streams an UploadPart's 100 MiB as it downloads them would
+    otherwise hold every other request for as long as its upload lasts."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0) or None
+    except ValueError:
+        return
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if not chunked and (length is None or length <= _LARGE_BODY):
+        return
+    stream = environ["wsgi.input"]
+    spool = tempfile.SpooledTemporaryFile(max_size=_LARGE_BODY)
+    remaining = None if chunked else length
+    while remaining is None or remaining > 0:
+        chunk = stream.read(_READ if remaining is None else min(_READ, remaining))
+        if not chunk:
+            break
+        spool.write(chunk)
+        if remaining is not None:
+            remaining -= len(chunk)
+    size = spool.tell()
+    spool.seek(0)
+    environ["wsgi.input"] = spool
+    environ["CONTENT_LENGTH"] = str(size)
+    # Read to its end: the application reads `size` bytes, no more.
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    environ["wsgi.input_terminated"] = False
 
 
 def _large_body(environ):

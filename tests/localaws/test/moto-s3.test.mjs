@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,6 +31,7 @@ function freePort() {
 describe('moto_server.py: S3 at media sizes', () => {
   let moto;
   let found;
+  let base;
   before(async () => {
     const port = await freePort();
     moto = spawn(MOTO_PYTHON, [MOTO_SERVER, '127.0.0.1', String(port)], { stdio: 'ignore' });
@@ -40,6 +42,7 @@ describe('moto_server.py: S3 at media sizes', () => {
         await new Promise((r) => setTimeout(r, 200));
       }
     }
+    base = `http://127.0.0.1:${port}`;
     found = JSON.parse(execFileSync(MOTO_PYTHON, [CHECK, `http://127.0.0.1:${port}`], { encoding: 'utf8', timeout: 120000 }));
   });
   after(async () => {
@@ -82,6 +85,32 @@ describe('moto_server.py: S3 at media sizes', () => {
     assert.equal(found.get_range_header, 'bytes 5242870-5242890/6477447');
     assert.equal(found.head_length, 6477447);
     assert.deepEqual(found.head_checksum, [true, 'FULL_OBJECT'], 'HeadObject with checksum mode: the full-object CRC-64/NVME');
+  });
+  test('a large upload in progress does not hold the lock: other requests are answered meanwhile', async () => {
+    const auth = 'AWS4-HMAC-SHA256 Credential=AKIAPKGRELAYTESTONLY/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0';
+    const size = 20 * 1024 * 1024;
+    const u = new URL(`${base}/moto-s3-check/slow-upload`);
+    const put = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'PUT', headers: { authorization: auth, 'content-length': size } });
+    const answered = new Promise((resolve, reject) => {
+      put.on('response', (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+      });
+      put.on('error', reject);
+    });
+    put.write(Buffer.alloc(1024 * 1024, 1));
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    const r = await fetch(`${base}/moto-s3-check/small`, { headers: { authorization: auth } });
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), 'hello');
+    assert.ok(Date.now() - started < 2000, `a GetObject waited ${Date.now() - started} ms behind an unfinished upload`);
+    put.end(Buffer.alloc(size - 1024 * 1024, 2));
+    assert.equal(await answered, 200);
+    const back = Buffer.from(await (await fetch(`${base}/moto-s3-check/slow-upload`, { headers: { authorization: auth } })).arrayBuffer());
+    assert.equal(back.length, size);
+    assert.equal(back[0], 1);
+    assert.equal(back[size - 1], 2);
   });
   test('ListMultipartUploads, AbortMultipartUpload', () => {
     assert.deepEqual(found.list_uploads, ['big']);
