@@ -29,11 +29,19 @@ use pkgrelay_core::media::transfer::{MultipartStore, StoredObject, StoredPart};
 pub struct S3Multipart {
     client: Client,
     bucket: String,
+    part_size: u64,
 }
 
 impl S3Multipart {
     pub fn new(client: Client, bucket: impl Into<String>) -> S3Multipart {
-        S3Multipart { client, bucket: bucket.into() }
+        S3Multipart { client, bucket: bucket.into(), part_size: pkgrelay_core::media::transfer::PART_SIZE }
+    }
+
+    /// Parts of another size (S3's minimum is 5 MiB): tests, so that a few
+    /// MiB exercise the multipart path.
+    pub fn with_part_size(mut self, bytes: u64) -> S3Multipart {
+        self.part_size = bytes;
+        self
     }
 
     fn error<E>(&self, operation: &str, key: &str, err: SdkError<E, HttpResponse>) -> MediaError
@@ -42,6 +50,11 @@ impl S3Multipart {
     {
         let what = format!("S3 {operation} s3://{}/{key}", self.bucket);
         match status(&err) {
+            // An answer that could not be read (not an error answer).
+            Some(status) if (200..300).contains(&status) => MediaError::Invalid {
+                what,
+                message: aws_sdk_s3::error::DisplayErrorContext(&err).to_string(),
+            },
             Some(status) => MediaError::Http {
                 what,
                 status,
@@ -59,6 +72,10 @@ impl S3Multipart {
 
 #[async_trait::async_trait]
 impl MultipartStore for S3Multipart {
+    fn part_size(&self) -> u64 {
+        self.part_size
+    }
+
     async fn head(&self, key: &str) -> Result<Option<StoredObject>, MediaError> {
         let answer =
             self.client.head_object().bucket(&self.bucket).key(key).checksum_mode(ChecksumMode::Enabled).send().await;
@@ -139,6 +156,7 @@ impl MultipartStore for S3Multipart {
             .upload_id(upload_id)
             .part_number(number as i32)
             .content_length(body.len() as i64)
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
             .checksum_crc64_nvme(crc64nvme)
             .body(ByteStream::from(body))
             .customize()
@@ -192,6 +210,7 @@ impl MultipartStore for S3Multipart {
             .bucket(&self.bucket)
             .key(key)
             .content_length(body.len() as i64)
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
             .checksum_crc64_nvme(crc64nvme)
             .body(ByteStream::from(body))
             .customize()
