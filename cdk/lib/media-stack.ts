@@ -210,7 +210,7 @@ export class MediaStack extends Stack {
     skipCheckov(
       this.bucket,
       'CKV_AWS_18',
-      'Only the five roles of this stack (and an operator reader role) may touch objects (bucket policy); a log bucket for one library is noise. CloudTrail data events can be enabled if needed',
+      'Only four roles of this stack (and an operator reader role) may touch objects (bucket policy); a log bucket for one library is noise. CloudTrail data events can be enabled if needed',
     );
     const bucket = this.bucket;
 
@@ -465,12 +465,17 @@ export class MediaStack extends Stack {
 
     // ---- The bucket: objects for this stack's roles only.
 
-    // Besides the deny on insecure transport (enforceSSL): no other principal
-    // may read, write or delete an object, whatever its own policy says. An
+    // Besides the deny on insecure transport (enforceSSL): no principal but
+    // list-media, download-media, summarize and the state machine may read,
+    // write or delete an object, whatever its own policy says. An
     // operator who wants to fetch a video assumes a role named
     // <prefix>-reader… (created outside the stack, with its own grant on the
     // bucket and kms:Decrypt on the media key).
-    const allowedRoles = [...MEDIA_FUNCTION_NAMES.map((n) => functions[n].role!.roleArn), sync.role.roleArn];
+    // (authenticate touches no object: it is not among them.)
+    const allowedRoles = [
+      ...MEDIA_FUNCTION_NAMES.filter((n) => n !== 'authenticate').map((n) => functions[n].role!.roleArn),
+      sync.role.roleArn,
+    ];
     bucket.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'ObjectsForTheMediaRolesOnly',
