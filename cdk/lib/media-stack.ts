@@ -16,6 +16,7 @@ import {
   CfnCondition,
   CfnOutput,
   CfnParameter,
+  CfnResource,
   Duration,
   Fn,
   RemovalPolicy,
@@ -309,6 +310,18 @@ export class MediaStack extends Stack {
         allowAllOutbound: false,
       });
       functionsSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS to GoPro and AWS APIs');
+      // The VPC's default security group is emptied by a CDK custom resource
+      // (feature flag restrictDefaultSecurityGroup): its provider function runs
+      // at deployment only.
+      const provider = this.node.tryFindChild('Custom::VpcRestrictDefaultSGCustomResourceProvider');
+      for (const c of provider?.node.findAll() ?? []) {
+        if (c instanceof CfnResource && c.cfnResourceType === 'AWS::Lambda::Function') {
+          skipCheckov(c, 'CKV_AWS_116', 'CDK custom resource provider, invoked synchronously by CloudFormation at deployment only');
+          skipCheckov(c, 'CKV_AWS_117', 'CDK custom resource provider: calls the EC2 API once at deployment');
+          skipCheckov(c, 'CKV_AWS_115', 'CDK custom resource provider: one invocation a deployment');
+          ignoreCfnLint(c, 'W3005', 'CDK adds an explicit DependsOn on the role, which the Role GetAtt implies anyway');
+        }
+      }
       vpcPlacement = {
         vpc: this.vpc,
         vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
@@ -622,14 +635,14 @@ export class MediaStack extends Stack {
     }
 
     // summarize's embedded-metric lines (media.md), dimension Environment.
-    const mediaMetric = (metricName: string, statistic: string, label: string) =>
+    const mediaMetric = (metricName: string, statistic: string, label?: string) =>
       new cloudwatch.Metric({ namespace: MEDIA_METRICS_NAMESPACE, metricName, dimensionsMap: { Environment: env.name }, period: day, statistic, label });
     const throughput = mediaMetric('TransferThroughput', 'Average', 'throughput (Mbit/s)');
     alarm(
       'ThroughputAlarm',
       'throughput-low',
       `The day's copies averaged under ${THROUGHPUT_FLOOR_MBPS} Mbit/s (TransferThroughput)`,
-      throughput,
+      mediaMetric('TransferThroughput', 'Average'),
       { threshold: THROUGHPUT_FLOOR_MBPS, comparison: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD },
     );
 
