@@ -83,6 +83,10 @@ export function mediaFunctionPermissions(name: MediaFunctionName, r: MediaResour
         // What the table holds of the listed items, 100 keys a request; items
         // gone upstream become SOURCE_DELETED, new ones PENDING.
         allow('ReadAndMarkStatus', ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [r.table.tableArn]),
+        // The items not yet SOURCE_DELETED (StatusTable::ids_not_deleted, to
+        // find what left the library): one query a status on the by-status
+        // index; never a scan, never the base table.
+        allow('ListRecordedItems', ['dynamodb:Query'], [`${r.table.tableArn}/index/${STATUS_INDEX}`]),
         // runs/media/<execution name>/items.json, read by the Distributed Map.
         allow('WriteItemList', ['s3:PutObject'], objects(MEDIA_RUNS_PREFIX)),
         keyVia('EncryptItemList', r.key, 's3', ['kms:GenerateDataKey']),

@@ -197,6 +197,8 @@ describe('function roles grant exactly what media.md lists', () => {
         `dynamodb:GetItem ${TABLE}`,
         `dynamodb:PutItem ${TABLE}`,
         `dynamodb:UpdateItem ${TABLE}`,
+        // ids_not_deleted: what left the library becomes SOURCE_DELETED.
+        `dynamodb:Query ${TABLE}/index/by-status`,
         's3:PutObject Bucket.Arn/runs/media/*',
         'kms:GenerateDataKey MediaKey.Arn',
       ].sort(),
@@ -253,12 +255,16 @@ describe('function roles grant exactly what media.md lists', () => {
     expect(holders).toEqual(allowed);
   });
 
-  test('no function may delete, scan, query, or hold a wildcard action; "*" resources are X-Ray only', () => {
+  test('no function may delete, scan, or hold a wildcard action; only list-media queries, the index only; "*" resources are X-Ray only', () => {
     for (const name of MEDIA_FUNCTION_NAMES) {
       for (const s of statementsOf(name)) {
         for (const a of s.Action) {
           expect(a).not.toMatch(/\*/);
-          expect(a).not.toMatch(/^(dynamodb:(DeleteItem|Scan|Query|BatchWriteItem)|s3:Delete|secretsmanager:(DeleteSecret|UpdateSecret)|kms:(Encrypt|CreateGrant))/);
+          expect(a).not.toMatch(/^(dynamodb:(DeleteItem|Scan|BatchWriteItem)|s3:Delete|secretsmanager:(DeleteSecret|UpdateSecret)|kms:(Encrypt|CreateGrant))/);
+        }
+        if (s.Action.includes('dynamodb:Query')) {
+          expect(name).toBe('list-media');
+          expect(s.Resource).toEqual([`${TABLE}/index/by-status`]);
         }
         if (s.Resource.includes('*')) expect(s.Action.every((a) => a.startsWith('xray:'))).toBe(true);
         // Object grants are under media/ or runs/media/, never the whole bucket.
