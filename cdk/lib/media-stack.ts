@@ -494,15 +494,15 @@ export class MediaStack extends Stack {
         sid: 'ObjectsForTheMediaRolesOnly',
         effect: iam.Effect.DENY,
         principals: [new iam.AnyPrincipal()],
+        // Every object-level data action (versions, tags, ACLs, attributes included).
         actions: [
-          's3:GetObject',
-          's3:GetObjectVersion',
-          's3:PutObject',
-          's3:DeleteObject',
-          's3:DeleteObjectVersion',
+          's3:GetObject*',
+          's3:PutObject*',
+          's3:DeleteObject*',
           's3:AbortMultipartUpload',
           's3:ListMultipartUploadParts',
           's3:RestoreObject',
+          's3:ReplicateObject',
         ],
         resources: [bucket.arnForObjects('*')],
         conditions: {

@@ -50,6 +50,16 @@ test('the app has the package stack and this one, pkgrelay-dev-media, written to
   expect(stack.templateFile).toBe('pkgrelay-dev-media.template.json');
 });
 
+test('dev, staging and prod media stacks share no name', () => {
+  const namesOf = (t: Json) =>
+    Object.values<Json>(t.Resources)
+      .filter((r) => r.Type !== 'AWS::Lambda::Permission')
+      .flatMap((r) => ['FunctionName', 'TableName', 'StateMachineName', 'TopicName', 'QueueName', 'Name', 'AlarmName', 'AliasName', 'DashboardName', 'LogGroupName'].map((p) => r.Properties?.[p]))
+      .filter((v) => typeof v === 'string');
+  const all = [json, synthesizeMedia('staging').template.toJSON(), synthesizeMedia('prod').template.toJSON()].flatMap(namesOf);
+  expect(new Set(all).size).toBe(all.length);
+});
+
 test('named resources carry pkgrelay-dev-media-, the functions pkgrelay-dev-<binary>', () => {
   const props = ['FunctionName', 'TableName', 'StateMachineName', 'TopicName', 'QueueName', 'Name', 'AlarmName', 'AliasName', 'DashboardName'];
   const seen: string[] = [];
@@ -153,7 +163,7 @@ describe('media bucket', () => {
     expect(statements.some((s) => s.Condition?.Bool?.['aws:SecureTransport'] === 'false' && s.Action === 's3:*')).toBe(true);
     const only = statements.find((s) => s.Sid === 'ObjectsForTheMediaRolesOnly');
     expect(only.Principal).toEqual({ AWS: '*' });
-    expect(asArray(only.Action)).toEqual(expect.arrayContaining(['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:GetObjectVersion']));
+    expect(asArray(only.Action)).toEqual(expect.arrayContaining(['s3:GetObject*', 's3:PutObject*', 's3:DeleteObject*', 's3:RestoreObject']));
     const exempt = only.Condition.ArnNotLike['aws:PrincipalArn'].map((a: Json) => render(a, names));
     const roleArn = (role: string) => `${names[role] ?? role}.Arn`;
     expect(exempt).toEqual([
