@@ -35,8 +35,9 @@ parts, a full-object CRC-64/NVME), without holding objects in memory:
   echoes any value). CRC-64/NVME and CRC-32C come from awscrt (tests/run
   installs it: without it moto 5.2.5 silently answers a CRC-32 as the
   CRC-64/NVME).
-- ListParts names each part's checksum and the upload's algorithm and type
-  (moto 5.2.5 keeps no part checksum).
+- ListParts answers `ListPartsResult` (moto 5.2.5: `ListPartsResponse`, which
+  the SDKs' parsers refuse) and names each part's checksum and the upload's
+  algorithm and type (moto 5.2.5 keeps no part checksum).
 - aws-chunked bodies are decoded in linear time (moto appends chunk by chunk
   to an immutable bytes object: quadratic, minutes for a 100 MiB part).
 - GetObject answers from the object's file, in 8 MiB reads, instead of
@@ -56,6 +57,7 @@ request for the length of its upload); the application reads it from there.
 usage: python moto_server.py HOST PORT
 """
 
+import base64
 import copy
 import gc
 import os
@@ -65,6 +67,7 @@ import threading
 import moto.dynamodb.models as dynamodb_models
 import moto.events.models as events_models
 import moto.s3.notifications as s3_notifications
+import moto.s3.responses as s3_responses
 from moto.dynamodb.models import DynamoDBBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
@@ -266,7 +269,6 @@ s3_notifications._send_event_bridge_message = _send_event_bridge_message
 # S3 at media sizes: checksums, multipart completion, streamed GETs
 # ---------------------------------------------------------------------------
 
-import base64
 import binascii
 import codecs
 import hashlib
@@ -274,7 +276,6 @@ import re
 import tempfile
 
 import moto.s3.models as s3_models
-import moto.s3.responses as s3_responses
 from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML, S3ClientError
 from moto.settings import S3_UPLOAD_PART_MIN_SIZE, get_s3_default_key_buffer_size
 from moto.utilities.utils import md5_hash
@@ -430,6 +431,13 @@ _original_list_parts = s3_responses.S3Response.list_parts
 
 def _list_parts(self):
     status, headers, body = _original_list_parts(self)
+    # ListParts answers as S3 does: moto 5.2.5's serializer names the root
+    # element `ListPartsResponse`; S3 (and so every SDK's parser, the Rust
+    # SDK's included) says `ListPartsResult`.
+    if isinstance(body, bytes):
+        body = body.decode("utf-8")
+    if isinstance(body, str):
+        body = body.replace("<ListPartsResponse", "<ListPartsResult", 1).replace("</ListPartsResponse>", "</ListPartsResult>", 1)
     try:
         multipart = self.backend.get_bucket(self.bucket_name).multiparts[self._get_param("uploadId")]
     except KeyError:
@@ -448,9 +456,8 @@ def _list_parts(self):
         return f"{match.group(0)}<Checksum{kept[0]}>{kept[1]}</Checksum{kept[0]}>"
 
     text = re.sub(r"<PartNumber>(\d+)</PartNumber>", with_checksum, text)
-    # (moto names the root ListPartsResponse, AWS ListPartsResult)
     text = re.sub(
-        r"(</ListParts(?:Result|Response)>\s*)$",
+        r"(</ListPartsResult>\s*)$",
         lambda m: f"<ChecksumAlgorithm>{algorithm}</ChecksumAlgorithm><ChecksumType>{checksum_type}</ChecksumType>{m.group(1)}",
         text,
     )

@@ -2,6 +2,7 @@
 //!
 //! - [`dynamo`]: `PackageStore` on DynamoDB (packages table + per-suite record);
 //! - [`s3`]: `ObjectStore` on S3 (streaming multipart upload, write-once keys);
+//! - [`media_s3`]: the media bucket as `MultipartStore` (full-object CRC-64/NVME, resumable uploads);
 //! - [`secrets`]: the signing key from Secrets Manager;
 //! - [`kvs`]: `EdgeNames` on a CloudFront key value store (a Homebrew mirror's flat bottle names);
 //! - [`slack`]: the optional Slack notifier (SNS -> an incoming webhook);
@@ -17,6 +18,7 @@ pub mod env;
 pub mod kvs;
 pub mod lambda;
 pub mod legacy;
+pub mod media_s3;
 pub mod s3;
 pub mod secrets;
 pub mod slack;
