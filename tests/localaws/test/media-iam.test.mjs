@@ -55,7 +55,7 @@ describe('the media functions\' calls in IAM terms', () => {
     ['GetItem', json('dynamodb', 'DynamoDB_20120810.GetItem', { TableName: TABLE, Key: { pk: { S: 'gopro#m1' } }, ConsistentRead: true }), 'dynamodb:GetItem', TABLE_ARN, 'download-media', 'summarize'],
     ['PutItem', json('dynamodb', 'DynamoDB_20120810.PutItem', { TableName: TABLE, Item: { pk: { S: 'gopro#m1' } }, ConditionExpression: 'attribute_not_exists(pk)' }), 'dynamodb:PutItem', TABLE_ARN, 'list-media', 'authenticate'],
     ['UpdateItem', json('dynamodb', 'DynamoDB_20120810.UpdateItem', { TableName: TABLE, Key: { pk: { S: 'gopro#m1' } }, UpdateExpression: 'SET #s = :s', ReturnValues: 'ALL_NEW' }), 'dynamodb:UpdateItem', TABLE_ARN, 'download-media', 'summarize'],
-    ['Query', json('dynamodb', 'DynamoDB_20120810.Query', { TableName: TABLE, IndexName: 'by-status', KeyConditionExpression: '#s = :s' }), 'dynamodb:Query', `${TABLE_ARN}/index/by-status`, 'download-media', 'list-media'],
+    ['Query', json('dynamodb', 'DynamoDB_20120810.Query', { TableName: TABLE, IndexName: 'by-status', KeyConditionExpression: '#s = :s' }), 'dynamodb:Query', `${TABLE_ARN}/index/by-status`, 'list-media', 'download-media'],
   ];
   for (const [operation, c, action, resource, allowedTo, deniedTo] of cases) {
     test(`${operation}: ${action} on ${resource.replace(/.*:(table|secret)\//, '')}; ${allowedTo} may, ${deniedTo} may not`, async () => {

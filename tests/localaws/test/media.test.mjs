@@ -283,8 +283,8 @@ describe('the media stack on localaws', () => {
     const ddb = (fn, op, body) =>
       call(keyOf(fn), 'dynamodb', { headers: { 'x-amz-target': `DynamoDB_20120810.${op}`, 'content-type': 'application/x-amz-json-1.0' }, body: JSON.stringify(body) });
     const query = { TableName: table, IndexName: 'by-status', KeyConditionExpression: '#s = :s', ExpressionAttributeNames: { '#s': 'status' }, ExpressionAttributeValues: { ':s': { S: 'FAILED' } } };
-    assert.equal((await ddb('download-media', 'Query', query)).status, 200);
-    const q = await ddb('list-media', 'Query', query);
+    assert.equal((await ddb('list-media', 'Query', query)).status, 200);
+    const q = await ddb('download-media', 'Query', query);
     assert.equal(q.status, 400);
     assert.match((await q.json()).Message, new RegExp(`dynamodb:Query on resource: arn:aws:dynamodb:us-east-1:123456789012:table/${table}/index/by-status`));
     const batch = { RequestItems: { [table]: { Keys: [{ pk: { S: 'gopro#m1' } }] } } };

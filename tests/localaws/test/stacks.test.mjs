@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +34,7 @@ function freePort() {
 describe('the synthesized stacks', { skip: present ? false : `no ${DIR}/pkgrelay-dev.template.json (cdk synth)` }, () => {
   let moto;
   let server;
+  let STUB_BIN;
   before(async () => {
     const port = await freePort();
     moto = spawn(MOTO_PYTHON, [MOTO_SERVER, '127.0.0.1', String(port)], { stdio: 'ignore' });
@@ -45,6 +46,8 @@ describe('the synthesized stacks', { skip: present ? false : `no ${DIR}/pkgrelay
       }
     }
     const { templateFile, templates } = templateArgs([path.join(DIR, 'pkgrelay-dev.template.json')], DIR);
+    STUB_BIN = mkdtempSync(path.join(os.tmpdir(), 'localaws-stacks-bin-'));
+    for (const f of ['authenticate', 'list-media', 'download-media', 'summarize']) symlinkSync(path.resolve(HERE, '../fixtures/media-stub.mjs'), path.join(STUB_BIN, f));
     server = new Server({ motoUrl: `http://127.0.0.1:${port}`, templateFile, templates, binDir: '/nonexistent', log: () => {} });
     await server.listen('127.0.0.1', 0);
   });
@@ -54,6 +57,7 @@ describe('the synthesized stacks', { skip: present ? false : `no ${DIR}/pkgrelay
       server.http.closeAllConnections();
       await new Promise((r) => server.http.close(r));
     }
+    if (STUB_BIN) rmSync(STUB_BIN, { recursive: true, force: true });
     if (moto && moto.exitCode === null) {
       const exited = new Promise((r) => moto.once('exit', r));
       process.kill(moto.pid, 'SIGTERM');
@@ -82,11 +86,33 @@ describe('the synthesized stacks', { skip: present ? false : `no ${DIR}/pkgrelay
     assert.equal(res.status, 200, await res.text());
   });
 
-  test('the media stack, when synthesized', { skip: existsSync(path.join(DIR, 'pkgrelay-dev-media.template.json')) ? false : 'no pkgrelay-dev-media.template.json yet' }, async () => {
-    const info = (await server.deploy({ stack: 'media' })).info();
+  test('the media stack, when synthesized: its schedule runs the definition with stub functions, every call allowed', { skip: existsSync(path.join(DIR, 'pkgrelay-dev-media.template.json')) ? false : 'no pkgrelay-dev-media.template.json yet' }, async () => {
+    const d = await server.deploy({ stack: 'media', retry_delay_ms: 1 });
+    const info = d.info();
     assert.equal(info.stack, 'media');
     for (const f of ['authenticate', 'list-media', 'download-media', 'summarize']) assert.ok(info.functions[f], f);
     for (const o of ['StateMachineArn', 'MediaBucketName', 'StatusTableName', 'CredentialsSecretArn', 'AlertTopicArn']) assert.ok(info.outputs[o], o);
-    assert.ok(Object.keys(info.schedules).length >= 1);
+    assert.equal(info.encrypted.buckets[info.outputs.MediaBucketName] !== undefined, true, 'SSE-KMS media bucket');
+    assert.ok(info.encrypted.secrets[info.outputs.CredentialsSecretArn], 'the credentials under the media key');
+    assert.ok(info.encrypted.topics[info.outputs.AlertTopicArn], 'the alert topic under its key');
+    const [name] = Object.keys(info.schedules);
+    assert.equal(info.schedules[name].timezone, 'Europe/Paris');
+    // The stub functions (fixtures/media-stub.mjs) make the media functions' calls under the synthesized roles.
+    server.runner.binDir = STUB_BIN;
+    await fetch(server.url, {
+      method: 'POST',
+      headers: {
+        authorization: 'AWS4-HMAC-SHA256 Credential=AKIAPKGRELAYTESTONLY/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0',
+        'x-amz-target': 'secretsmanager.PutSecretValue',
+        'content-type': 'application/x-amz-json-1.1',
+      },
+      body: JSON.stringify({ SecretId: info.outputs.CredentialsSecretArn, SecretString: '{"kind":"oauth"}' }),
+    });
+    const fired = await server.fireSchedule(d, name, {});
+    assert.equal(fired.started, true, JSON.stringify(fired));
+    const record = server.states.record(fired.execution_arn);
+    await record.execution.done;
+    assert.equal(record.execution.status, 'SUCCEEDED', `${record.execution.error}: ${record.execution.cause}\n${d.logs.join('\n')}`);
+    assert.deepEqual(d.denials.map((x) => `${x.caller} ${x.action} ${x.resource}: ${x.reason}`), []);
   });
 });
