@@ -65,7 +65,13 @@ pub trait MultipartStore: Send + Sync {
         crc64nvme: &str,
     ) -> Result<String, MediaError>;
     /// Make the object visible, the store checking the whole object's CRC-64/NVME.
-    async fn complete(&self, key: &str, upload_id: &str, parts: &[StoredPart], crc64nvme: &str) -> Result<(), MediaError>;
+    async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[StoredPart],
+        crc64nvme: &str,
+    ) -> Result<(), MediaError>;
     /// Forget an upload and its parts.
     async fn abort(&self, key: &str, upload_id: &str) -> Result<(), MediaError>;
     /// Write a small object (one part's worth or less) in one request.
