@@ -14,7 +14,7 @@ use super::steps::{
     MediaContext, MediaStepError, Outcome, SummarizeInput, SummarizeOutput,
 };
 use crate::blob::WriteMode;
-use crate::steps::items::{MapResults, ResultWriterDetails};
+use crate::steps::items::ResultWriterDetails;
 use futures_util::StreamExt;
 
 /// Items copied at once (the state machine's Map MaxConcurrency).
@@ -82,7 +82,7 @@ async fn download_all(
     version: &str,
     items: &[MediaItem],
     pass: u32,
-) -> Result<(MapResults, Option<String>), MediaStepError> {
+) -> Result<(ResultWriterDetails, Option<String>), MediaStepError> {
     let records: Vec<(serde_json::Value, Option<String>)> = futures_util::stream::iter(items.iter().cloned())
         .map(|item| async move {
             let id = item.id.clone();
@@ -123,9 +123,5 @@ async fn download_all(
     let manifest_key = format!("{base}/manifest.json");
     let manifest = serde_json::json!({"DestinationBucket": ctx.runs_bucket, "ResultFiles": files});
     ctx.runs.put_bytes(&manifest_key, manifest.to_string().into_bytes(), WriteMode::Overwrite).await?;
-    let results = MapResults {
-        map_run_arn: None,
-        result_writer_details: ResultWriterDetails { bucket: ctx.runs_bucket.clone(), key: manifest_key },
-    };
-    Ok((results, login))
+    Ok((ResultWriterDetails { bucket: ctx.runs_bucket.clone(), key: manifest_key }, login))
 }

@@ -19,7 +19,7 @@ use super::status::{Condition, FileRecord, StatusRecord, StatusTable, failure_ba
 use super::transfer::{self, Checkpoint, CopyRequest, MultipartStore, UploadProgress};
 use super::{Credentials, MediaError, MediaItem, MediaProvider, MediaStatus, Session, SourceFile};
 use crate::blob::{BlobError, ObjectStore, WriteMode};
-use crate::steps::items::{MapResults, read_child_results, readable_cause};
+use crate::steps::items::{ResultWriterDetails, read_child_results, readable_cause};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -664,7 +664,8 @@ async fn copy_one(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SummarizeInput {
     pub listing: ListMediaOutput,
-    pub results: MapResults,
+    /// The Map's `ResultWriterDetails`: where its manifest is.
+    pub results: ResultWriterDetails,
     #[serde(default = "first_pass")]
     pub pass: u32,
 }
@@ -732,7 +733,7 @@ struct ChildItem {
 /// Counts, bytes and the outcome from the Map's results; one CloudWatch
 /// embedded-metric line.
 pub async fn summarize(ctx: &MediaContext, input: SummarizeInput) -> MediaResult<SummarizeOutput> {
-    let manifest_key = &input.results.result_writer_details.key;
+    let manifest_key = &input.results.key;
     if !manifest_key.starts_with(RUNS_PREFIX) {
         return Err(MediaStepError::InvalidInput(format!(
             "map results at {manifest_key}: expected under {RUNS_PREFIX} (the state machine's ResultWriter prefix)"
@@ -778,7 +779,7 @@ pub async fn summarize(ctx: &MediaContext, input: SummarizeInput) -> MediaResult
                 "SOURCE_DELETED" => out.deleted += 1,
                 "TOKEN_REJECTED" => out.token_rejected += 1,
                 "LOGIN_REQUIRED" => login_required += 1,
-                _ => fail(&mut out, c.media_id, readable_cause(c.reason.as_deref().unwrap_or("failed"))),
+                _ => fail(&mut out, c.media_id, readable_reason(c.reason.as_deref().unwrap_or("failed"))),
             },
             None => {
                 let id = r
@@ -809,6 +810,15 @@ pub async fn summarize(ctx: &MediaContext, input: SummarizeInput) -> MediaResult
     ctx.metrics.emit(&metric_line(ctx, &out, transfer_ms, first_byte_ms));
     tracing::info!(outcome = ?out.outcome, copied = out.copied, failed = out.failed, bytes = out.bytes, "summarized");
     Ok(out)
+}
+
+/// The Catch's reason, `<Error>: <Cause>`, with a Lambda's cause (the JSON
+/// of `{errorType, errorMessage}`) shown as its message.
+fn readable_reason(reason: &str) -> String {
+    match reason.split_once(": ") {
+        Some((error, cause)) if cause.trim_start().starts_with('{') => format!("{error}: {}", readable_cause(cause)),
+        _ => reason.to_owned(),
+    }
 }
 
 /// One CloudWatch embedded-metric-format line (namespace [`METRICS_NAMESPACE`],
