@@ -46,7 +46,7 @@ pub async fn sync(args: MediaSyncArgs) -> anyhow::Result<ExitCode> {
     let run = runner::run(&ctx).await.map_err(|e| anyhow!("{e}"))?;
     let s = &run.summary;
     println!("copied: {} ({} bytes)", s.copied, s.bytes);
-    println!("already copied: {}", s.already);
+    println!("already copied: {}", run.listing.completed + s.already);
     println!("deleted upstream (copy kept): {}", s.deleted);
     println!("not ready yet: {}", s.not_ready);
     println!("failed: {}", s.failed + s.token_rejected);
