@@ -101,6 +101,20 @@ impl StatusTable for DynamoStatusTable {
         Ok(found)
     }
 
+    /// One record by GetItem (download-media's role has no BatchGetItem).
+    async fn get(&self, provider: &str, media_id: &str) -> Result<Option<StatusRecord>, MediaError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(status_key(provider, media_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.fail("GetItem", e))?;
+        out.item.map(|item| self.decode(item)).transpose()
+    }
+
     async fn put(&self, record: &StatusRecord, condition: Condition) -> Result<bool, MediaError> {
         let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)
             .map_err(|e| MediaError::Invalid { what: format!("record {}", record.pk()), message: e.to_string() })?;
