@@ -329,4 +329,39 @@ mod tests {
         assert_eq!(e.payload, serde_json::json!({"force_rebuild": true}));
         assert_eq!((e.execution_id, e.repository), (None, None));
     }
+
+    #[test]
+    fn deadlines_from_lambda() {
+        assert_eq!(deadline_from_epoch_ms(0), None);
+        let in_a_minute = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 60_000;
+        let left = deadline_from_epoch_ms(in_a_minute).unwrap() - Instant::now();
+        assert!(left > Duration::from_secs(58) && left <= Duration::from_secs(60), "{left:?}");
+        assert_eq!(deadline_from_epoch_ms(1_000), None, "passed already");
+    }
+
+    #[tokio::test]
+    async fn a_media_step_gets_its_execution_and_names_its_error() {
+        let invocation = Invocation { request_id: "r".into(), deadline: None };
+        let event = serde_json::json!({"payload": {"force_refresh": true}, "execution_id": "arn:x:execution:sm:run-7"});
+        let seen = handle_step("authenticate", event, &invocation, |envelope, input: serde_json::Value| async move {
+            assert_eq!(input, serde_json::json!({"force_refresh": true}));
+            Err::<serde_json::Value, _>(MediaStepError::LoginRequired(format!("{:?}", envelope.execution_id)))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(seen.error_type, "LoginRequired");
+        assert!(seen.error_message.contains("run-7"));
+        let bad = handle_step("summarize", serde_json::json!({"payload": 3}), &invocation, |_, _: Envelope2| async {
+            Ok::<_, MediaStepError>(1)
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(bad.error_type, "InvalidInput");
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Envelope2 {
+        #[allow(dead_code)]
+        x: u8,
+    }
 }

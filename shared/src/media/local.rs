@@ -61,6 +61,9 @@ impl StatusDb {
     pub fn open(path: &Path) -> Result<StatusDb, MediaError> {
         let fail = |e: rusqlite::Error| MediaError::Write { what: path.display().to_string(), message: e.to_string() };
         let conn = Connection::open(path).map_err(fail)?;
+        // WAL, synced at checkpoints: one commit per record stays cheap when a
+        // first run marks thousands of items PENDING.
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").map_err(fail)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS media_records (
                  pk TEXT PRIMARY KEY,          -- provider#media_id

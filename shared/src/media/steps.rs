@@ -20,6 +20,7 @@ use super::transfer::{self, Checkpoint, CopyRequest, MultipartStore, UploadProgr
 use super::{Credentials, MediaError, MediaItem, MediaProvider, MediaStatus, Session, SourceFile};
 use crate::blob::{BlobError, ObjectStore, WriteMode};
 use crate::steps::items::{ResultWriterDetails, read_child_results, readable_cause};
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,9 @@ pub const RUNS_PREFIX: &str = "runs/media/";
 /// Stop starting parts this long before the Lambda's deadline: time left to
 /// record the item's status and answer.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
+
+/// Status writes list-media has in flight at once.
+const PARALLEL_WRITES: usize = 16;
 
 /// Failures listed by name in a summary; beyond, only counted.
 const FAILURES_LISTED: usize = 20;
@@ -352,6 +356,7 @@ pub async fn list_media(ctx: &MediaContext, input: ListMediaInput) -> MediaResul
     let records = ctx.status.get_many(provider, &ids).await?;
 
     let mut due = Vec::new();
+    let mut new = Vec::new();
     let mut completed = 0;
     for item in &listing.items {
         match records.get(&item.id) {
@@ -359,12 +364,17 @@ pub async fn list_media(ctx: &MediaContext, input: ListMediaInput) -> MediaResul
             Some(r) if !r.is_due(now) => {}
             Some(_) => due.push(item.clone()),
             None => {
-                let record = StatusRecord::new(provider, &item.id, Some(item.captured_at), now);
-                ctx.status.put(&record, Condition::Absent).await?;
+                new.push(StatusRecord::new(provider, &item.id, Some(item.captured_at), now));
                 due.push(item.clone());
             }
         }
     }
+    // New items as PENDING, a few writes at once (a first run may meet thousands).
+    futures_util::stream::iter(new)
+        .map(|record| async move { ctx.status.put(&record, Condition::Absent).await })
+        .buffer_unordered(PARALLEL_WRITES)
+        .try_collect::<Vec<bool>>()
+        .await?;
 
     // Gone from the listing (not merely not ready): deleted upstream, the copy kept.
     let listed: HashSet<&str> = listing
@@ -806,7 +816,7 @@ pub async fn summarize(ctx: &MediaContext, input: SummarizeInput) -> MediaResult
     } else {
         Outcome::Ok
     };
-    let first_byte_ms = if first_byte.1 > 0 { first_byte.0 / first_byte.1 } else { 0 };
+    let first_byte_ms = first_byte.0.checked_div(first_byte.1).unwrap_or(0);
     ctx.metrics.emit(&metric_line(ctx, &out, transfer_ms, first_byte_ms));
     tracing::info!(outcome = ?out.outcome, copied = out.copied, failed = out.failed, bytes = out.bytes, "summarized");
     Ok(out)
