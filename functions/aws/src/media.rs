@@ -360,4 +360,43 @@ mod tests {
         assert_eq!(t.len(), 36);
         assert_eq!(t.matches('-').count(), 4);
     }
+
+    #[test]
+    fn records_are_native_items_and_come_back_whole() {
+        use pkgrelay_core::media::status::FileRecord;
+        use pkgrelay_core::media::transfer::UploadProgress;
+        let now = time::OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap();
+        let mut r = StatusRecord::new("gopro", "m1", Some(now), now);
+        r.status = MediaStatus::Failed { reason: "HTTP 500".into() };
+        r.attempts = 3;
+        r.bytes = 5_000_000_000;
+        r.retry_after = Some(now + time::Duration::hours(6));
+        r.files.push(FileRecord {
+            key: "media/gopro/a".into(),
+            bytes: 1,
+            sha256: "ab".into(),
+            crc64nvme: "AA==".into(),
+        });
+        r.upload = Some(UploadProgress {
+            key: "media/gopro/b".into(),
+            upload_id: "u".into(),
+            part_size: 100 << 20,
+            parts_done: 2,
+            bytes_done: 200 << 20,
+            sha256_state: "00ff".into(),
+            crc_state: u64::MAX,
+        });
+        let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&r).unwrap();
+        assert_eq!(item["pk"], AttributeValue::S("gopro#m1".into()));
+        assert_eq!(item["status"], AttributeValue::S("FAILED".into()));
+        assert_eq!(item["reason"], AttributeValue::S("HTTP 500".into()));
+        assert_eq!(item["attempts"], AttributeValue::N("3".into()));
+        assert_eq!(item["updated_at"], AttributeValue::S("2026-01-01T00:00:00Z".into()));
+        assert!(matches!(&item["files"], AttributeValue::L(l) if l.len() == 1));
+        assert!(
+            matches!(&item["upload"], AttributeValue::M(m) if m["crc_state"] == AttributeValue::N(u64::MAX.to_string()))
+        );
+        let back: StatusRecord = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(back, r);
+    }
 }
