@@ -24,6 +24,7 @@ pipeline's own moves by that field.
 usage: python moto_server.py HOST PORT
 """
 
+import base64
 import copy
 import os
 import sys
@@ -32,6 +33,7 @@ import threading
 import moto.dynamodb.models as dynamodb_models
 import moto.events.models as events_models
 import moto.s3.notifications as s3_notifications
+import moto.s3.responses as s3_responses
 from moto.dynamodb.models import DynamoDBBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
@@ -142,6 +144,50 @@ def _send_event_bridge_message(account_id, bucket, event_name, key):
 
 
 s3_notifications._send_event_bridge_message = _send_event_bridge_message
+
+
+# ListParts answers as S3 does: moto 5.2.5's serializer names the root element
+# `ListPartsResponse`; S3 (and so every SDK's parser) says `ListPartsResult`.
+# The media sync resumes an upload from the parts ListParts names.
+_original_list_parts = s3_responses.S3Response.list_parts
+
+
+def list_parts(self):
+    status, headers, body = _original_list_parts(self)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8")
+    body = body.replace("<ListPartsResponse", "<ListPartsResult", 1).replace("</ListPartsResponse>", "</ListPartsResult>", 1)
+    return status, headers, body
+
+
+s3_responses.S3Response.list_parts = list_parts
+
+
+# A body checked against the CRC-64/NVME its request names, as S3 checks it
+# (PutObject and UploadPart with `x-amz-checksum-crc64nvme`): moto 5.2.5 stores
+# the header's value without comparing it with the bytes. A mismatch is S3's
+# 400 BadDigest, and nothing is written.
+_original_key_response_put = s3_responses.S3Response._key_response_put
+
+
+def _key_response_put(self, query, key_name):
+    claimed = self.headers.get("x-amz-checksum-crc64nvme")
+    if claimed:
+        from awscrt import checksums
+
+        body = self.body or b""
+        actual = base64.b64encode(checksums.crc64nvme(body).to_bytes(8, "big")).decode()
+        if actual != claimed:
+            message = "The CRC64NVME you specified did not match the calculated checksum."
+            xml = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>BadDigest</Code>'
+                f"<Message>{message}</Message></Error>"
+            )
+            return 400, {"Content-Type": "application/xml"}, xml
+    return _original_key_response_put(self, query, key_name)
+
+
+s3_responses.S3Response._key_response_put = _key_response_put
 
 
 def main():

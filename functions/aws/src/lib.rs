@@ -2,12 +2,12 @@
 //!
 //! - [`dynamo`]: `PackageStore` on DynamoDB (packages table + per-suite record);
 //! - [`s3`]: `ObjectStore` on S3 (streaming multipart upload, write-once keys);
+//! - [`media_s3`]: the media bucket as `MultipartStore` (full-object CRC-64/NVME, resumable uploads);
 //! - [`secrets`]: the signing key from Secrets Manager;
 //! - [`kvs`]: `EdgeNames` on a CloudFront key value store (a Homebrew mirror's flat bottle names);
 //! - [`slack`]: the optional Slack notifier (SNS -> an incoming webhook);
 //! - [`legacy`]: the earlier system's table, for `pkgrelay migrate`;
 //! - [`media`]: the media pipeline's status table (DynamoDB), credentials secret and environment;
-//! - [`media_s3`]: the media objects' S3 multipart store;
 //! - [`env`]: the functions' configuration from the environment, and the `Context`;
 //! - [`lambda`]: the shell every function binary runs in.
 //!

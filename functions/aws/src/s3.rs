@@ -87,7 +87,7 @@ fn parse_sha256(key: &str, sha256: &str) -> Result<[u8; 32], BlobError> {
         .ok_or_else(|| BlobError::io(key, format!("{sha256:?} is not a hex SHA256")))
 }
 
-fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
+pub(crate) fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
 }
 
@@ -96,7 +96,7 @@ fn is_precondition_failure<E: ProvideErrorMetadata>(err: &SdkError<E, HttpRespon
     matches!(err.code(), Some("PreconditionFailed" | "ConditionalRequestConflict")) || status(err) == Some(412)
 }
 
-fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+pub(crate) fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     match err.code() {
         // NoSuchBucket is a 404 too, and must not read as a missing key.
         Some(code) => matches!(code, "NoSuchKey" | "NotFound"),
