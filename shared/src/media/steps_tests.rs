@@ -355,7 +355,7 @@ async fn download_media_copies_records_and_a_second_call_copies_nothing() {
     let f = r.file(key).unwrap();
     let bytes = std::fs::read(h.dir.path().join("out").join(key)).unwrap();
     assert_eq!((f.bytes, f.sha256.clone()), (2000, hex::encode(sha2::Sha256::digest(&bytes))));
-    assert_eq!(f.crc64nvme, crate::media::local::crc64nvme_of(&bytes));
+    assert_eq!(f.crc64nvme, crate::media::transfer::crc64nvme(&bytes));
     let downloads = *h.fake.downloads.lock().unwrap();
     // Again (pass 2): ALREADY_COPIED, nothing fetched.
     let again = download(&h, "chap").await.unwrap();
