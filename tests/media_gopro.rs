@@ -313,7 +313,6 @@ async fn copy_and_check(p: &GoPro, s: &Session, item: &MediaItem) -> Vec<(String
         assert_eq!(t.bytes, sink.len() as u64);
         assert_eq!(t.total_size, Some(t.bytes));
         assert_eq!(p.file_size(&file).await.unwrap(), Some(t.bytes));
-        assert_eq!(t.sha256, gopro::sha256_of(&seed, t.bytes), "{}", file.key);
         assert_eq!(sink, gopro::content(&seed, 0, t.bytes as usize));
         copied.push((file.key.clone(), t.bytes));
     }

@@ -31,7 +31,6 @@ use super::{
 use crate::fetch::HostPolicy;
 use futures_util::StreamExt;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -619,13 +618,11 @@ impl MediaProvider for GoPro {
             _ => return Err(MediaError::Http { what, status, detail: String::new() }),
         };
         let announced = resp.content_length();
-        let mut hasher = Sha256::new();
         let mut bytes = 0u64;
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk =
                 chunk.map_err(|e| MediaError::Network { what: what.clone(), message: e.without_url().to_string() })?;
-            hasher.update(&chunk);
             sink.write_all(&chunk)
                 .await
                 .map_err(|e| MediaError::Write { what: format!("{} (writing)", file.key), message: e.to_string() })?;
@@ -637,7 +634,7 @@ impl MediaProvider for GoPro {
         if let Some(expected) = announced.filter(|n| *n != bytes) {
             return Err(MediaError::Length { what, expected, received: bytes });
         }
-        Ok(Transfer { bytes, sha256: hex::encode(hasher.finalize()), total_size })
+        Ok(Transfer { bytes, total_size })
     }
 }
 

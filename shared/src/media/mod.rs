@@ -165,13 +165,13 @@ pub struct Listing {
     pub total_items: u64,
 }
 
-/// One transfer of a source file (or of its tail, from an offset).
+/// One transfer of a source file (or of its tail, from an offset). The
+/// bytes are hashed by whoever reads the sink ([`transfer::copy_file`]: once,
+/// SHA-256 and CRC-64/NVME together, resumable across attempts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
     /// Bytes written to the sink.
     pub bytes: u64,
-    /// SHA-256 (hex) of the bytes written: of the whole file when from offset 0.
-    pub sha256: String,
     /// The whole file's size, as the response gave it.
     pub total_size: Option<u64>,
 }

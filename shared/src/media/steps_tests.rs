@@ -159,7 +159,6 @@ impl MediaProvider for FakeProvider {
         sink.write_all(tail).await.unwrap();
         Ok(Transfer {
             bytes: tail.len() as u64,
-            sha256: hex::encode(sha2::Sha256::digest(tail)),
             total_size: Some(bytes.len() as u64),
         })
     }

@@ -540,7 +540,7 @@ mod tests {
                     .map_err(|e| MediaError::Write { what: "sink".into(), message: e.to_string() })?;
                 sent += chunk.len() as u64;
             }
-            Ok(Transfer { bytes: sent, sha256: String::new(), total_size: Some(self.data.len() as u64) })
+            Ok(Transfer { bytes: sent, total_size: Some(self.data.len() as u64) })
         }
     }
 
