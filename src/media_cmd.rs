@@ -1,6 +1,7 @@
 //! `pkgrelay media sync`: a cloud media library (GoPro) copied into a
-//! directory on embedded defaults, one status row per item in SQLite, as the
-//! AWS media pipeline will do with S3 and DynamoDB (`pkgrelay_core::media`).
+//! directory on embedded defaults, one status record per item in SQLite: the
+//! same four steps as the AWS media pipeline, in-process
+//! (`pkgrelay_core::media::runner`).
 //!
 //! The provider's settings are `config/media.yaml`
 //! (`pkgrelay_core::media::settings`).
@@ -11,9 +12,11 @@
 use anyhow::{Context as _, anyhow};
 use clap::Args;
 use pkgrelay_core::media::gopro::GoPro;
-use pkgrelay_core::media::local::{LocalSync, StatusDb};
+use pkgrelay_core::media::local::{self, StatusDb};
+use pkgrelay_core::media::{MediaStatus, runner};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Args)]
 pub struct MediaSyncArgs {
@@ -36,23 +39,24 @@ pub struct MediaSyncArgs {
 
 pub async fn sync(args: MediaSyncArgs) -> anyhow::Result<ExitCode> {
     let config = pkgrelay_core::media::settings::load(&args.config)?;
-    let provider = GoPro::new(config).map_err(|e| anyhow!("{e}"))?;
+    let provider = Arc::new(GoPro::new(config).map_err(|e| anyhow!("{e}"))?);
     std::fs::create_dir_all(&args.state).with_context(|| format!("{}", args.state.display()))?;
-    let db = StatusDb::open(&args.state.join("media.db"))?;
-    let run = LocalSync { provider: &provider, credentials: args.credentials.clone(), dir: args.out.clone(), db: &db };
-    let summary = run.run().await?;
-    println!("copied: {} ({} bytes)", summary.copied, summary.bytes);
-    println!("already copied: {}", summary.already);
-    println!("deleted upstream (copy kept): {}", summary.deleted);
-    println!("not ready yet: {}", summary.not_ready);
-    println!("failed: {}", summary.failed);
-    for row in db.all("gopro")? {
-        if let pkgrelay_core::media::MediaStatus::Failed { reason } = &row.status {
-            println!("  {}: {reason}", row.media_id);
+    let db = Arc::new(StatusDb::open(&args.state.join("media.db"))?);
+    let ctx = local::context(provider.clone(), &args.credentials, db.clone(), &args.state, &args.out)?;
+    let run = runner::run(&ctx).await.map_err(|e| anyhow!("{e}"))?;
+    let s = &run.summary;
+    println!("copied: {} ({} bytes)", s.copied, s.bytes);
+    println!("already copied: {}", run.listing.completed + s.already);
+    println!("deleted upstream (copy kept): {}", s.deleted);
+    println!("not ready yet: {}", s.not_ready);
+    println!("failed: {}", s.failed + s.token_rejected);
+    for record in db.all(pkgrelay_core::media::MediaProvider::name(provider.as_ref()))? {
+        if let MediaStatus::Failed { reason } = &record.status {
+            println!("  {}: {reason}", record.media_id);
         }
     }
-    if summary.credentials_rotated {
+    if run.rotated {
         println!("credentials refreshed and written back to {}", args.credentials.display());
     }
-    Ok(if args.strict && summary.failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if args.strict && s.failed + s.token_rejected > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

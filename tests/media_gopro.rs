@@ -499,16 +499,35 @@ async fn the_presigned_host_must_be_allowed() {
     assert!(fake.requests().iter().all(|r| r.host == "api"));
 }
 
-// ---- A local run: a directory and a SQLite status table ----
+// ---- A local run: the four steps over a directory and a SQLite status table ----
 
-use pkgrelay_core::media::local::{LocalSync, StatusDb};
+use pkgrelay_core::media::local::{self, StatusDb};
+use pkgrelay_core::media::runner::{self, MediaRun};
+use pkgrelay_core::media::steps::{MediaContext, MediaStepError};
+use std::sync::Arc;
 
 fn status_of(db: &StatusDb, id: &str) -> Option<MediaStatus> {
     db.get("gopro", id).unwrap().map(|r| r.status)
 }
 
+/// A local run's context: the provider on the fake, the credentials file,
+/// the status table, run files in `<tmp>/state`, media under `out`.
+fn local_run(
+    p: GoPro,
+    creds: &std::path::Path,
+    db: &Arc<StatusDb>,
+    tmp: &std::path::Path,
+    out: &std::path::Path,
+) -> MediaContext {
+    local::context(Arc::new(p), creds, db.clone(), &tmp.join("state"), out).unwrap()
+}
+
+async fn run(ctx: &MediaContext) -> MediaRun {
+    runner::run(ctx).await.unwrap()
+}
+
 #[tokio::test]
-async fn a_local_run_copies_the_library_once_resumes_and_records_statuses() {
+async fn a_local_run_copies_the_library_once_and_records_statuses() {
     let mut media = vec![
         FakeMedia::chaptered("chap3", "GH010077.MP4", "2025-08-02T23:10:00Z", &[300_000, 200_000, 50_001]),
         FakeMedia::burst("burst5", "G0040001.JPG", "2025-08-03T07:00:00Z", 5, 20_000),
@@ -528,28 +547,21 @@ async fn a_local_run_copies_the_library_once_resumes_and_records_statuses() {
     }
     let fake = FakeGoPro::start(media);
     fake.delete_keep_listed("gone");
-    let p = provider(&fake);
     let tmp = tempfile::tempdir().unwrap();
     let creds = tmp.path().join("gopro.json");
     oauth(Some(time::Duration::hours(2))).save(&creds).unwrap();
-    let db = StatusDb::open(&tmp.path().join("media.db")).unwrap();
+    let db = Arc::new(StatusDb::open(&tmp.path().join("media.db")).unwrap());
     let out = tmp.path().join("library");
-    let sync = LocalSync { provider: &p, credentials: creds.clone(), dir: out.clone(), db: &db };
+    let sync = local_run(provider(&fake), &creds, &db, tmp.path(), &out);
 
-    // A part of v03 left by an earlier run cut short: resumed, not restarted.
-    let part = out.join("media/gopro/2025/06/01/GX010003.MP4.part");
-    std::fs::create_dir_all(part.parent().unwrap()).unwrap();
-    std::fs::write(&part, gopro::content(&FakeGoPro::seed("v03", None), 0, 10_000)).unwrap();
-
-    let summary = sync.run().await.unwrap();
+    let done = run(&sync).await;
+    let summary = &done.summary;
     assert_eq!((summary.copied, summary.deleted, summary.not_ready, summary.failed), (28, 1, 1, 0), "{summary:?}");
-    assert_eq!(summary.bytes, 550_001 + 100_000 + 12_345 + (0..25).map(|i| 40_000 + i).sum::<u64>() - 10_000);
+    assert_eq!(summary.bytes, 550_001 + 100_000 + 12_345 + (0..25).map(|i| 40_000 + i).sum::<u64>());
     // The rotated tokens are in the file, the spent refresh token is not.
-    assert!(summary.credentials_rotated);
+    assert!(done.rotated);
     let Credentials::Oauth { refresh_token, .. } = Credentials::load(&creds).unwrap() else { panic!() };
     assert_eq!(refresh_token.expose(), fake.current_refresh_token());
-    let resumed = fake.requests().into_iter().find(|r| r.host == "files" && r.path == "/v1/v03/0" && r.method == "GET");
-    assert_eq!(resumed.unwrap().header("range"), Some("bytes=10000-"));
 
     // Every file byte-exact, its SHA-256 recorded; statuses right.
     let expect = |id: &str, item: Option<u32>, key: &str, size: u64| {
@@ -561,7 +573,9 @@ async fn a_local_run_copies_the_library_once_resumes_and_records_statuses() {
     expect("burst5", Some(5), "media/gopro/2025/08/03/G0040001_5.JPG", 20_000);
     expect("photo1", None, "media/gopro/2024/12/31/photo1.jpg", 12_345);
     expect("v03", None, "media/gopro/2025/06/01/GX010003.MP4", 40_003);
-    assert!(!part.exists());
+    // No upload left behind, nothing half-written at a final name.
+    let uploads = out.join(local::UPLOADS_DIR);
+    assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 0, "uploads left in {}", uploads.display());
     assert_eq!(status_of(&db, "chap3"), Some(MediaStatus::Completed));
     assert_eq!(db.get("gopro", "chap3").unwrap().unwrap().bytes, 550_001);
     assert_eq!(status_of(&db, "gone"), Some(MediaStatus::SourceDeleted));
@@ -570,14 +584,14 @@ async fn a_local_run_copies_the_library_once_resumes_and_records_statuses() {
 
     // A second run copies nothing.
     let before = fake.requests().len();
-    let again = sync.run().await.unwrap();
-    assert_eq!((again.copied, again.already, again.bytes), (0, 28, 0), "{again:?}");
+    let again = run(&sync).await;
+    assert_eq!((again.summary.copied, again.listing.completed, again.summary.bytes), (0, 28, 0), "{again:?}");
     assert!(fake.requests()[before..].iter().all(|r| r.host == "api" && !r.path.ends_with("/download")));
 
     // Deleted upstream after it was copied: SOURCE_DELETED, the copy kept.
     fake.delete("v00");
-    let third = sync.run().await.unwrap();
-    assert_eq!(third.deleted, 1);
+    let third = run(&sync).await;
+    assert_eq!(third.summary.deleted, 1);
     assert_eq!(status_of(&db, "v00"), Some(MediaStatus::SourceDeleted));
     assert!(out.join("media/gopro/2025/06/01/GX010000.MP4").exists());
 }
@@ -588,16 +602,15 @@ async fn a_local_run_fails_items_on_dead_urls_and_retries_them_but_stops_on_a_de
         FakeMedia::video("a", "GX010001.MP4", "2025-07-14T09:30:00Z", 5000),
         FakeMedia::video("b", "GX010002.MP4", "2025-07-14T09:31:00Z", 6000),
     ]);
-    let p = provider(&fake);
     let tmp = tempfile::tempdir().unwrap();
     let creds = tmp.path().join("gopro.json");
     cookie().save(&creds).unwrap();
-    let db = StatusDb::open(&tmp.path().join("media.db")).unwrap();
-    let sync = LocalSync { provider: &p, credentials: creds, dir: tmp.path().join("library"), db: &db };
+    let db = Arc::new(StatusDb::open(&tmp.path().join("media.db")).unwrap());
+    let sync = local_run(provider(&fake), &creds, &db, tmp.path(), &tmp.path().join("library"));
 
     // URLs that are expired when issued: renewed once, then the item fails with the reason.
     fake.set_url_lifetime(0);
-    let summary = sync.run().await.unwrap();
+    let summary = run(&sync).await.summary;
     assert_eq!((summary.copied, summary.failed), (0, 2), "{summary:?}");
     let Some(MediaStatus::Failed { reason }) = status_of(&db, "a") else { panic!() };
     assert!(reason.contains("expired") && !reason.contains("Signature"), "{reason}");
@@ -605,15 +618,15 @@ async fn a_local_run_fails_items_on_dead_urls_and_retries_them_but_stops_on_a_de
 
     // Failed items are tried again by the next run.
     fake.set_url_lifetime(3600);
-    let summary = sync.run().await.unwrap();
+    let summary = run(&sync).await.summary;
     assert_eq!(summary.copied, 2);
     assert_eq!(db.get("gopro", "a").unwrap().unwrap().attempts, 2);
 
     // A revoked login: the run fails once, with the re-login error; no item changes.
     fake.add(FakeMedia::video("c", "GX010003.MP4", "2025-07-14T09:32:00Z", 10));
     fake.revoke_cookie();
-    let e = sync.run().await.unwrap_err();
-    assert!(e.is_login() && e.to_string().contains("log in again"), "{e}");
+    let e = runner::run(&sync).await.unwrap_err();
+    assert!(matches!(e, MediaStepError::LoginRequired(_)) && e.to_string().contains("log in again"), "{e}");
     assert_no_token(&e.to_string(), &fake);
     assert_eq!(status_of(&db, "c"), None);
     assert!(db.all("gopro").unwrap().iter().all(|r| r.status == MediaStatus::Completed));
@@ -634,8 +647,11 @@ fn pkgrelay_media_sync_copies_the_library_and_says_when_to_log_in_again() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("config");
     std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("media.yaml"), format!("gopro:\n  api_url: {}\n  download_hosts: [localhost]\n", fake.api))
-        .unwrap();
+    std::fs::write(
+        config.join("media.yaml"),
+        format!("gopro:\n  api_url: {}\n  download_hosts: [localhost]\n", fake.api),
+    )
+    .unwrap();
     let creds = tmp.path().join("gopro.json");
     cookie().save(&creds).unwrap();
     let run = || {
@@ -651,7 +667,11 @@ fn pkgrelay_media_sync_copies_the_library_and_says_when_to_log_in_again() {
 
     let (ok, text) = run();
     assert!(ok && text.contains("copied: 3 (104000 bytes)") && text.contains("failed: 0"), "{text}");
-    for key in ["media/gopro/2025/07/14/GX010001.MP4", "media/gopro/2025/07/15/GH010002_2.MP4", "media/gopro/2025/07/16/p1.jpg"] {
+    for key in [
+        "media/gopro/2025/07/14/GX010001.MP4",
+        "media/gopro/2025/07/15/GH010002_2.MP4",
+        "media/gopro/2025/07/16/p1.jpg",
+    ] {
         assert!(tmp.path().join("library").join(key).exists(), "{key} in {text}");
     }
     assert!(tmp.path().join(".pkgrelay/media.db").exists());

@@ -238,8 +238,10 @@ impl PackageStore for DynamoStore {
         unique.sort();
         unique.dedup();
         for chunk in unique.chunks(100) {
-            let keys: Vec<Item> =
-                chunk.iter().map(|id| HashMap::from([("package_id".to_owned(), AttributeValue::S((*id).clone()))])).collect();
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| HashMap::from([("package_id".to_owned(), AttributeValue::S((*id).clone()))]))
+                .collect();
             let mut request = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(keys))
@@ -480,9 +482,8 @@ impl PackageStore for DynamoStore {
         Ok(())
     }
     async fn record_rejection(&self, rejection: &Rejection) -> Result<(), StoreError> {
-        let value: AttributeValue = serde_dynamo::to_attribute_value(rejection).map_err(|e| {
-            StoreError::Backend(format!("{}: cannot encode the rejection: {e}", rejection.package_id))
-        })?;
+        let value: AttributeValue = serde_dynamo::to_attribute_value(rejection)
+            .map_err(|e| StoreError::Backend(format!("{}: cannot encode the rejection: {e}", rejection.package_id)))?;
         // UpdateItem (SET the one attribute), as record_source: the roles that
         // refuse candidates already update the state table.
         self.update_suite(&rejection_key(&rejection.package_id), |u| {
@@ -557,7 +558,6 @@ impl PackageStore for DynamoStore {
             .map_err(|e| backend(&self.state_table, "DeleteItem", e))?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
-
 }
 
 /// The state table's key of a source's record.

@@ -61,9 +61,8 @@ impl FunctionEnv {
         Ok(FunctionEnv {
             packages_table: var("PACKAGES_TABLE")?,
             packages_tables: match std::env::var("PACKAGES_TABLES") {
-                Ok(json) if !json.trim().is_empty() => {
-                    serde_json::from_str(&json).map_err(|e| anyhow!("PACKAGES_TABLES is not a JSON object of names: {e}"))?
-                }
+                Ok(json) if !json.trim().is_empty() => serde_json::from_str(&json)
+                    .map_err(|e| anyhow!("PACKAGES_TABLES is not a JSON object of names: {e}"))?,
                 _ => Default::default(),
             },
             state_table: var("STATE_TABLE")?,
@@ -87,8 +86,9 @@ impl FunctionEnv {
         if let Some(env) = &self.deployment {
             config = config.for_environment(env)?;
         }
-        let bucket: Arc<dyn ObjectStore> =
-            Arc::new(S3Store::new(s3.clone(), &self.bucket).with_layout(pkgrelay_core::context::bucket_layout(&config)?));
+        let bucket: Arc<dyn ObjectStore> = Arc::new(
+            S3Store::new(s3.clone(), &self.bucket).with_layout(pkgrelay_core::context::bucket_layout(&config)?),
+        );
         let key = if needs.signing_key {
             let arn = self
                 .signing_key_secret
@@ -98,9 +98,10 @@ impl FunctionEnv {
         } else {
             None
         };
-        let edge_names = self.bottle_names_kvs.as_deref().map(|arn| {
-            Arc::new(crate::kvs::KeyValueStore::new(&sdk, arn)) as Arc<dyn pkgrelay_core::blob::EdgeNames>
-        });
+        let edge_names = self
+            .bottle_names_kvs
+            .as_deref()
+            .map(|arn| Arc::new(crate::kvs::KeyValueStore::new(&sdk, arn)) as Arc<dyn pkgrelay_core::blob::EdgeNames>);
         Ok(Connection { env: self.clone(), dynamodb, bucket, config, key, edge_names })
     }
 

@@ -58,7 +58,8 @@ impl KeyValueStore {
             match sent {
                 Ok(out) => return Ok(out.e_tag().to_owned()),
                 Err(e)
-                    if e.as_service_error().is_some_and(|s| s.is_conflict_exception()) && conflicts < CONFLICT_RETRIES =>
+                    if e.as_service_error().is_some_and(|s| s.is_conflict_exception())
+                        && conflicts < CONFLICT_RETRIES =>
                 {
                     conflicts += 1;
                     etag = self.etag().await?;

@@ -7,6 +7,7 @@
 //! - [`kvs`]: `EdgeNames` on a CloudFront key value store (a Homebrew mirror's flat bottle names);
 //! - [`slack`]: the optional Slack notifier (SNS -> an incoming webhook);
 //! - [`legacy`]: the earlier system's table, for `pkgrelay migrate`;
+//! - [`media`]: the media pipeline's status table (DynamoDB), credentials secret and environment;
 //! - [`env`]: the functions' configuration from the environment, and the `Context`;
 //! - [`lambda`]: the shell every function binary runs in.
 //!
@@ -18,6 +19,7 @@ pub mod env;
 pub mod kvs;
 pub mod lambda;
 pub mod legacy;
+pub mod media;
 pub mod media_s3;
 pub mod s3;
 pub mod secrets;

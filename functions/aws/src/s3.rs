@@ -119,8 +119,10 @@ fn compare(key: &str, existing: Option<&str>, new: &str) -> Result<(), BlobError
 /// The SHA256 a content-addressed key names (`…/by-hash/SHA256/<64 hex>`).
 fn content_address(key: &str) -> Option<&str> {
     let (dir, hex) = key.rsplit_once('/')?;
-    (dir.ends_with("by-hash/SHA256") && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then_some(hex)
+    (dir.ends_with("by-hash/SHA256")
+        && hex.len() == 64
+        && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(hex)
 }
 
 fn sha256_of(head: &HeadObjectOutput) -> Option<&str> {
@@ -197,7 +199,11 @@ impl S3Store {
     /// HeadObject; `None` when the key does not exist.
     /// A server-side copy of `from` to `to` with the metadata `to` gets as a
     /// public object (its Content-Type and Cache-Control, by the layout).
-    fn copy_request(&self, from: &str, to: &str) -> aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder {
+    fn copy_request(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder {
         let meta = self.layout.meta(to);
         self.client
             .copy_object()
@@ -518,10 +524,7 @@ impl ObjectStore for S3Store {
                 format!("{} bytes: more than one CopyObject copies (5 GiB); not adopted", checksums.size),
             ));
         }
-        let mut request = self
-            .copy_request(from, to)
-            .metadata(SHA256_METADATA, &checksums.sha256)
-            .if_none_match("*");
+        let mut request = self.copy_request(from, to).metadata(SHA256_METADATA, &checksums.sha256).if_none_match("*");
         if let Some(etag) = &etag {
             request = request.copy_source_if_match(etag);
         }

@@ -170,6 +170,61 @@ impl Credentials {
     }
 }
 
+/// Where the credentials document is kept, in versions: each write makes a
+/// new version, and a run reads the version authenticate wrote (states carry
+/// its id, never a token). Secrets Manager on AWS (pkgrelay-aws
+/// `media::SecretCredentials`), a file locally ([`FileCredentials`]).
+#[async_trait::async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// The document at `version` (`None`: the current one), and its version id.
+    async fn read(&self, version: Option<&str>) -> Result<(Credentials, String), CredentialsError>;
+    /// Write rotated credentials as the successor of `previous` (the version
+    /// they were refreshed from): the new version id. Written again after a
+    /// failure with the same `previous`, it makes no second version where the
+    /// store can tell (Secrets Manager: the request token derives from `previous`).
+    async fn write(&self, credentials: &Credentials, previous: &str) -> Result<String, CredentialsError>;
+}
+
+/// The credentials in a local file; a version id is the SHA-256 of the file's
+/// bytes. The file holds one version only: asked for another, it answers the
+/// current one (a newer login than the one asked for).
+pub struct FileCredentials {
+    pub path: std::path::PathBuf,
+}
+
+impl FileCredentials {
+    pub fn new(path: impl Into<std::path::PathBuf>) -> FileCredentials {
+        FileCredentials { path: path.into() }
+    }
+
+    fn read_now(&self) -> Result<(Credentials, String), CredentialsError> {
+        use sha2::Digest;
+        let place = self.path.display().to_string();
+        let bytes = std::fs::read(&self.path)
+            .map_err(|e| CredentialsError { place: place.clone(), message: format!("cannot read: {e}") })?;
+        let version = hex::encode(sha2::Sha256::digest(&bytes));
+        let text = String::from_utf8(bytes)
+            .map_err(|_| CredentialsError { place: place.clone(), message: "not UTF-8 text".into() })?;
+        Ok((Credentials::from_json(&text, &place)?, version))
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialStore for FileCredentials {
+    async fn read(&self, version: Option<&str>) -> Result<(Credentials, String), CredentialsError> {
+        let (credentials, current) = self.read_now()?;
+        if let Some(asked) = version.filter(|v| *v != current) {
+            tracing::debug!(asked, current, "credentials file rewritten since: reading its current version");
+        }
+        Ok((credentials, current))
+    }
+
+    async fn write(&self, credentials: &Credentials, _previous: &str) -> Result<String, CredentialsError> {
+        credentials.save(&self.path)?;
+        Ok(self.read_now()?.1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +261,20 @@ mod tests {
         assert!(!oauth(Some(time::Duration::hours(25))).needs_refresh(now));
         assert!(oauth(Some(time::Duration::hours(23))).needs_refresh(now));
         assert!(oauth(None).needs_refresh(now));
+    }
+
+    #[tokio::test]
+    async fn file_store_versions_are_content_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileCredentials::new(dir.path().join("gopro.json"));
+        let c = Credentials::Cookie { access_token: Secret::new("t"), user_id: "u".into(), user_agent: None };
+        c.save(&store.path).unwrap();
+        let (read, v1) = store.read(None).await.unwrap();
+        assert_eq!((read, v1.len()), (c.clone(), 64));
+        let d = Credentials::Cookie { access_token: Secret::new("t2"), user_id: "u".into(), user_agent: None };
+        let v2 = store.write(&d, &v1).await.unwrap();
+        assert_ne!(v1, v2);
+        assert_eq!(store.read(Some(&v1)).await.unwrap(), (d, v2));
     }
 
     #[test]

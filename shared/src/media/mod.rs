@@ -25,10 +25,13 @@
 pub mod credentials;
 pub mod gopro;
 pub mod local;
+pub mod runner;
 pub mod settings;
+pub mod status;
+pub mod steps;
 pub mod transfer;
 
-pub use credentials::{Credentials, Secret};
+pub use credentials::{CredentialStore, Credentials, FileCredentials, Secret};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

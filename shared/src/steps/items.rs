@@ -71,27 +71,74 @@ pub struct ItemsSummary {
 
 /// The cause of a Lambda function's error as Step Functions reports it: the
 /// JSON of `{errorMessage, errorType, …}`; its message is what a person reads.
-fn readable_cause(cause: &str) -> String {
+pub fn readable_cause(cause: &str) -> String {
     serde_json::from_str::<serde_json::Value>(cause)
         .ok()
         .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_owned))
         .unwrap_or_else(|| cause.to_owned())
 }
 
-/// One record of a ResultWriter file.
-#[derive(Deserialize)]
+/// One record of a ResultWriter file: a child execution's input and output
+/// (JSON text), or its error and cause.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct ChildResult {
+pub struct ChildResult {
     #[serde(default)]
-    input: Option<String>,
+    pub input: Option<String>,
     #[serde(default)]
-    output: Option<String>,
+    pub output: Option<String>,
     #[serde(default)]
-    error: Option<String>,
+    pub error: Option<String>,
     #[serde(default)]
-    cause: Option<String>,
+    pub cause: Option<String>,
     #[serde(default)]
-    status: Option<String>,
+    pub status: Option<String>,
+}
+
+impl ChildResult {
+    /// The output of a child execution that succeeded.
+    pub fn succeeded_output(&self) -> Option<&str> {
+        self.output.as_deref().filter(|_| self.status.as_deref() == Some("SUCCEEDED"))
+    }
+}
+
+/// A ResultWriter's output could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MapResultsError {
+    #[error(transparent)]
+    Blob(#[from] crate::blob::BlobError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<MapResultsError> for StepError {
+    fn from(e: MapResultsError) -> StepError {
+        match e {
+            MapResultsError::Blob(e) => e.into(),
+            MapResultsError::Invalid(m) => StepError::Internal(anyhow!(m)),
+        }
+    }
+}
+
+/// Every record a Distributed Map's ResultWriter wrote: its manifest at
+/// `manifest_key` (`ResultFiles` by status), then each result file, in
+/// `store` (the bucket the ResultWriter wrote to). Shared by build-index and
+/// the media pipeline's summarize.
+pub async fn read_child_results(
+    store: &dyn crate::blob::ObjectStore,
+    manifest_key: &str,
+) -> Result<Vec<ChildResult>, MapResultsError> {
+    let bytes = store.get_bytes(manifest_key).await?;
+    let manifest: ResultManifest = serde_json::from_slice(&bytes)
+        .map_err(|e| MapResultsError::Invalid(format!("map results manifest {manifest_key}: {e}")))?;
+    let mut all = Vec::new();
+    for file in manifest.result_files.values().flatten() {
+        let bytes = store.get_bytes(&file.key).await?;
+        let records: Vec<ChildResult> = serde_json::from_slice(&bytes)
+            .map_err(|e| MapResultsError::Invalid(format!("map results {}: {e}", file.key)))?;
+        all.extend(records);
+    }
+    Ok(all)
 }
 
 /// The input of a child execution: the map's ItemSelector output.
@@ -144,31 +191,22 @@ impl ItemsSummary {
                 "map results at {manifest_key}: expected under {RESULTS_PREFIX} (the state machine's ResultWriter prefix)"
             )));
         }
-        let bytes = ctx.private.get_bytes(manifest_key).await?;
-        let manifest: ResultManifest = serde_json::from_slice(&bytes)
-            .map_err(|e| StepError::Internal(anyhow!("map results manifest {manifest_key}: {e}")))?;
         let mut summary = ItemsSummary::default();
-        for file in manifest.result_files.values().flatten() {
-            let bytes = ctx.private.get_bytes(&file.key).await?;
-            let records: Vec<ChildResult> = serde_json::from_slice(&bytes)
-                .map_err(|e| StepError::Internal(anyhow!("map results {}: {e}", file.key)))?;
-            for r in records {
-                let succeeded = r.status.as_deref() == Some("SUCCEEDED");
-                let outcome = r.output.as_deref().filter(|_| succeeded).and_then(|o| serde_json::from_str::<ItemOutcome>(o).ok());
-                match outcome {
-                    Some(outcome) => summary.add(outcome),
-                    None => {
-                        // The child execution itself failed (an error no Catch
-                        // handles, e.g. States.DataLimitExceeded) or ended oddly.
-                        let id = r
-                            .input
-                            .as_deref()
-                            .and_then(|i| serde_json::from_str::<ChildInput>(i).ok())
-                            .map(|i| i.candidate.package_id())
-                            .unwrap_or_else(|| "?".into());
-                        let error = r.error.unwrap_or_else(|| r.status.unwrap_or_else(|| "Unknown".into()));
-                        summary.fail(id, error, &readable_cause(r.cause.as_deref().unwrap_or("")));
-                    }
+        for r in read_child_results(ctx.private.as_ref(), manifest_key).await? {
+            let outcome = r.succeeded_output().and_then(|o| serde_json::from_str::<ItemOutcome>(o).ok());
+            match outcome {
+                Some(outcome) => summary.add(outcome),
+                None => {
+                    // The child execution itself failed (an error no Catch
+                    // handles, e.g. States.DataLimitExceeded) or ended oddly.
+                    let id = r
+                        .input
+                        .as_deref()
+                        .and_then(|i| serde_json::from_str::<ChildInput>(i).ok())
+                        .map(|i| i.candidate.package_id())
+                        .unwrap_or_else(|| "?".into());
+                    let error = r.error.unwrap_or_else(|| r.status.unwrap_or_else(|| "Unknown".into()));
+                    summary.fail(id, error, &readable_cause(r.cause.as_deref().unwrap_or("")));
                 }
             }
         }
