@@ -151,23 +151,30 @@ if [[ " $PARTS " == *" list "* && $MODE == functions ]]; then
     echo "-- 1. listing $LIST_MEDIA media and planning"
     gopro_start "$LIST_MEDIA" 0
     put_login
-    declare -A lw lr
+    declare -A lw lr lc
     pages=$(((LIST_MEDIA + 99) / 100))
     page_urls=()
     for p in $(seq 1 "$pages"); do
         page_urls+=(-o "$WORK/page-$p.json" "$API/media/search?fields=id,type,filename,file_extension,file_size,captured_at,created_at,ready_to_view,camera_model&order_by=created_at&per_page=100&page=$p")
     done
     for rep in $(seq 1 "$REPS"); do
+        # pkgrelay: a first run on an empty status table (every item new:
+        # recorded PENDING one conditional PutItem each), then the run again
+        # on the table it left (every item known and due: reads only).
         table=media-status-list-$rep
         aws table "$table"
         media_env "$table"
-        jq -cn --arg v "$SECRET_VERSION" --arg e "$EXECUTION_PREFIX:bench-list-$rep" \
-            '{payload: {secret_version_id: $v}, execution_id: $e}' >"$WORK/list-event-$rep.json"
-        # (bash -c: stdin from the event file, then exec: /usr/bin/time waits for the function itself)
-        measure_cpu "list-media-$rep" bash -c 'exec "$@" <"$0"' "$WORK/list-event-$rep.json" "${FN_ENV[@]}" "$LIST_MEDIA_BIN" --invoke
-        lw[list]+="$M_WALL "
-        lr[list]+="$M_RSS "
-        [[ $rep == 1 ]] && { echo "list-media: $(tail -n 1 "$WORK/list-media-$rep.log" | cut -c1-300)"; LIST_CPU=$M_CPU; }
+        for run in first again; do
+            jq -cn --arg v "$SECRET_VERSION" --arg e "$EXECUTION_PREFIX:bench-list-$run-$rep" \
+                '{payload: {secret_version_id: $v}, execution_id: $e}' >"$WORK/list-event-$run-$rep.json"
+            # (bash -c: stdin from the event file, then exec: /usr/bin/time waits for the function itself)
+            measure_cpu "list-$run-$rep" bash -c 'exec "$@" <"$0"' "$WORK/list-event-$run-$rep.json" \
+                "${FN_ENV[@]}" "$LIST_MEDIA_BIN" --invoke
+            lw[list-$run]+="$M_WALL "
+            lr[list-$run]+="$M_RSS "
+            lc[list-$run]+="$M_CPU "
+            [[ $rep == 1 ]] && echo "list-media ($run run): $(tail -n 1 "$WORK/list-$run-$rep.log" | cut -c1-300)"
+        done
         measure "curl-$rep" curl -sf -H "Accept: $ACCEPT" -A "$UA" -b "gp_access_token=$COOKIE; gp_user_id=$USER_ID" "${page_urls[@]}"
         lw[curl]+="$M_WALL "
         lr[curl]+="$M_RSS "
@@ -175,30 +182,40 @@ if [[ " $PARTS " == *" list "* && $MODE == functions ]]; then
         lw[pylist]+="$M_WALL "
         lr[pylist]+="$M_RSS "
         aws table "$table-py"
-        measure "pyplan-$rep" "$PY" "$AWSPY" py-plan "$API" "$COOKIE" "$USER_ID" "$table-py" media-bench "runs/media/py-$rep/items.json"
-        lw[pyplan]+="$M_WALL "
-        lr[pyplan]+="$M_RSS "
+        for run in first again; do
+            measure "pyplan-$run-$rep" "$PY" "$AWSPY" py-plan "$API" "$COOKIE" "$USER_ID" "$table-py" media-bench \
+                "runs/media/py-$run-$rep/items.json"
+            lw[pyplan-$run]+="$M_WALL "
+            lr[pyplan-$run]+="$M_RSS "
+        done
     done
     gopro_stop
-    printf '%-62s %9s %9s %9s\n' what "wall s" "RSS MiB" "÷ list-media"
-    read -r -a w <<<"${lw[list]}"
-    list_w=$(median "${w[@]}")
-    for what in list curl pylist pyplan; do
+    printf '%-66s %8s %8s %8s %10s\n' what "wall s" "CPU s" "RSS MiB" "÷ pkgrelay"
+    for what in list-first list-again curl pylist pyplan-first pyplan-again; do
         read -r -a w <<<"${lw[$what]}"
         read -r -a r <<<"${lr[$what]}"
         mw=$(median "${w[@]}")
+        cpu=-
+        if [[ -n ${lc[$what]:-} ]]; then
+            read -r -a c <<<"${lc[$what]}"
+            cpu=$(median "${c[@]}")
+        fi
         case $what in
-            list) label="list-media --invoke (pages + BatchGetItem + items.json)" ;;
-            curl) label="curl, the $pages pages (one process, to files)" ;;
-            pylist) label="python3 urllib + json: the $pages pages, ready items" ;;
-            pyplan) label="python3 + boto3: the same + BatchGetItem + items.json PUT" ;;
+            list-first) label="list-media, first run (every item new: PutItem PENDING each)"; ref=$mw; FIRST_W=$mw ;;
+            list-again) label="list-media, again (every item known and due: reads only)"; ref=$mw; AGAIN_W=$mw ;;
+            curl) label="curl: the $pages pages (one process, to files)"; ref=$AGAIN_W ;;
+            pylist) label="python3 urllib + json: the $pages pages, ready items"; ref=$AGAIN_W ;;
+            pyplan-first) label="python3 + boto3 plan, first (+ BatchWriteItem PENDING)"; ref=$FIRST_W ;;
+            pyplan-again) label="python3 + boto3 plan, again (BatchGetItem + items.json)"; ref=$AGAIN_W ;;
         esac
-        printf '%-62s %9.3f %9.1f %9.2f\n' "$label" "$mw" "$(mib "$(maxof "${r[@]}")")" \
-            "$(awk -v a="$mw" -v l="$list_w" 'BEGIN { print a / l }')"
+        printf '%-66s %8.3f %8s %8.1f %10.2f\n' "$label" "$mw" "$cpu" "$(mib "$(maxof "${r[@]}")")" \
+            "$(awk -v a="$mw" -v l="$ref" 'BEGIN { print a / l }')"
     done
-    echo "list-media CPU (user + sys), first run: $LIST_CPU s; items in items.json: $(grep -o '"to_copy": *[0-9]*' "$WORK/list-media-1.log" | head -n1)"
-    verdict "$(awk -v w="$list_w" 'BEGIN { print (w < 5) ? 1 : 0 }')" \
-        "listing $LIST_MEDIA media and planning < 5 s: $list_w s (median of $REPS)"
+    echo "(÷ pkgrelay: the peer's wall over list-media's of the same kind; curl and urllib over the run again)"
+    verdict "$(awk -v w="$AGAIN_W" 'BEGIN { print (w < 5) ? 1 : 0 }')" \
+        "listing $LIST_MEDIA media and planning < 5 s, status table known: $AGAIN_W s (median of $REPS)"
+    verdict "$(awk -v w="$FIRST_W" 'BEGIN { print (w < 5) ? 1 : 0 }')" \
+        "listing $LIST_MEDIA media and planning < 5 s, first run (empty status table): $FIRST_W s (median of $REPS)"
 fi
 
 if [[ " $PARTS " == *" download "* ]]; then

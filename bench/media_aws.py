@@ -14,8 +14,9 @@ usage: python media_aws.py COMMAND ARGS...   (AWS_ENDPOINT_URL names moto)
   get-items BUCKET KEY                            count of items.json
   # the peers
   py-list API COOKIE USER OUT                     every page with urllib, ready items to OUT (JSON)
-  py-plan API COOKIE USER TABLE BUCKET KEY        the same + BatchGetItem of every item (100 a request) +
-                                                  the due items PUT to s3://BUCKET/KEY (what list-media does)
+  py-plan API COOKIE USER TABLE BUCKET KEY        the same + BatchGetItem of every item (100 a request), new
+                                                  items PENDING (BatchWriteItem), the due items PUT to
+                                                  s3://BUCKET/KEY (what list-media does)
   py-copy URL BUCKET KEY                          urllib GET streamed into boto3's upload_fileobj (its defaults)
 """
 
@@ -158,17 +159,25 @@ def main():
         api, cookie, user, table, bucket, key = args
         items = ready_items(api, cookie, user)
         ddb = client("dynamodb")
-        done = set()
+        done, seen_rows = set(), set()
         for i in range(0, len(items), 100):
             keys = [{"pk": {"S": f"gopro#{it['id']}"}} for it in items[i : i + 100]]
             request = {table: {"Keys": keys, "ProjectionExpression": "pk, #s", "ExpressionAttributeNames": {"#s": "status"}}}
             while request:
                 answer = ddb.batch_get_item(RequestItems=request)
                 for row in answer["Responses"].get(table, []):
+                    seen_rows.add(row["pk"]["S"])
                     if row.get("status", {}).get("S") == "COMPLETED":
                         done.add(row["pk"]["S"])
                 request = answer.get("UnprocessedKeys") or None
         due = [it for it in items if f"gopro#{it['id']}" not in done]
+        # New items recorded PENDING, as list-media records them (BatchWriteItem, 25 a request).
+        with boto3.resource("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).Table(table).batch_writer() as w:
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            for it in due:
+                if f"gopro#{it['id']}" not in seen_rows:
+                    w.put_item(Item={"pk": f"gopro#{it['id']}", "provider": "gopro", "media_id": it["id"], "status": "PENDING",
+                                     "attempts": 0, "bytes": 0, "captured_at": it["captured_at"], "updated_at": now})
         client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(due).encode())
         print(f"items={len(due)}")
     elif cmd == "py-copy":
