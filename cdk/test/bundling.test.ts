@@ -11,6 +11,8 @@ import * as path from 'node:path';
 import { CDK_DIR, Json, REPO_ROOT } from './helpers';
 
 const FUNCTIONS = ['check-sources', 'download-package', 'record-metadata', 'build-index', 'publish'];
+/** The media sync's (pkgrelay-dev-media, lib/media-stack.ts): bundled the same way. */
+const MEDIA_FUNCTIONS = ['authenticate', 'list-media', 'download-media', 'summarize'];
 
 const work = mkdtempSync(path.join(tmpdir(), 'pkgrelay-cdk-bundling-'));
 const log = path.join(work, 'cargo.log');
@@ -32,6 +34,7 @@ mkdir -p "$dir" && printf '#!/bin/sh\\n# %s\\n' "$name" > "$dir/bootstrap"
 `;
 
 let template: Json;
+let mediaTemplate: Json;
 
 beforeAll(() => {
   mkdirSync(bin);
@@ -58,6 +61,7 @@ beforeAll(() => {
     throw new Error(`bin/pkgrelay.ts failed (${run.status}):\n${run.stdout}\n${run.stderr}`);
   }
   template = JSON.parse(readFileSync(path.join(outdir, 'pkgrelay-dev.template.json'), 'utf8'));
+  mediaTemplate = JSON.parse(readFileSync(path.join(outdir, 'pkgrelay-dev-media.template.json'), 'utf8'));
 });
 
 afterAll(() => {
@@ -70,10 +74,10 @@ function configFiles(dir: string, rel = ''): string[] {
   );
 }
 
-test('cargo lambda builds each step (and the Slack notifier dev deploys) from the workspace, arm64, release, flattened to bootstrap', () => {
+test('cargo lambda builds each step (and the Slack notifier dev deploys, and the media functions) from the workspace, arm64, release, flattened to bootstrap', () => {
   const calls = readFileSync(log, 'utf8').trim().split('\n').filter((l) => l.includes(':: lambda build'));
-  expect(calls).toHaveLength(FUNCTIONS.length + 1);
-  for (const name of [...FUNCTIONS, 'notify-slack']) {
+  expect(calls).toHaveLength(FUNCTIONS.length + 1 + MEDIA_FUNCTIONS.length);
+  for (const name of [...FUNCTIONS, 'notify-slack', ...MEDIA_FUNCTIONS]) {
     const call = calls.find((c) => c.includes(`--bin ${name} `))!;
     expect(call).toBeDefined();
     const [cwd, args] = call.split(' :: ');
@@ -85,8 +89,9 @@ test('cargo lambda builds each step (and the Slack notifier dev deploys) from th
   }
 });
 
-test.each(FUNCTIONS)('the %s asset holds bootstrap and the whole config/ directory', (name) => {
-  const fn = Object.values<Json>(template.Resources).find((r) => r.Properties?.FunctionName === `pkgrelay-dev-${name}`);
+test.each([...FUNCTIONS, ...MEDIA_FUNCTIONS])('the %s asset holds bootstrap and the whole config/ directory', (name) => {
+  const t = MEDIA_FUNCTIONS.includes(name) ? mediaTemplate : template;
+  const fn = Object.values<Json>(t.Resources).find((r) => r.Properties?.FunctionName === `pkgrelay-dev-${name}`);
   const assetPath = fn.Metadata?.['aws:asset:path'];
   expect(typeof assetPath).toBe('string');
   const asset = path.join(outdir, assetPath);

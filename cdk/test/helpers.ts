@@ -19,13 +19,32 @@ export function synthesize(env: string, context: Record<string, unknown> = {}) {
   // A scratch cloud assembly, removed once the template is in memory.
   const outdir = mkdtempSync(path.join(tmpdir(), 'pkgrelay-cdk-test-'));
   try {
-    const { stack } = createApp({
+    const { stack, mediaStack } = createApp({
       outdir,
       context: { ...cdkJson.context, env, [BUNDLING_STACKS]: [], ...context },
     });
     // Expected here: these tests never build the Rust functions.
-    Validations.of(stack).acknowledge({ id: 'Annotation::pkgrelay:no-bundling', reason: 'template tests' });
+    for (const s of [stack, mediaStack]) {
+      Validations.of(s).acknowledge({ id: 'Annotation::pkgrelay:no-bundling', reason: 'template tests' });
+    }
     return { stack, template: Template.fromStack(stack) };
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
+/** The media stack (pkgrelay-<env>-media) of the same app: `synthesize` for lib/media-stack.ts. */
+export function synthesizeMedia(env: string, context: Record<string, unknown> = {}) {
+  const outdir = mkdtempSync(path.join(tmpdir(), 'pkgrelay-cdk-test-'));
+  try {
+    const { stack, mediaStack } = createApp({
+      outdir,
+      context: { ...cdkJson.context, env, [BUNDLING_STACKS]: [], ...context },
+    });
+    for (const s of [stack, mediaStack]) {
+      Validations.of(s).acknowledge({ id: 'Annotation::pkgrelay:no-bundling', reason: 'template tests' });
+    }
+    return { stack: mediaStack, template: Template.fromStack(mediaStack) };
   } finally {
     rmSync(outdir, { recursive: true, force: true });
   }

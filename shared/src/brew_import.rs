@@ -282,15 +282,7 @@ async fn place(
     b: &PlannedBottle,
     indexes: &Indexes,
 ) -> Result<Option<Placed>, String> {
-    let m = BrewMetadata {
-        formula: b.formula.clone(),
-        pkg_version: b.pkg_version.clone(),
-        tag: b.tag.clone(),
-        rebuild: b.rebuild,
-        cellar: b.cellar.clone(),
-        sha256: b.sha256.clone(),
-        descriptor: None,
-    };
+    let m = b.metadata();
     let id = package_id(&m.formula, &m.version(), &m.tag);
     match ctx.store.get(&id).await {
         Ok(Some(known)) if known.checksums.sha256 == m.sha256 => return Ok(None),

@@ -202,25 +202,7 @@ impl Aws {
     /// invocations and GB-seconds), the largest state payload, the children of
     /// its Distributed Map.
     pub async fn finish(&self, arn: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(1800);
-        loop {
-            let d = self.sfn.describe_execution().execution_arn(arn).send().await.unwrap();
-            if d.status() != &aws_sdk_sfn::types::ExecutionStatus::Running {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{arn} still running after 30 minutes");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let report = admin(reqwest::Method::GET, &format!("executions/report?arn={}", urlencode(arn)), None).await;
-        eprintln!(
-            "execution {}: {} {} (largest state {} bytes at {})",
-            report["name"],
-            report["status"],
-            report["output"].get("publish").unwrap_or(&Value::Null),
-            report["largestPayload"]["bytes"],
-            report["largestPayload"]["where"]
-        );
-        report
+        finish_execution(&self.sfn, arn).await
     }
 
     /// One execution, start to end.
@@ -379,6 +361,26 @@ impl Aws {
             assert!(!logs.contains(&needle), "{what} found in the logs");
         }
     }
+}
+
+/// Wait for an execution to end (30 minutes at most) and answer localaws'
+/// report of it (see [`Aws::finish`]).
+pub async fn finish_execution(sfn: &aws_sdk_sfn::Client, arn: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let d = sfn.describe_execution().execution_arn(arn).send().await.unwrap();
+        if d.status() != &aws_sdk_sfn::types::ExecutionStatus::Running {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{arn} still running after 30 minutes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = admin(reqwest::Method::GET, &format!("executions/report?arn={}", urlencode(arn)), None).await;
+    eprintln!(
+        "execution {}: {} (largest state {} bytes at {})",
+        report["name"], report["status"], report["largestPayload"]["bytes"], report["largestPayload"]["where"]
+    );
+    report
 }
 
 pub fn urlencode(s: &str) -> String {

@@ -160,6 +160,9 @@ struct State {
     clock_offset: i64,
     /// Key of the fake's URL signatures.
     signing_key: String,
+    /// Every access token issued so far expires once this many more
+    /// descriptors have been served (a token dying mid-run).
+    expire_after_descriptors: Option<u32>,
 }
 
 impl State {
@@ -239,6 +242,7 @@ impl FakeGoPro {
             url_lifetime: 3600,
             clock_offset: 0,
             signing_key: format!("key-{now}-{}", addrs[0].port()),
+            expire_after_descriptors: None,
         }));
         let log: Arc<Mutex<Vec<Logged>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
@@ -292,6 +296,13 @@ impl FakeGoPro {
     /// `expires_in` of the access tokens issued from now on.
     pub fn set_token_lifetime(&self, secs: i64) {
         self.state.lock().unwrap().oauth.expires_in = secs;
+    }
+
+    /// The access tokens issued so far stop working after `n` more download
+    /// descriptors have been served: a token that dies in the middle of a run
+    /// (before the expiry it was issued with, as a revoked token would).
+    pub fn expire_access_tokens_after_descriptors(&self, n: u32) {
+        self.state.lock().unwrap().expire_after_descriptors = Some(n);
     }
 
     /// The refresh token that works now (after rotations).
@@ -582,7 +593,17 @@ fn api(req: &Incoming, state: &Mutex<State>, files_base: &str) -> Answer {
         return search(req, &state);
     }
     if let Some(id) = req.path.strip_prefix("/media/").and_then(|rest| rest.strip_suffix("/download")) {
-        return descriptor(id, &state, files_base);
+        let answer = descriptor(id, &state, files_base);
+        match state.expire_after_descriptors {
+            Some(0) | None => {}
+            Some(1) => {
+                let now = state.now();
+                state.oauth.access.values_mut().for_each(|expiry| *expiry = now - 1);
+                state.expire_after_descriptors = None;
+            }
+            Some(n) => state.expire_after_descriptors = Some(n - 1),
+        }
+        return answer;
     }
     error(404, "NotFound", "no such route")
 }

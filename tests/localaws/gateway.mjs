@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { Transform, pipeline } from 'node:stream';
 import { KvsError } from './kvs.mjs';
+import { authorizeKms, kmsAccessDenied, kmsRequirements } from './kms.mjs';
 import {
   DEFAULT_ACCOUNT,
   accessDenied,
@@ -578,6 +579,37 @@ export function createGateway({
               statementId: decision.statementId,
               policyName: decision.policyName,
               identityPolicies: (principal.identityPolicies ?? []).map((p) => p.name),
+              status: a.status,
+            },
+            meter,
+          );
+          finish(a.status, 'denied');
+          return answer(a);
+        }
+      }
+
+      // 4b. The KMS calls the service makes for the caller (SSE-KMS bucket,
+      // encrypted topic or secret): the key policy and the caller's policies decide.
+      if (!isAdmin && registry.kms) {
+        for (const need of kmsRequirements(c, headers, registry.kms, { region: c.region, accountId })) {
+          const key = await registry.kms.key(need.keyArn);
+          const decision = key
+            ? await authorizeKms({ principal, identityPolicies: principal.identityPolicies ?? [], key, action: need.action, context: need.context, accountId, region: c.region })
+            : { allowed: false, action: need.action, resource: need.keyArn, reason: `the KMS key ${need.keyArn} does not exist in this account`, explicit: false };
+          if (decision.allowed) continue;
+          const a = kmsAccessDenied({ service: c.service, method, principalArn, decision });
+          note(
+            {
+              kind: 'denied',
+              ...base,
+              action: decision.action,
+              resource: decision.resource,
+              reason: `${decision.reason} (KMS, called by ${c.service} for ${c.operation})`,
+              explicit: decision.explicit,
+              policyType: decision.policyType,
+              statementId: decision.statementId,
+              identityPolicies: (principal.identityPolicies ?? []).map((p) => p.name),
+              kms: true,
               status: a.status,
             },
             meter,

@@ -14,6 +14,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startCloudFront } from './cloudfront.mjs';
 import { KeyValueStores } from './kvs.mjs';
@@ -37,6 +39,37 @@ function sessionArn(roleName, session) {
 
 let deploymentCounter = 0;
 
+/**
+ * An EventBridge Scheduler schedule of the template, as recorded at deploy
+ * time. Nothing fires on a clock: a test fires it (POST
+ * …/schedules/{name}/fire) and localaws does what the scheduler would do then.
+ */
+class Schedule {
+  constructor(sc) {
+    Object.assign(this, sc);
+    this.identityPolicies = sc.identityPolicies;
+    this.invocations = [];
+  }
+
+  describe() {
+    return {
+      name: this.name,
+      arn: this.arn,
+      group: this.groupName,
+      expression: this.expression,
+      timezone: this.timezone,
+      state: this.state,
+      flexible_time_window: this.flexibleTimeWindow,
+      target_arn: this.target.arn,
+      input: this.target.input,
+      role_arn: this.target.roleArn,
+      dead_letter_arn: this.target.deadLetterArn ?? null,
+      retry_policy: this.target.retryPolicy ?? null,
+      invocations: this.invocations,
+    };
+  }
+}
+
 class Deployment {
   constructor({ server, stack, id, options }) {
     this.server = server;
@@ -44,6 +77,11 @@ class Deployment {
     this.id = id;
     this.prefix = stack.prefix;
     this.options = { retryDelayMs: options.retry_delay_ms ?? 20, configDir: options.config_dir, lambdaEnv: options.lambda_env ?? {} };
+    // Which of the app's stacks this deployment is (`pipeline`, the package
+    // pipeline stack, or `media`): its state machine role is edited and
+    // metered under that name.
+    this.stackKey = stack.stackKey ?? 'pipeline';
+    this.smName = this.stackKey;
     this.functions = stack.functions();
     this.stateMachine = stack.stateMachines()[0];
     this.distribution = stack.distributions()[0];
@@ -54,7 +92,7 @@ class Deployment {
     // Policies as synthesized, to restore after a test removed a statement.
     this.original = {};
     for (const fn of Object.values(this.functions)) this.original[fn.name] = deepCopy(fn.identityPolicies);
-    if (this.stateMachine) this.original.pipeline = deepCopy(this.stateMachine.identityPolicies);
+    if (this.stateMachine) this.original[this.smName] = deepCopy(this.stateMachine.identityPolicies);
   }
 
   /** Everything a role principal needs in the gateway's registry. */
@@ -65,7 +103,7 @@ class Deployment {
     }
     if (this.stateMachine) {
       const sm = this.stateMachine;
-      out.push({ name: 'pipeline', roleName: sm.roleName, roleArn: sm.roleArn, identityPolicies: sm.identityPolicies, session: 'states' });
+      out.push({ name: this.smName, roleName: sm.roleName, roleArn: sm.roleArn, identityPolicies: sm.identityPolicies, session: 'states' });
     }
     return out;
   }
@@ -98,7 +136,11 @@ class Deployment {
 
   /** Remove (or restore) one statement of a role's policies, by Sid. */
   editStatement(roleName, sid, action) {
-    const holder = roleName === 'pipeline' ? this.stateMachine : this.functions[roleName];
+    // The state machine's role: its principal name (`pipeline`, `media`) or `state-machine`;
+    // a schedule's role: `schedule:<name>`.
+    if (roleName === 'state-machine') roleName = this.smName;
+    const schedule = roleName?.startsWith('schedule:') ? this.schedules?.get(roleName.slice('schedule:'.length)) : undefined;
+    const holder = schedule ?? (roleName === this.smName ? this.stateMachine : this.functions[roleName]);
     if (!holder) throw new ApiError('NotFound', `no role for ${roleName}`, 404);
     if (action === 'restore') {
       holder.identityPolicies.splice(0, holder.identityPolicies.length, ...deepCopy(this.original[roleName]));
@@ -135,29 +177,56 @@ class Deployment {
       };
     }
     const outputs = this.stack.outputs();
-    outputs.RepositoryUrl = this.cloudfront?.url;
+    if (this.cloudfront) outputs.RepositoryUrl = this.cloudfront.url;
     return {
       id: this.id,
+      stack: this.stackKey,
+      stack_name: this.stack.stackName,
       prefix: this.prefix,
       gateway_url: this.server.url,
       cloudfront_url: this.cloudfront?.url,
       distribution_arn: this.distribution?.arn,
       state_machine_arn: this.stateMachine?.arn,
+      // The state machine's role and the key its S3 and SNS calls are signed with.
+      state_machine: this.stateMachine
+        ? {
+            name: this.smName,
+            arn: this.stateMachine.arn,
+            role_arn: this.stateMachine.roleArn,
+            access_key_id: this.keys[this.smName]?.accessKeyId,
+            secret_access_key: this.keys[this.smName]?.secretAccessKey,
+          }
+        : undefined,
       outputs,
       // The shape of `cdk deploy -c env=dev --outputs-file` (what the CLI reads):
       // this deployment stands for the dev stack.
-      cdk_outputs: { [TEMPLATE_PREFIX]: outputs },
+      cdk_outputs: { [this.stack.templateStackName]: outputs },
       functions,
+      kms_keys: Object.fromEntries([...this.kmsKeys.values()].map((k) => [k.logicalId, { key_id: k.keyId, arn: k.arn }])),
+      encrypted: {
+        buckets: Object.fromEntries([...this.bucketKeys].map(([b, k]) => [b, k])),
+        topics: Object.fromEntries([...this.topicKeys].map(([t, k]) => [t, k])),
+        secrets: Object.fromEntries([...this.secretKeys].map(([t, k]) => [t, k])),
+      },
+      queues: Object.fromEntries([...this.queues.values()].map((q) => [q.logicalId, { name: q.name, url: q.url, arn: q.arn }])),
+      schedules: Object.fromEntries([...(this.schedules ?? new Map()).values()].map((sc) => [sc.name, sc.describe()])),
       lambda_limits: this.server.runner.mode,
     };
   }
 }
 
-class Server {
-  constructor({ motoUrl, templateFile, binDir, log }) {
+export class Server {
+  /**
+   * `templateFile`: the package pipeline stack's template (the default of
+   * every deployment); `templates`: `{ [stack]: file }` for the app's other
+   * stacks (`media`), read when a deployment first asks for them.
+   */
+  constructor({ motoUrl, templateFile, templates = {}, binDir, log }) {
     this.motoUrl = motoUrl;
-    this.templateFile = templateFile;
-    this.template = loadTemplate(templateFile);
+    this.templateFiles = { ...templates };
+    if (templateFile) this.templateFiles.pipeline = templateFile;
+    this.templates = new Map();
+    this.template = this.templateFiles.pipeline ? this.templateOf('pipeline') : null;
     this.log = log;
     this.runner = new LambdaRunner({ binDir, log });
     this.deployments = new Map();
@@ -178,9 +247,38 @@ class Server {
       snsPublished: (id, topicArn, subject, message) => this.deliverSns(id, topicArn, subject, message),
       meter: (id) => this.deployments.get(id)?.meter,
       denial: (id, what) => this.deployments.get(id)?.denials.push(what),
+      // KMS (kms.mjs): which key encrypts a bucket, topic or secret, and the key itself.
+      kms: {
+        bucketKey: (bucket) => this.findInDeployments((d) => d.bucketKeys?.get(bucket)),
+        topicKey: (arn) => this.findInDeployments((d) => d.topicKeys?.get(arn)),
+        secretKey: (id) =>
+          this.findInDeployments((d) => {
+            for (const [arn, key] of d.secretKeys ?? []) {
+              // A full ARN, the ARN without its random suffix, or the name.
+              const partial = arn.replace(/-[A-Za-z0-9]{6}$/, '');
+              if (id === arn || id === partial || id === partial.split(':secret:')[1]) return key;
+            }
+            return undefined;
+          }),
+        keyArn: (id) =>
+          this.findInDeployments((d) => [...(d.kmsKeys?.values() ?? [])].find((k) => k.arn === id || k.keyId === id)?.arn),
+        key: (arn) => this.findInDeployments((d) => d.kmsKeys?.get(arn)),
+      },
     };
     this.registry = registry;
     this.gateway = createGateway({ motoUrl, registry, log });
+  }
+
+  /** The synthesized template of one stack of the app (`pipeline`, `media`), read once. */
+  templateOf(stackKey) {
+    if (!this.templates.has(stackKey)) {
+      const file = this.templateFiles[stackKey];
+      if (!file) {
+        throw new ApiError('NotFound', `no template for the stack ${JSON.stringify(stackKey)} (known: ${Object.keys(this.templateFiles).join(', ') || 'none'}; server.mjs --template-dir or --template ${stackKey}=FILE)`, 404);
+      }
+      this.templates.set(stackKey, loadTemplate(file));
+    }
+    return this.templates.get(stackKey);
   }
 
   async authorizeRole(identityPolicies, principal, action, resource) {
@@ -191,6 +289,14 @@ class Server {
       accountId: ACCOUNT_ID,
     });
     return verdict;
+  }
+
+  findInDeployments(fn) {
+    for (const d of this.deployments.values()) {
+      const v = fn(d);
+      if (v !== undefined && v !== null) return v;
+    }
+    return null;
   }
 
   resourcePolicy(service, arn) {
@@ -265,11 +371,26 @@ class Server {
 
   /** Create the stack's data resources in moto, as CloudFormation would. */
   async deploy(options) {
+    const stackKey = options.stack ?? 'pipeline';
+    if (!/^[a-z][a-z0-9-]*$/.test(stackKey)) throw new ApiError('ValidationException', `stack ${JSON.stringify(stackKey)} is not a stack name`, 400);
+    const template = this.templateOf(stackKey);
     const n = ++deploymentCounter;
     const id = `t${process.pid % 10000}x${n}`;
-    const stack = new Stack(this.template, { prefix: `pkgrelay-${id}` });
+    const stack = new Stack(template, { prefix: `pkgrelay-${id}`, stackKey });
     const d = new Deployment({ server: this, stack, id, options });
     d.bucketNames = new Set();
+    // KMS (kms.mjs): the customer managed keys, and which bucket, topic and secret each encrypts.
+    d.kmsKeys = new Map(); // key ARN -> {logicalId, keyId, arn, policy, enabled}
+    d.bucketKeys = new Map(); // bucket name -> key ARN
+    d.topicKeys = new Map(); // topic ARN -> key ARN
+    d.secretKeys = new Map(); // secret ARN -> key ARN
+    d.queues = new Map(); // queue ARN -> {logicalId, name, url, arn}
+    d.sqsMessages = []; // what localaws itself sent to a queue (a schedule's dead letters)
+    for (const key of stack.kmsKeys()) {
+      // moto's KMS is not asked: nothing is encrypted there, and moto would not
+      // enforce the key policy. The key and its policy are what localaws checks.
+      d.kmsKeys.set(key.arn, key);
+    }
     d.bucketPolicies = new Map();
     d.tableNames = new Set();
     d.topicPolicies = new Map();
@@ -296,6 +417,8 @@ class Server {
         if (res.status !== 200) throw new Error(`PutBucketNotificationConfiguration ${name}: HTTP ${res.status} ${res.body}`);
       }
       d.bucketNames.add(name);
+      const bucketKey = stack.bucketKey(logical);
+      if (bucketKey) d.bucketKeys.set(name, bucketKey);
       const policy = stack.bucketPolicy(logical);
       if (policy) d.bucketPolicies.set(name, policy);
     }
@@ -324,6 +447,8 @@ class Server {
       });
       stack.setPhysical(logical, { ref: out.ARN });
       d.secretArns.add(out.ARN);
+      const secretKey = stack.keyArn(stack.resolve(p.KmsKeyId, `${logical}.KmsKeyId`));
+      if (secretKey) d.secretKeys.set(out.ARN, secretKey);
     }
     for (const logical of stack.ofType('AWS::SNS::Topic')) {
       const p = stack.resource(logical).Properties;
@@ -332,12 +457,26 @@ class Server {
       stack.setPhysical(logical, { ref: arn });
       const policy = stack.topicPolicy(logical);
       d.topicPolicies.set(arn, policy ?? null);
+      const topicKey = stack.keyArn(stack.resolve(p.KmsMasterKeyId, `${logical}.KmsMasterKeyId`));
+      if (topicKey) d.topicKeys.set(arn, topicKey);
+    }
+    for (const logical of stack.ofType('AWS::SQS::Queue')) {
+      // Dead-letter queues: created in moto so that what lands there can be read.
+      const p = stack.resolve(stack.resource(logical).Properties ?? {}, `${logical}.Properties`);
+      const name = p.QueueName ?? `${stack.prefix}-${logical}`.slice(0, 80);
+      const xml = await queryCall(this.motoUrl, { accessKeyId: ADMIN_KEY, service: 'sqs', params: { Action: 'CreateQueue', QueueName: name } });
+      const url = xmlText(xml, 'QueueUrl');
+      const arn = `arn:aws:sqs:${REGION}:${ACCOUNT_ID}:${name}`;
+      stack.setPhysical(logical, { ref: url, attrs: { Arn: arn, QueueName: name, QueueUrl: url } });
+      d.queues.set(arn, { logicalId: logical, name, url, arn });
     }
     // Re-read what depends on physical names learned above.
     d.functions = stack.functions();
     d.stateMachine = stack.stateMachines()[0];
     for (const fn of Object.values(d.functions)) d.original[fn.name] = deepCopy(fn.identityPolicies);
-    if (d.stateMachine) d.original.pipeline = deepCopy(d.stateMachine.identityPolicies);
+    if (d.stateMachine) d.original[d.smName] = deepCopy(d.stateMachine.identityPolicies);
+    d.schedules = new Map(stack.schedules().map((sc) => [sc.name, new Schedule(sc)]));
+    for (const sc of d.schedules.values()) d.original[`schedule:${sc.name}`] = deepCopy(sc.identityPolicies);
     for (const p of d.principals()) {
       const accessKeyId = `AKIA${crypto.randomBytes(8).toString('hex').toUpperCase()}`;
       const key = { accessKeyId, secretAccessKey: crypto.randomBytes(20).toString('base64'), sessionToken: `localaws-session-${p.name}` };
@@ -351,11 +490,11 @@ class Server {
         sessionArn: sessionArn(p.roleName, p.session),
         // Live: a removed statement takes effect on the next request.
         get identityPolicies() {
-          return p.name === 'pipeline' ? d.stateMachine.identityPolicies : d.functions[p.name].identityPolicies;
+          return p.name === d.smName ? d.stateMachine.identityPolicies : d.functions[p.name].identityPolicies;
         },
       });
     }
-    const smKey = d.keys.pipeline?.accessKeyId;
+    const smKey = d.keys[d.smName]?.accessKeyId;
     d.stateMachineS3 = s3Client(this.url, smKey);
     d.stateMachineSns = snsClient(this.url, smKey);
     if (d.stateMachine) this.states.registerStateMachine(d, d.stateMachine);
@@ -385,6 +524,93 @@ class Server {
     this.deployments.set(id, d);
     this.log({ event: 'deployed', id, prefix: d.prefix });
     return d;
+  }
+
+  /**
+   * What EventBridge Scheduler does when a schedule fires: it assumes the
+   * schedule's role and calls the target with the schedule's input
+   * (states:StartExecution for a state machine target, the execution named by
+   * the scheduler). The role's policy decides; a refusal is a denial of the
+   * deployment, and the event goes to the schedule's dead-letter queue when it
+   * has one (AWS: after the retry policy is exhausted; here at once, a denial
+   * is not retried by anything). `body`: `{ input? }` replaces the template's
+   * input (a test's manual trigger), `{ name? }` the execution's name.
+   */
+  async fireSchedule(d, name, body = {}) {
+    const sc = d.schedules.get(name);
+    if (!sc) throw new ApiError('ResourceNotFoundException', `Schedule ${name} does not exist (known: ${[...d.schedules.keys()].join(', ') || 'none'})`, 404);
+    const input = body.input === undefined ? sc.target.input ?? '{}' : typeof body.input === 'string' ? body.input : JSON.stringify(body.input);
+    const at = new Date();
+    const principal = { kind: 'role', roleArn: `arn:aws:iam::${ACCOUNT_ID}:role/${sc.roleName}`, sessionArn: sessionArn(sc.roleName, 'scheduler') };
+    const targetArn = sc.target.arn;
+    const entry = { time: at.toISOString(), target_arn: targetArn };
+    if (!/^arn:aws:states:[^:]+:\d{12}:stateMachine:/.test(targetArn ?? '')) {
+      throw new ApiError('ValidationException', `schedule ${name}: localaws fires state machine targets only (target ${targetArn})`, 400);
+    }
+    const verdict = await authorize([{ action: 'states:StartExecution', resource: targetArn, context: {} }], {
+      principal,
+      identityPolicies: sc.identityPolicies,
+      resourcePolicyFor: () => undefined,
+      accountId: ACCOUNT_ID,
+    });
+    if (!verdict.allowed) {
+      const reason = verdict.reason;
+      d.denials.push({
+        time: at.toISOString(),
+        kind: 'denied',
+        event: 'denied',
+        deployment: d.id,
+        caller: `schedule:${name}`,
+        principal: principal.sessionArn,
+        service: 'states',
+        operation: 'StartExecution',
+        action: 'states:StartExecution',
+        resource: targetArn,
+        reason,
+        explicit: verdict.explicit,
+        statementId: verdict.statementId,
+        identityPolicies: sc.identityPolicies.map((p) => p.name),
+      });
+      entry.outcome = 'denied';
+      entry.error = `User: ${principal.sessionArn} is not authorized to perform: states:StartExecution on resource: ${targetArn} ${verdict.explicit ? `with an ${reason}` : `because ${reason}`}`;
+      if (sc.target.deadLetterArn) entry.dead_letter = await this.deadLetter(d, sc, input, entry.error);
+      sc.invocations.push(entry);
+      return { fired: name, started: false, ...entry };
+    }
+    let record;
+    try {
+      // The scheduler names executions itself (an id of the invocation).
+      record = this.states.start(targetArn, { name: body.name ?? `${name}-${crypto.randomUUID()}`.slice(0, 80), input });
+    } catch (e) {
+      entry.outcome = 'failed';
+      entry.error = `${e.type ?? e.name}: ${e.message}`;
+      if (sc.target.deadLetterArn) entry.dead_letter = await this.deadLetter(d, sc, input, entry.error);
+      sc.invocations.push(entry);
+      return { fired: name, started: false, ...entry };
+    }
+    entry.outcome = 'started';
+    entry.execution_arn = record.arn;
+    sc.invocations.push(entry);
+    return { fired: name, started: true, execution_arn: record.arn, start_date: record.startDate, input };
+  }
+
+  /** A failed schedule invocation on the schedule's DLQ, with the attributes Scheduler sets. */
+  async deadLetter(d, sc, input, error) {
+    const queue = d.queues.get(sc.target.deadLetterArn);
+    const message = { body: input, attributes: { ERROR_CODE: 'AccessDeniedException', ERROR_MESSAGE: error, RETRY_ATTEMPTS: '0', SCHEDULE_ARN: sc.arn, TARGET_ARN: sc.target.arn } };
+    d.sqsMessages.push({ queue_arn: sc.target.deadLetterArn, ...message });
+    if (queue) {
+      const params = { Action: 'SendMessage', QueueUrl: queue.url, MessageBody: input };
+      let i = 1;
+      for (const [k, v] of Object.entries(message.attributes)) {
+        params[`MessageAttribute.${i}.Name`] = k;
+        params[`MessageAttribute.${i}.Value.DataType`] = 'String';
+        params[`MessageAttribute.${i}.Value.StringValue`] = v;
+        i += 1;
+      }
+      await queryCall(this.motoUrl, { accessKeyId: ADMIN_KEY, service: 'sqs', params }).catch((e) => this.log({ event: 'dlq-send-failed', error: String(e) }));
+    }
+    return sc.target.deadLetterArn;
   }
 
   async undeploy(id) {
@@ -435,6 +661,10 @@ class Server {
         return { deliveries: d.snsDeliveryOutcomes ?? [] };
       }
       if (rest === 'statements' && m === 'POST') return d.editStatement(json.role, json.sid, json.action);
+      if (rest === 'schedules' && m === 'GET') return { schedules: [...d.schedules.values()].map((sc) => sc.describe()) };
+      if (parts[2] === 'schedules' && parts[4] === 'fire' && m === 'POST') return this.fireSchedule(d, decodeURIComponent(parts[3]), json);
+      // What localaws put on the deployment's queues (a schedule's dead letters).
+      if (rest === 'dead-letters') return { messages: d.sqsMessages };
       // One invocation of a function as Lambda would run it (its role, memory size, timeout).
       if (parts[2] === 'functions' && parts[4] === 'invoke' && m === 'POST') {
         const fn = d.functions[parts[3]];
@@ -502,25 +732,51 @@ class Server {
   }
 }
 
+/**
+ * The templates the options name: `--template FILE` (the pipeline stack),
+ * `--template NAME=FILE` (repeatable: `media=cdk/cdk.out.dev/pkgrelay-dev-media.template.json`),
+ * `--template-dir DIR` (cdk.out: `pkgrelay-dev.template.json` is the
+ * pipeline stack, each `pkgrelay-dev-NAME.template.json` the stack NAME).
+ */
+export function templateArgs(list, dir) {
+  const templates = {};
+  if (dir) {
+    for (const f of fs.readdirSync(dir)) {
+      const m = new RegExp(`^${TEMPLATE_PREFIX}(?:-([a-z][a-z0-9-]*))?\\.template\\.json$`).exec(f);
+      if (m) templates[m[1] ?? 'pipeline'] = path.join(dir, f);
+    }
+  }
+  for (const t of list) {
+    const m = /^([a-z][a-z0-9-]*)=(.+)$/.exec(t);
+    if (m) templates[m[1]] = m[2];
+    else templates.pipeline = t;
+  }
+  const { pipeline: templateFile, ...others } = templates;
+  return { templateFile, templates: others };
+}
+
 async function main() {
   const { values: args } = parseArgs({
     options: {
       moto: { type: 'string' },
-      template: { type: 'string' },
+      template: { type: 'string', multiple: true },
+      'template-dir': { type: 'string' },
       'bin-dir': { type: 'string' },
       listen: { type: 'string', default: '127.0.0.1:0' },
       'port-file': { type: 'string' },
       log: { type: 'string' },
     },
   });
-  for (const a of ['moto', 'template', 'bin-dir']) {
+  for (const a of ['moto', 'bin-dir']) {
     if (!args[a]) throw new Error(`--${a} is required`);
   }
+  const { templateFile, templates } = templateArgs(args.template ?? [], args['template-dir']);
+  if (!templateFile && !Object.keys(templates).length) throw new Error('--template FILE, --template NAME=FILE or --template-dir DIR is required');
   const [host, port] = args.listen.split(':');
   if (host !== '127.0.0.1') throw new Error('localaws listens on 127.0.0.1 only');
   const logStream = args.log ? fs.createWriteStream(args.log, { flags: 'a' }) : process.stderr;
   const log = (o) => logStream.write(`${JSON.stringify({ t: new Date().toISOString(), ...o })}\n`);
-  const server = new Server({ motoUrl: args.moto, templateFile: args.template, binDir: args['bin-dir'], log });
+  const server = new Server({ motoUrl: args.moto, templateFile, templates, binDir: args['bin-dir'], log });
   const url = await server.listen(host, Number(port));
   log({ event: 'listening', url, lambda_limits: server.runner.mode });
   if (args['port-file']) fs.writeFileSync(args['port-file'], url);
@@ -532,7 +788,10 @@ async function main() {
   process.on('SIGINT', stop);
 }
 
-main().catch((e) => {
-  process.stderr.write(`localaws: ${e?.stack ?? e}\n`);
-  process.exit(1);
-});
+// Run as a program (tests import Server and templateArgs instead).
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e) => {
+    process.stderr.write(`localaws: ${e?.stack ?? e}\n`);
+    process.exit(1);
+  });
+}

@@ -65,8 +65,17 @@ function renamePrefix(value, from, to) {
  * Secrets Manager suffixes with random characters): `{ [logicalId]: { ref, attrs: {Arn: …} } }`.
  */
 export class Stack {
-  constructor(template, { prefix = TEMPLATE_PREFIX, accountId = ACCOUNT_ID, region = REGION } = {}) {
+  /**
+   * `stackKey`: which stack of the CDK app the template is: `pipeline`
+   * (`pkgrelay-dev`) or another (`media`: `pkgrelay-dev-media`), whose
+   * names carry the same environment prefix (`pkgrelay-dev-media-status`,
+   * functions `pkgrelay-dev-authenticate`): the rename covers both.
+   */
+  constructor(template, { prefix = TEMPLATE_PREFIX, accountId = ACCOUNT_ID, region = REGION, stackKey = 'pipeline' } = {}) {
     this.template = renamePrefix(template, TEMPLATE_PREFIX, prefix);
+    this.stackKey = stackKey;
+    this.templateStackName = stackKey === 'pipeline' ? TEMPLATE_PREFIX : `${TEMPLATE_PREFIX}-${stackKey}`;
+    this.stackName = stackKey === 'pipeline' ? prefix : `${prefix}-${stackKey}`;
     this.prefix = prefix;
     this.accountId = accountId;
     this.region = region;
@@ -123,6 +132,8 @@ export class Stack {
         return `E${shortHash(`${this.prefix}/${logicalId}`, 13, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789')}`;
       case 'AWS::KMS::Key':
         return uuidFrom(`${this.prefix}/${logicalId}`);
+      case 'AWS::Scheduler::Schedule':
+        return p.Name ?? `${this.prefix}-${logicalId}`;
       default:
         return `${this.prefix}-${logicalId}`;
     }
@@ -197,7 +208,7 @@ export class Stack {
         if (attr === 'Arn') return `arn:aws:events:${g}:${a}:rule/${p.Name ?? ref}`;
         return fail();
       case 'AWS::Scheduler::Schedule':
-        if (attr === 'Arn') return `arn:aws:scheduler:${g}:${a}:schedule/default/${p.Name ?? ref}`;
+        if (attr === 'Arn') return `arn:aws:scheduler:${g}:${a}:schedule/${p.GroupName ?? 'default'}/${p.Name ?? ref}`;
         return fail();
       case 'AWS::SecretsManager::Secret':
         if (attr === 'Id') return ref;
@@ -218,7 +229,7 @@ export class Stack {
       case 'AWS::URLSuffix':
         return 'amazonaws.com';
       case 'AWS::StackName':
-        return this.prefix;
+        return this.stackName;
       case 'AWS::NoValue':
         return undefined;
       default:
@@ -444,6 +455,89 @@ export class Stack {
             (q.SourceArn === undefined || q.SourceArn === p.TopicArn),
         ),
       }));
+  }
+
+  /**
+   * A KMS key as a resource property names it (`Ref` gives the key id,
+   * `Fn::GetAtt Arn` the ARN, or an alias): the key's ARN when it is a key
+   * of this account, `null` for an AWS managed key (`alias/aws/...`, whose key
+   * policy lets every principal of the account use it through the service)
+   * or when absent.
+   */
+  keyArn(value) {
+    if (value === undefined || value === null || value === '') return null;
+    const v = String(value);
+    if (/^(arn:aws:kms:[^:]+:\d{12}:)?alias\/aws\//.test(v)) return null;
+    const aliasArn = /^arn:aws:kms:[^:]+:\d{12}:(alias\/.+)$/.exec(v);
+    if (aliasArn) return this.keyArn(aliasArn[1]);
+    if (v.startsWith('arn:aws:kms:')) return v;
+    if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v)) return `arn:aws:kms:${this.region}:${this.accountId}:key/${v}`;
+    if (v.startsWith('alias/')) {
+      // A customer alias: the key an AWS::KMS::Alias of the template points at.
+      for (const id of this.ofType('AWS::KMS::Alias')) {
+        const p = this.resolve(this.resource(id).Properties, `${id}.Properties`);
+        if (p.AliasName === v) return this.keyArn(p.TargetKeyId);
+      }
+    }
+    throw new Error(`KMS key ${v}: not a key of the template (tests/localaws/template.mjs keyArn)`);
+  }
+
+  /** The customer managed keys: `{logicalId, keyId, arn, policy}` (the key policy resolved). */
+  kmsKeys() {
+    return this.ofType('AWS::KMS::Key').map((id) => {
+      const p = this.resource(id).Properties ?? {};
+      return {
+        logicalId: id,
+        keyId: this.ref(id),
+        arn: this.attr(id, 'Arn'),
+        // CloudFormation's default key policy when none is given: the account (IAM decides).
+        policy: p.KeyPolicy
+          ? this.resolve(p.KeyPolicy, `${id}.KeyPolicy`)
+          : {
+              Version: '2012-10-17',
+              Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${this.accountId}:root` }, Action: 'kms:*', Resource: '*' }],
+            },
+        enabled: p.Enabled !== false,
+      };
+    });
+  }
+
+  /** A bucket's default encryption: the key ARN when SSE-KMS with a customer managed key, else null. */
+  bucketKey(bucketLogicalId) {
+    const cfg = this.resolve(this.resource(bucketLogicalId).Properties?.BucketEncryption ?? {}, `${bucketLogicalId}.BucketEncryption`);
+    for (const rule of cfg.ServerSideEncryptionConfiguration ?? []) {
+      const d = rule.ServerSideEncryptionByDefault;
+      if (d && (d.SSEAlgorithm === 'aws:kms' || d.SSEAlgorithm === 'aws:kms:dsse')) return this.keyArn(d.KMSMasterKeyID);
+    }
+    return null;
+  }
+
+  /** EventBridge Scheduler schedules: name, expression, timezone, state, target (ARN, role, input, DLQ, retry). */
+  schedules() {
+    return this.ofType('AWS::Scheduler::Schedule').map((id) => {
+      const p = this.resolve(this.resource(id).Properties, `${id}.Properties`);
+      const roleId = this.roleOf(this.resource(id).Properties.Target?.RoleArn, `${id}.Target.RoleArn`);
+      return {
+        logicalId: id,
+        name: p.Name ?? this.ref(id),
+        arn: this.attr(id, 'Arn'),
+        groupName: p.GroupName ?? 'default',
+        expression: p.ScheduleExpression,
+        timezone: p.ScheduleExpressionTimezone ?? 'UTC',
+        state: p.State ?? 'ENABLED',
+        flexibleTimeWindow: p.FlexibleTimeWindow,
+        target: {
+          arn: p.Target?.Arn,
+          roleArn: p.Target?.RoleArn,
+          input: p.Target?.Input,
+          deadLetterArn: p.Target?.DeadLetterConfig?.Arn,
+          retryPolicy: p.Target?.RetryPolicy,
+        },
+        roleLogicalId: roleId,
+        roleName: this.ref(roleId),
+        identityPolicies: this.rolePolicies(roleId),
+      };
+    });
   }
 
   /** Stack outputs, resolved. */

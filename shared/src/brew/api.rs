@@ -222,6 +222,19 @@ impl PlannedBottle {
     pub fn filename(&self) -> String {
         bottle_filename(&self.formula, &self.pkg_version, &self.tag, self.rebuild)
     }
+
+    /// The entry metadata of this bottle, before its image-index entry is known.
+    pub fn metadata(&self) -> super::BrewMetadata {
+        super::BrewMetadata {
+            formula: self.formula.clone(),
+            pkg_version: self.pkg_version.clone(),
+            tag: self.tag.clone(),
+            rebuild: self.rebuild,
+            cellar: self.cellar.clone(),
+            sha256: self.sha256.clone(),
+            descriptor: None,
+        }
+    }
 }
 
 /// What a mirror of `selection` × `tags` must hold, from one `formula.json`.

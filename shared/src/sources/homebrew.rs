@@ -179,15 +179,7 @@ impl Source for Homebrew {
         let mut candidates = Vec::with_capacity(plan.bottles.len());
         let mut bottles = Vec::with_capacity(plan.bottles.len());
         for b in plan.bottles {
-            let metadata = BrewMetadata {
-                formula: b.formula.clone(),
-                pkg_version: b.pkg_version.clone(),
-                tag: b.tag.clone(),
-                rebuild: b.rebuild,
-                cellar: b.cellar.clone(),
-                sha256: b.sha256.clone(),
-                descriptor: None,
-            };
+            let metadata = b.metadata();
             bottles.push(metadata.clone());
             candidates.push(Candidate {
                 package: b.formula.clone(),
