@@ -56,8 +56,8 @@ if [[ ! -d $REPO_ROOT/functions/download-media || ! -d $REPO_ROOT/functions/list
     MODE=in-process
 fi
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-    bins=(--bin pkgrelay-bench)
-    [[ $MODE == functions ]] && bins+=(--bin list-media --bin download-media)
+    bins=(-p pkgrelay-bench)
+    [[ $MODE == functions ]] && bins+=(-p list-media -p download-media)
     log "cargo build --release ${bins[*]}"
     (cd "$REPO_ROOT" && cargo build --release -q "${bins[@]}")
 fi
@@ -292,9 +292,9 @@ if [[ " $PARTS " == *" download "* ]]; then
         mc=$(median "${c[@]}")
         mr=$(maxof "${r[@]}")
         case $what in
-            pkgrelay) [[ $MODE == functions ]] && label="download-media --invoke" || label="media-copy (copy_file → S3Multipart, in-process)" ;;
+            pkgrelay) [[ $MODE == functions ]] && label="download-media --invoke" || label="media-copy (copy_file -> S3Multipart, in-process)" ;;
             curl) label="curl -o /dev/null (the presigned URL)" ;;
-            pycopy) label="python3 urllib → boto3 upload_fileobj" ;;
+            pycopy) label="python3 urllib -> boto3 upload_fileobj" ;;
         esac
         printf '%-58s %9.2f %9.1f %9.1f %9.2f %9.2f\n' "$label" "$mw" \
             "$(awk -v b="$VIDEO_BYTES" -v s="$mw" 'BEGIN { print b / s / 1e6 }')" "$(mib "$mr")" "$mc" \
