@@ -148,7 +148,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 if [[ " $PARTS " == *" list "* && $MODE == functions ]]; then
     echo
-    echo "-- 1. listing $LIST_MEDIA media and planning"
+    echo "-- 1. listing $LIST_MEDIA media and planning (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     gopro_start "$LIST_MEDIA" 0
     put_login
     declare -A lw lr lc
@@ -190,6 +190,8 @@ if [[ " $PARTS " == *" list "* && $MODE == functions ]]; then
         done
     done
     gopro_stop
+    # The same reads as list-media's run again, from boto3 (moto's share of its time).
+    aws probe-reads "media-status-list-$REPS" "$LIST_MEDIA" | sed 's/^/boto3, same moto and table: /'
     printf '%-66s %8s %8s %8s %10s\n' what "wall s" "CPU s" "RSS MiB" "÷ pkgrelay"
     for what in list-first list-again curl pylist pyplan-first pyplan-again; do
         read -r -a w <<<"${lw[$what]}"
@@ -220,7 +222,7 @@ fi
 
 if [[ " $PARTS " == *" download "* ]]; then
     echo
-    echo "-- 2. one video of $VIDEO_BYTES bytes into S3 (moto)"
+    echo "-- 2. one video of $VIDEO_BYTES bytes into S3 (moto) (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     gopro_start 30 "$VIDEO_BYTES"
     put_login
     table=media-status-download

@@ -18,6 +18,10 @@ usage: python media_aws.py COMMAND ARGS...   (AWS_ENDPOINT_URL names moto)
                                                   items PENDING (BatchWriteItem), the due items PUT to
                                                   s3://BUCKET/KEY (what list-media does)
   py-copy URL BUCKET KEY                          urllib GET streamed into boto3's upload_fileobj (its defaults)
+  # where list-media's time goes on moto
+  probe-reads TABLE N                             list-media's reads of N items from boto3, timed: 100-key
+                                                  BatchGetItem of full items (ConsistentRead), the same with
+                                                  a pk + status projection, the by-status Query of PENDING
 """
 
 import json
@@ -188,6 +192,36 @@ def main():
         size = client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"]
         print(f"bytes={size}")
         print(f"copy_s={time.time() - t0:.3f}")
+    elif cmd == "probe-reads":
+        table, n = args[0], int(args[1])
+        ddb = client("dynamodb")
+        keys = [f"gopro#M{i:07}" for i in range(n)]
+        variants = [
+            ("full items, ConsistentRead", {"ConsistentRead": True}),
+            ("pk + status only", {"ProjectionExpression": "pk, #s", "ExpressionAttributeNames": {"#s": "status"}}),
+        ]
+        for label, extra in variants:
+            t0 = time.time()
+            for i in range(0, n, 100):
+                ddb.batch_get_item(RequestItems={table: {"Keys": [{"pk": {"S": k}} for k in keys[i : i + 100]], **extra}})
+            print(f"{(n + 99) // 100} BatchGetItem, {label}: {time.time() - t0:.2f} s")
+        t0, found, start = time.time(), 0, None
+        while True:
+            more = {"ExclusiveStartKey": start} if start else {}
+            r = ddb.query(
+                TableName=table,
+                IndexName="by-status",
+                KeyConditionExpression="#s = :s",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": "PENDING"}},
+                ProjectionExpression="pk",
+                **more,
+            )
+            found += len(r["Items"])
+            start = r.get("LastEvaluatedKey")
+            if not start:
+                break
+        print(f"Query by-status PENDING: {found} keys, {time.time() - t0:.2f} s")
     else:
         sys.exit(f"unknown command {cmd}")
 
