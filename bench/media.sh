@@ -133,6 +133,8 @@ measure_cpu() {
     local label=$1
     measure "$@" || return 1
     M_CPU=$(awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } END { printf "%.2f", u + s }' "$WORK/$label.time")
+    M_CPU_SPLIT=$(awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } /Minor .*page faults/ { f = $2 }
+        END { printf "user %.2f s, sys %.2f s, %d minor page faults", u, s, f }' "$WORK/$label.time")
 }
 # the secret holding the fake's cookie login; sets SECRET_VERSION
 put_login() {
@@ -261,6 +263,7 @@ if [[ " $PARTS " == *" download "* ]]; then
             exit 1
         fi
         echo "  copy checked: sha256 = the fake's ($expected), $size bytes in s3://media-bench/$key"
+        echo "  $M_CPU_SPLIT"
         dw[pkgrelay]+="$M_WALL "
         dr[pkgrelay]+="$M_RSS "
         dc[pkgrelay]+="$M_CPU "
@@ -270,6 +273,7 @@ if [[ " $PARTS " == *" download "* ]]; then
         url=$(curl -sf -H "Accept: $ACCEPT" -A "$UA" -b "gp_access_token=$COOKIE; gp_user_id=$USER_ID" \
             "$API/media/$BIG_ID/download" | jq -r '._embedded.files[0].url')
         measure_cpu "curl-$rep" curl -sf -o /dev/null "$url"
+        echo "  curl: $M_CPU_SPLIT"
         dw[curl]+="$M_WALL "
         dr[curl]+="$M_RSS "
         dc[curl]+="$M_CPU "
