@@ -11,6 +11,7 @@
 //! | `MEDIA_PROVIDER` | `gopro` (the default) |
 //! | `PKGRELAY_ENV` | the metric lines' `Environment` dimension (default `default`) |
 //! | `AWS_ENDPOINT_URL`, `PKGRELAY_S3_FORCE_PATH_STYLE` | tests only, as for the package functions |
+//! | `PKGRELAY_INVOKE_TIMEOUT_SECS` | tests only: under `--invoke` (no Lambda deadline), the deadline download-media stops before, from the start |
 
 use anyhow::{Context as _, anyhow};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};

@@ -15,9 +15,8 @@
 use super::credentials::FileCredentials;
 use super::status::{Condition, StatusRecord, StatusTable, status_key};
 use super::steps::{CollectMetrics, MediaBackends, MediaContext};
-use super::transfer::{MultipartStore, StoredObject, StoredPart};
+use super::transfer::{MultipartStore, StoredObject, StoredPart, crc_base64};
 use super::{MediaError, MediaProvider, MediaStatus};
-use base64::Engine;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -168,11 +167,6 @@ impl StatusTable for StatusDb {
 
 // ---- Multipart uploads into a directory ----
 
-/// Base64 of the big-endian CRC-64/NVME (what S3's `x-amz-checksum-crc64nvme` carries).
-pub fn crc64nvme_base64(crc: u64) -> String {
-    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
-}
-
 /// S3's multipart upload over a directory (see the module docs):
 /// `<root>/.uploads/<upload id>/key` names the object, `<n>.part` holds part
 /// `n` and `<n>.etag` its ETag (the part's CRC-64/NVME in hex).
@@ -221,10 +215,10 @@ impl DirMultipart {
 
     fn check_crc(what: &str, body: &[u8], crc64nvme: &str) -> Result<u64, MediaError> {
         let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, body);
-        if crc64nvme_base64(crc) != crc64nvme {
+        if crc_base64(crc) != crc64nvme {
             return Err(MediaError::Invalid {
                 what: what.to_owned(),
-                message: format!("CRC-64/NVME mismatch: sent {crc64nvme}, body has {}", crc64nvme_base64(crc)),
+                message: format!("CRC-64/NVME mismatch: sent {crc64nvme}, body has {}", crc_base64(crc)),
             });
         }
         Ok(crc)
@@ -288,7 +282,7 @@ impl MultipartStore for DirMultipart {
         tokio::task::spawn_blocking(move || match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => {
                 let crc = Self::crc_of_file(&path).map_err(|e| Self::io(&path, e))?;
-                Ok(Some(StoredObject { size: m.len(), crc64nvme: Some(crc64nvme_base64(crc)) }))
+                Ok(Some(StoredObject { size: m.len(), crc64nvme: Some(crc_base64(crc)) }))
             }
             Ok(_) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -387,7 +381,7 @@ impl MultipartStore for DirMultipart {
                     out.write_all(&buf[..read]).map_err(|e| Self::io(&assembled, e))?;
                 }
             }
-            let crc = crc64nvme_base64(digest.finalize());
+            let crc = crc_base64(digest.finalize());
             if crc != expected {
                 let _ = std::fs::remove_file(&assembled);
                 return Err(MediaError::Invalid {
@@ -436,14 +430,10 @@ impl MultipartStore for DirMultipart {
     }
 }
 
-/// Base64 of the CRC-64/NVME of `body`.
-pub fn crc64nvme_of(body: &[u8]) -> String {
-    crc64nvme_base64(crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, body))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::transfer::crc64nvme;
 
     #[tokio::test]
     async fn parts_become_visible_only_when_complete_with_the_right_crc() {
@@ -452,21 +442,21 @@ mod tests {
         let key = "media/gopro/2025/07/14/a.mp4";
         let (a, b) = (bytes::Bytes::from(vec![1u8; 1000]), bytes::Bytes::from(vec![2u8; 10]));
         let id = store.create(key).await.unwrap();
-        let e1 = store.upload_part(key, &id, 1, a.clone(), &crc64nvme_of(&a)).await.unwrap();
-        assert!(store.upload_part(key, &id, 2, b.clone(), &crc64nvme_of(&a)).await.is_err(), "wrong part CRC");
-        let e2 = store.upload_part(key, &id, 2, b.clone(), &crc64nvme_of(&b)).await.unwrap();
+        let e1 = store.upload_part(key, &id, 1, a.clone(), &crc64nvme(&a)).await.unwrap();
+        assert!(store.upload_part(key, &id, 2, b.clone(), &crc64nvme(&a)).await.is_err(), "wrong part CRC");
+        let e2 = store.upload_part(key, &id, 2, b.clone(), &crc64nvme(&b)).await.unwrap();
         let parts = store.list_parts(key, &id).await.unwrap().unwrap();
         assert_eq!(parts.iter().map(|p| (p.number, p.size)).collect::<Vec<_>>(), [(1, 1000), (2, 10)]);
         assert_eq!(store.head(key).await.unwrap(), None);
         assert!(!dir.path().join(key).exists());
         let whole: Vec<u8> = [&a[..], &b[..]].concat();
-        assert!(store.complete(key, &id, &parts, &crc64nvme_of(&a)).await.is_err(), "wrong whole CRC");
+        assert!(store.complete(key, &id, &parts, &crc64nvme(&a)).await.is_err(), "wrong whole CRC");
         assert!(!dir.path().join(key).exists());
         assert_eq!((parts[0].etag.clone(), parts[1].etag.clone()), (e1, e2));
-        store.complete(key, &id, &parts, &crc64nvme_of(&whole)).await.unwrap();
+        store.complete(key, &id, &parts, &crc64nvme(&whole)).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join(key)).unwrap(), whole);
         let head = store.head(key).await.unwrap().unwrap();
-        assert_eq!((head.size, head.crc64nvme), (1010, Some(crc64nvme_of(&whole))));
+        assert_eq!((head.size, head.crc64nvme), (1010, Some(crc64nvme(&whole))));
         assert_eq!(store.list_parts(key, &id).await.unwrap(), None);
         // Aborted: gone. A key leaving the directory: refused.
         let id = store.create(key).await.unwrap();
@@ -474,7 +464,7 @@ mod tests {
         assert_eq!(store.list_parts(key, &id).await.unwrap(), None);
         assert!(store.create("../x").await.is_err());
         assert!(store.create(".uploads/x").await.is_err());
-        store.put("media/x.jpg", b.clone(), &crc64nvme_of(&b)).await.unwrap();
+        store.put("media/x.jpg", b.clone(), &crc64nvme(&b)).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("media/x.jpg")).unwrap(), &b[..]);
     }
 }

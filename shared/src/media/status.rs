@@ -4,10 +4,12 @@
 //! ([`super::local::StatusDb`]), in memory for tests ([`MemoryStatusTable`]).
 //!
 //! Which items are due: new ones, `PENDING`, `FAILED` once its `retry_after`
-//! has passed (none: the next run), and `IN_PROGRESS` left by a run that
-//! crashed (its `updated_at` older than [`STALE_IN_PROGRESS`]: a copy that is
-//! alive saves progress after every part, so its record stays fresh).
-//! `COMPLETED` and `SOURCE_DELETED` are not due.
+//! has passed (none: the next run), and `IN_PROGRESS`: a run starts when no
+//! other copies (a daily schedule, a 12 h timeout), so an item still in
+//! progress was left by a copy that died (killed, timed out), and the next
+//! run resumes its upload at once. Were two runs to meet on an item,
+//! download-media's conditional start and the store's checks keep the
+//! object whole. `COMPLETED` and `SOURCE_DELETED` are not due.
 
 use super::transfer::{CopiedFile, UploadProgress};
 use super::{MediaError, MediaStatus};
@@ -17,10 +19,6 @@ use time::OffsetDateTime;
 
 /// Keys per batch read (DynamoDB BatchGetItem's limit).
 pub const BATCH_READ: usize = 100;
-
-/// An `IN_PROGRESS` record not updated for this long was left by a run that
-/// died (a Lambda lives 15 minutes at most): due again.
-pub const STALE_IN_PROGRESS: time::Duration = time::Duration::minutes(20);
 
 /// The status table's key of an item.
 pub fn status_key(provider: &str, media_id: &str) -> String {
@@ -102,8 +100,7 @@ impl StatusRecord {
     /// Whether a run at `now` should copy this item (see the module docs).
     pub fn is_due(&self, now: OffsetDateTime) -> bool {
         match self.status {
-            MediaStatus::Pending => true,
-            MediaStatus::InProgress => now - self.updated_at >= STALE_IN_PROGRESS,
+            MediaStatus::Pending | MediaStatus::InProgress => true,
             MediaStatus::Failed { .. } => self.retry_after.is_none_or(|t| now >= t),
             MediaStatus::Completed | MediaStatus::SourceDeleted => false,
         }
@@ -330,8 +327,7 @@ mod tests {
         let mut r = StatusRecord::new("gopro", "m1", None, now);
         assert!(r.is_due(now));
         r.status = MediaStatus::InProgress;
-        assert!(!r.is_due(now + time::Duration::minutes(5)), "a copy under way");
-        assert!(r.is_due(now + STALE_IN_PROGRESS), "left by a crashed run");
+        assert!(r.is_due(now), "left by a copy that died: resumed by the next run");
         r.status = MediaStatus::Failed { reason: "x".into() };
         assert!(r.is_due(now), "no retry_after: the next run");
         r.retry_after = Some(now + time::Duration::hours(6));

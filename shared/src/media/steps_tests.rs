@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::media::local::DirMultipart;
-use crate::media::status::{MemoryStatusTable, STALE_IN_PROGRESS};
+use crate::media::status::MemoryStatusTable;
 use crate::media::{Authenticated, Listing, PresignedUrl, Transfer, object_key};
 use sha2::Digest;
 use std::collections::HashMap;
@@ -312,8 +312,8 @@ async fn list_media_emits_what_is_due_and_marks_new_and_deleted_items() {
         put("done", MediaStatus::Completed, now, None),
         put("failed_soon", failed(), now, Some(now + time::Duration::hours(3))),
         put("failed_due", failed(), now, Some(now - time::Duration::minutes(1))),
-        put("crashed", MediaStatus::InProgress, now - STALE_IN_PROGRESS, None),
-        put("busy", MediaStatus::InProgress, now - time::Duration::minutes(2), None),
+        put("crashed", MediaStatus::InProgress, now - time::Duration::minutes(2), None),
+        put("busy", MediaStatus::Completed, now - time::Duration::minutes(2), None),
         put("gone", MediaStatus::Completed, now, None),
         put("waiting", MediaStatus::Pending, now, None),
         put("gone_before", MediaStatus::SourceDeleted, now, None),
@@ -324,7 +324,7 @@ async fn list_media_emits_what_is_due_and_marks_new_and_deleted_items() {
     assert_eq!(out.items, ItemsLocation { bucket: "media-bucket".into(), key: "runs/media/run-1/items.json".into() });
     assert_eq!(
         (out.to_copy, out.listed, out.not_ready, out.completed, out.deleted, out.pages),
-        (3, 7, 1, 1, 1, 1),
+        (3, 7, 1, 2, 1, 1),
         "{out:?}"
     );
     let items: Vec<MediaItem> =
@@ -355,7 +355,7 @@ async fn download_media_copies_records_and_a_second_call_copies_nothing() {
     let f = r.file(key).unwrap();
     let bytes = std::fs::read(h.dir.path().join("out").join(key)).unwrap();
     assert_eq!((f.bytes, f.sha256.clone()), (2000, hex::encode(sha2::Sha256::digest(&bytes))));
-    assert_eq!(f.crc64nvme, crate::media::local::crc64nvme_of(&bytes));
+    assert_eq!(f.crc64nvme, crate::media::transfer::crc64nvme(&bytes));
     let downloads = *h.fake.downloads.lock().unwrap();
     // Again (pass 2): ALREADY_COPIED, nothing fetched.
     let again = download(&h, "chap").await.unwrap();
