@@ -8,6 +8,7 @@
 #   bench/store-scale.sh
 #   bench/publish-cost.sh
 #   bench/brew.sh
+#   bench/media.sh                    (needs tests/run's moto venv)
 # Output goes to the terminal and to ${PKGRELAY_CACHE:-~/.cache/pkgrelay}/bench/results/<UTC time>/.
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,6 +42,7 @@ fi
 "$BENCH_DIR/store-scale.sh" 2>&1 | tee "$OUT/store-scale.txt"
 "$BENCH_DIR/publish-cost.sh" 2>&1 | tee "$OUT/publish-cost.txt"
 "$BENCH_DIR/brew.sh" 2>&1 | tee "$OUT/brew.txt"
+"$BENCH_DIR/media.sh" 2>&1 | tee "$OUT/media.txt"
 echo "finished $(date -u +%Y-%m-%dT%H:%M:%SZ), load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/conditions.txt"
 echo
 grep -h -E '^(PASS|FAIL) ' "$OUT"/*.txt | tee "$OUT/targets.txt"

@@ -17,6 +17,14 @@
 //!                                               small real bottles (+ an earlier mirror of them and its hash file)
 //! pkgrelay-bench brew-big-upstream BYTES DIR CACHE   the same with one bottle of BYTES
 //! pkgrelay-bench brew-plan FORMULA_JSON TAG...  planning from formula.json alone: plan_s, bottles
+//! pkgrelay-bench gopro-serve --media N --video-bytes B --port-file F [--secs S]
+//!                                               the tests' fake GoPro API (tests/common/gopro.rs) on
+//!                                               127.0.0.1 until killed: N media, the newest a video of B
+//!                                               bytes; its two base URLs and login to F and stdout
+//! pkgrelay-bench gopro-sha256 ID BYTES          SHA-256 of the fake's generated file ID of BYTES
+//! pkgrelay-bench media-copy --config DIR --bucket B --item FILE
+//!                                               download-media's copy path in-process (copy_file into
+//!                                               S3Multipart, no status table): copy_s, bytes, hwm_kib
 //! ```
 //! `serve` appends one line per request (`METHOD TARGET STATUS`) to the file
 //! `BENCH_SERVE_LOG` names, if set.
@@ -24,6 +32,11 @@
 
 mod bigdeb;
 mod brew;
+/// The fake GoPro API of the tests, included as it is.
+#[allow(dead_code)]
+#[path = "../../../tests/common/gopro.rs"]
+mod fake_gopro;
+mod media;
 mod publish_cost;
 mod scale;
 mod serve;
@@ -103,6 +116,9 @@ fn main() -> anyhow::Result<()> {
         }
         "brew-big-upstream" => brew::big_upstream(num(1)? as u64, Path::new(arg(2)?), Path::new(arg(3)?)),
         "brew-plan" => brew::plan(Path::new(arg(1)?), &args[2..]),
+        "gopro-serve" => media::serve(&args[1..]),
+        "gopro-sha256" => media::sha256(arg(1)?, num(2)? as u64),
+        "media-copy" => runtime()?.block_on(media::copy(&args[1..])),
         other => bail!("unknown command {other:?}; see the usage in bench/driver/src/main.rs"),
     }
 }
