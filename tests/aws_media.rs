@@ -87,15 +87,8 @@ impl MediaAws {
     }
 
     async fn execute(&self, input: Value) -> Value {
-        let started = self
-            .sfn
-            .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
-            .input(input.to_string())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("StartExecution: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)));
-        finish_execution(&self.sfn, started.execution_arn()).await
+        let arn = start_execution(&self.sfn, &self.state_machine_arn, input).await;
+        finish_execution(&self.sfn, &arn).await
     }
 
     /// The status table, by media id.

@@ -185,15 +185,7 @@ impl Aws {
 
     /// Start an execution through the Step Functions API; its ARN.
     pub async fn start(&self, input: Value) -> String {
-        let out = self
-            .sfn
-            .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
-            .input(input.to_string())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("StartExecution: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)));
-        out.execution_arn().to_owned()
+        start_execution(&self.sfn, &self.state_machine_arn, input).await
     }
 
     /// Wait for an execution to end; localaws' report of it: the status,
@@ -361,6 +353,18 @@ impl Aws {
             assert!(!logs.contains(&needle), "{what} found in the logs");
         }
     }
+}
+
+/// Start an execution of `state_machine_arn` through the Step Functions API; its ARN.
+pub async fn start_execution(sfn: &aws_sdk_sfn::Client, state_machine_arn: &str, input: Value) -> String {
+    let out = sfn
+        .start_execution()
+        .state_machine_arn(state_machine_arn)
+        .input(input.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("StartExecution: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)));
+    out.execution_arn().to_owned()
 }
 
 /// Wait for an execution to end (30 minutes at most) and answer localaws'

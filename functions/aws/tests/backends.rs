@@ -8,8 +8,10 @@
 //! with the operator's key (the account administrator's): IAM is the pipeline
 //! tests' subject, not these.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+mod common;
+
 use aws_sdk_dynamodb::types::AttributeValue;
+use common::sdk_config;
 use pkgrelay_aws::dynamo::{self, DynamoStore};
 use pkgrelay_aws::s3::{self, S3Store};
 use pkgrelay_core::blob::{BlobError, ObjectStore, WriteMode};
@@ -24,31 +26,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 const MIB: usize = 1024 * 1024;
-
-fn endpoint() -> String {
-    match std::env::var("PKGRELAY_AWS_ENDPOINT") {
-        Ok(e) if !e.is_empty() => e,
-        _ => panic!(
-            "PKGRELAY_AWS_ENDPOINT is not set: these tests need the moto emulator. \
-             Run them through tests/run, which starts moto and tests/localaws and sets it."
-        ),
-    }
-}
-
-async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "AKIAPKGRELAYTESTONLY",
-            "pkgrelay/test/secret+access+key/never+logged",
-            None,
-            None,
-            "test",
-        ))
-        .load()
-        .await
-}
 
 /// A name no other test (in this run or an earlier one on the same server) uses.
 fn unique(tag: &str) -> String {

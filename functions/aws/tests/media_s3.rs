@@ -6,36 +6,18 @@
 //! Parts are 5 MiB (S3's minimum) so that a few MiB take the multipart path;
 //! the 100 MiB parts of the deployed function go through the same calls.
 
-use aws_config::{BehaviorVersion, Region};
+mod common;
+
 use pkgrelay_aws::media_s3::S3Multipart;
-use pkgrelay_core::media::transfer::{Checkpoint, CopyRequest, MultipartStore, UploadProgress, copy_file, crc64nvme};
-use pkgrelay_core::media::{
-    Authenticated, Credentials, Listing, MediaError, MediaItem, MediaProvider, PresignedUrl, Session, SourceFile,
-    Transfer,
-};
+use pkgrelay_core::media::transfer::{CopyRequest, MultipartStore, copy_file, crc64nvme};
+use pkgrelay_core::testing::media::{Kept, MemoryProvider, bytes_of, file, session};
 use sha2::{Digest, Sha256};
-use std::sync::Mutex;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 const MIB: u64 = 1024 * 1024;
 const PART: u64 = 5 * MIB;
 
 async fn client() -> aws_sdk_s3::Client {
-    let endpoint = std::env::var("PKGRELAY_AWS_ENDPOINT")
-        .expect("PKGRELAY_AWS_ENDPOINT is not set: run the tests through tests/run (moto + localaws)");
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "AKIAPKGRELAYTESTONLY",
-            "pkgrelay/test/secret+access+key/never+logged",
-            None,
-            None,
-            "test",
-        ))
-        .load()
-        .await;
-    pkgrelay_aws::s3::client(&sdk, true)
+    pkgrelay_aws::s3::client(&common::sdk_config().await, true)
 }
 
 async fn bucket(client: &aws_sdk_s3::Client, tag: &str) -> String {
@@ -43,91 +25,6 @@ async fn bucket(client: &aws_sdk_s3::Client, tag: &str) -> String {
     let name = format!("pkgrelay-media-{tag}-{}-{millis:x}", std::process::id());
     client.create_bucket().bucket(&name).send().await.unwrap();
     name
-}
-
-fn bytes_of(len: u64, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// Serves `data` from an offset, cutting one response after `cut_after` bytes.
-struct Provider {
-    data: Vec<u8>,
-    cut_after: Mutex<Option<u64>>,
-    offsets: Mutex<Vec<u64>>,
-}
-
-#[async_trait::async_trait]
-impl MediaProvider for Provider {
-    fn name(&self) -> &'static str {
-        "test"
-    }
-    async fn authenticate(&self, _: &Credentials, _: time::OffsetDateTime) -> Result<Authenticated, MediaError> {
-        unreachable!()
-    }
-    async fn list(&self, _: &Session) -> Result<Listing, MediaError> {
-        unreachable!()
-    }
-    async fn source_files(&self, _: &Session, _: &MediaItem) -> Result<Vec<SourceFile>, MediaError> {
-        unreachable!()
-    }
-    async fn file_size(&self, _: &SourceFile) -> Result<Option<u64>, MediaError> {
-        Ok(Some(self.data.len() as u64))
-    }
-    async fn download(
-        &self,
-        _: &SourceFile,
-        offset: u64,
-        sink: &mut (dyn AsyncWrite + Send + Unpin),
-    ) -> Result<Transfer, MediaError> {
-        self.offsets.lock().unwrap().push(offset);
-        let cut = self.cut_after.lock().unwrap().take();
-        let mut sent = 0u64;
-        for chunk in self.data[offset as usize..].chunks(64 * 1024) {
-            if cut.is_some_and(|c| sent >= c) {
-                return Err(MediaError::Network { what: "GET".into(), message: "connection reset".into() });
-            }
-            sink.write_all(chunk)
-                .await
-                .map_err(|e| MediaError::Write { what: "sink".into(), message: e.to_string() })?;
-            sent += chunk.len() as u64;
-        }
-        Ok(Transfer { bytes: sent, total_size: Some(self.data.len() as u64) })
-    }
-}
-
-#[derive(Default)]
-struct Kept(Mutex<Option<UploadProgress>>);
-
-#[async_trait::async_trait]
-impl Checkpoint for Kept {
-    async fn save(&self, progress: Option<&UploadProgress>) -> Result<(), MediaError> {
-        *self.0.lock().unwrap() = progress.cloned();
-        Ok(())
-    }
-}
-
-fn session() -> Session {
-    Session {
-        credentials: Credentials::from_json(r#"{"kind":"cookie","access_token":"t","user_id":"u"}"#, "test").unwrap(),
-    }
-}
-
-fn file(key: &str) -> SourceFile {
-    SourceFile {
-        media_id: "m".into(),
-        item_number: None,
-        key: key.into(),
-        url: PresignedUrl::new("http://127.0.0.1:1/x"),
-        head: None,
-    }
 }
 
 async fn get(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
@@ -142,8 +39,8 @@ async fn multipart_with_full_object_checksum_resumed_after_a_cut() {
     let store = S3Multipart::new(client.clone(), &bucket).with_part_size(PART);
     let len = PART * 3 + 12_345;
     let data = bytes_of(len, 7);
-    let provider =
-        Provider { data: data.clone(), cut_after: Mutex::new(Some(PART * 2 + MIB)), offsets: Mutex::default() };
+    let provider = MemoryProvider::new(data.clone());
+    *provider.cut_after.lock().unwrap() = Some(PART * 2 + MIB);
     let (kept, f) = (Kept::default(), file("media/gopro/2025/01/02/GX010001.MP4"));
     let request = |resume| CopyRequest { file: &f, expected_size: Some(len), previous: None, resume, deadline: None };
 
@@ -180,7 +77,7 @@ async fn a_small_file_is_one_put_and_a_wrong_checksum_is_refused() {
     let bucket = bucket(&client, "small").await;
     let store = S3Multipart::new(client.clone(), &bucket).with_part_size(PART);
     let data = bytes_of(300_000, 3);
-    let provider = Provider { data: data.clone(), cut_after: Mutex::new(None), offsets: Mutex::default() };
+    let provider = MemoryProvider::new(data.clone());
     let (kept, f) = (Kept::default(), file("media/gopro/2025/01/02/GOPR0001.JPG"));
     let request = CopyRequest { file: &f, expected_size: Some(300_000), previous: None, resume: None, deadline: None };
     let copied = copy_file(&provider, &session(), &store, &kept, request).await.unwrap();
