@@ -246,6 +246,17 @@ pub trait StatusTable: Send + Sync {
     /// Write `record` whole if `condition` allows; whether it was written.
     async fn put(&self, record: &StatusRecord, condition: Condition) -> Result<bool, MediaError>;
 
+    /// Write each of `records` that does not exist yet (what a first run
+    /// lists: thousands of new items); how many were written. One by one
+    /// here; DynamoDB writes them a hundred to a request.
+    async fn put_new(&self, records: &[StatusRecord]) -> Result<usize, MediaError> {
+        let mut written = 0;
+        for r in records {
+            written += usize::from(self.put(r, Condition::Absent).await?);
+        }
+        Ok(written)
+    }
+
     /// The ids of `provider`'s items whose status is not `SOURCE_DELETED`
     /// (what list-media compares with the listing to find deletions).
     async fn ids_not_deleted(&self, provider: &str) -> Result<Vec<String>, MediaError>;

@@ -20,7 +20,6 @@ use super::transfer::{self, Checkpoint, CopyRequest, MultipartStore, UploadProgr
 use super::{Credentials, MediaError, MediaItem, MediaProvider, MediaStatus, Session, SourceFile};
 use crate::blob::{BlobError, ObjectStore, WriteMode};
 use crate::steps::items::{ResultWriterDetails, read_child_results, readable_cause};
-use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -33,9 +32,6 @@ pub const RUNS_PREFIX: &str = "runs/media/";
 /// Stop starting parts this long before the Lambda's deadline: time left to
 /// record the item's status and answer.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
-
-/// Status writes list-media has in flight at once.
-const PARALLEL_WRITES: usize = 16;
 
 /// Failures listed by name in a summary; beyond, only counted.
 const FAILURES_LISTED: usize = 20;
@@ -369,12 +365,9 @@ pub async fn list_media(ctx: &MediaContext, input: ListMediaInput) -> MediaResul
             }
         }
     }
-    // New items as PENDING, a few writes at once (a first run may meet thousands).
-    futures_util::stream::iter(new)
-        .map(|record| async move { ctx.status.put(&record, Condition::Absent).await })
-        .buffer_unordered(PARALLEL_WRITES)
-        .try_collect::<Vec<bool>>()
-        .await?;
+    // New items as PENDING, never over a record written meanwhile (a first
+    // run may meet thousands: batched by the table).
+    ctx.status.put_new(&new).await?;
 
     // Gone from the listing (not merely not ready): deleted upstream, the copy kept.
     let listed: HashSet<&str> = listing
