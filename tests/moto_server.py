@@ -596,6 +596,10 @@ class _Source:
         buffer = self.key._value_buffer
         with self.key.lock:
             if getattr(buffer, "_rolled", False):
+                # The descriptor is read with pread, below Python's write
+                # buffer: what is still in that buffer (an object's last few
+                # KiB) must reach the file first.
+                buffer.flush()
                 self.fd = os.dup(buffer.fileno())
             else:
                 buffer.seek(0)
